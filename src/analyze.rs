@@ -1,0 +1,155 @@
+//! The data path: capture files -> frames -> decoded segments -> connection table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::capture::{CaptureReader, FileKind, Record, Timestamp};
+use crate::decode::{self, Decoded, Other, Skip};
+use crate::flow::table::{ConnTable, Timeouts};
+use crate::flow::Conn;
+
+/// Where every packet went: `tcp + udp + other + skipped == total`.
+#[derive(Clone, Debug, Default)]
+pub struct Accounting {
+    pub total: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub other: BTreeMap<Other, u64>,
+    pub skipped: BTreeMap<Skip, u64>,
+}
+
+impl Accounting {
+    pub fn other_total(&self) -> u64 {
+        self.other.values().sum()
+    }
+
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    pub fn balances(&self) -> bool {
+        self.tcp + self.udp + self.other_total() + self.skipped_total() == self.total
+    }
+}
+
+/// What happened to one input file.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub format: Option<&'static str>,
+    pub gzip: bool,
+    pub packets: u64,
+    /// A problem after which the file's earlier packets still count (a cut-short file).
+    pub warning: Option<String>,
+    /// A problem that stopped the file from being read (not a capture, unreadable ...).
+    pub error: Option<String>,
+}
+
+/// Everything the reports are made from.
+pub struct Analysis {
+    pub conns: Vec<Conn>,
+    pub accounting: Accounting,
+    pub files: Vec<FileReport>,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+}
+
+impl Analysis {
+    pub fn had_errors(&self) -> bool {
+        self.files.iter().any(|f| f.error.is_some())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub timeouts: Timeouts,
+}
+
+/// Reads the files in order as one timeline (the pieces of one rotated capture).
+pub fn analyze(paths: &[PathBuf], opts: &Options) -> Analysis {
+    let mut run = Run {
+        table: ConnTable::new(opts.timeouts),
+        accounting: Accounting::default(),
+        first_ts: None,
+        last_ts: None,
+    };
+    let files = paths.iter().map(|p| run.file(p)).collect();
+    Analysis {
+        conns: run.table.finish(),
+        accounting: run.accounting,
+        files,
+        first_ts: run.first_ts,
+        last_ts: run.last_ts,
+    }
+}
+
+struct Run {
+    table: ConnTable,
+    accounting: Accounting,
+    first_ts: Option<Timestamp>,
+    last_ts: Option<Timestamp>,
+}
+
+impl Run {
+    fn file(&mut self, path: &Path) -> FileReport {
+        let mut report =
+            FileReport { path: path.to_path_buf(), format: None, gzip: false, packets: 0, warning: None, error: None };
+        let mut reader = match CaptureReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
+        report.format = Some(match reader.kind() {
+            FileKind::Pcap => "pcap",
+            FileKind::PcapNg => "pcapng",
+        });
+        report.gzip = reader.gzip;
+        loop {
+            match reader.next_record() {
+                Ok(Some(record)) => {
+                    report.packets += 1;
+                    self.record(record);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    report.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(t) = reader.truncation() {
+            report.warning = Some(t.to_string());
+        }
+        report
+    }
+
+    fn record(&mut self, record: Record<'_>) {
+        self.accounting.total += 1;
+        let frame = match record {
+            Record::Frame(f) => f,
+            Record::Bad(why) => {
+                *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1;
+                return;
+            }
+        };
+        let ts = frame.ts;
+        self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
+        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+        match decode::decode(frame.link_type, frame.data) {
+            Decoded::Tcp(ip, seg) => {
+                self.accounting.tcp += 1;
+                self.table.tcp(ts, &ip, &seg);
+            }
+            Decoded::Udp(ip, d) => {
+                self.accounting.udp += 1;
+                self.table.udp(ts, &ip, &d);
+            }
+            Decoded::Other(o) => *self.accounting.other.entry(o).or_default() += 1,
+            Decoded::Skipped(s) => *self.accounting.skipped.entry(s).or_default() += 1,
+        }
+    }
+}

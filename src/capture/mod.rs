@@ -1,0 +1,263 @@
+//! Capture files to frames: pcap and pcapng, plain or gzip, from a path or stdin.
+//!
+//! The file is streamed through one reusable buffer; frames borrow from it, so memory does not
+//! grow with the file. pcap-file parses the formats; we own the buffering so that a cut-short
+//! file yields every complete record plus a warning, and so errors can name the byte offset.
+
+mod buffer;
+mod pcap;
+mod pcapng;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use flate2::bufread::MultiGzDecoder;
+
+use buffer::StreamBuffer;
+
+/// Nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    pub fn from_secs_nanos(secs: u64, nanos: u32) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(nanos as u64))
+    }
+
+    pub fn from_duration(d: std::time::Duration) -> Self {
+        Self::from_secs_nanos(d.as_secs(), d.subsec_nanos())
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// `self - earlier`, zero when time went backwards.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// A span of capture time in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration(pub u64);
+
+impl Duration {
+    pub const fn from_secs(s: u64) -> Self {
+        Duration(s * 1_000_000_000)
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+/// One captured packet as the file stores it.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    pub ts: Timestamp,
+    /// LINKTYPE_* value of the interface the frame was captured on.
+    pub link_type: u32,
+    /// Captured bytes (possibly cut by the snap length).
+    pub data: &'a [u8],
+    /// Length of the packet on the wire.
+    pub orig_len: u32,
+}
+
+/// What the reader yields: a frame, or a packet record too damaged to attribute (counted as skipped).
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    Frame(Frame<'a>),
+    Bad(&'static str),
+}
+
+/// Why a file could not be read (further).
+#[derive(Debug)]
+pub struct CaptureError {
+    /// Byte offset in the (decompressed) stream where the problem is, when known.
+    pub offset: Option<u64>,
+    pub reason: String,
+}
+
+impl CaptureError {
+    fn at(offset: u64, reason: impl Into<String>) -> Self {
+        CaptureError { offset: Some(offset), reason: reason.into() }
+    }
+
+    fn io(offset: u64, e: &io::Error) -> Self {
+        Self::at(offset, format!("read error: {e}"))
+    }
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.offset {
+            Some(off) => write!(f, "{} (at byte {off})", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+/// A record that ended before its declared length: everything before it was read.
+#[derive(Clone, Debug)]
+pub struct Truncation {
+    pub offset: u64,
+    pub needed: usize,
+    pub available: usize,
+}
+
+impl fmt::Display for Truncation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "file cut short: the record at byte {} needs {} bytes but only {} remain",
+            self.offset, self.needed, self.available
+        )
+    }
+}
+
+/// Records larger than this are treated as damage rather than buffered.
+/// (Wireshark's own limit for most link types is 256 KiB; pcapng blocks may carry more.)
+pub const MAX_RECORD_LEN: usize = 64 << 20;
+
+enum Format {
+    Pcap(pcap::PcapFormat),
+    PcapNg(pcapng::PcapNgFormat),
+}
+
+/// Which container the file turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Pcap,
+    PcapNg,
+}
+
+/// Streams the frames of one capture.
+pub struct CaptureReader {
+    buf: StreamBuffer,
+    format: Format,
+    pub gzip: bool,
+    truncation: Option<Truncation>,
+    done: bool,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+const PCAP_MAGICS: [[u8; 4]; 4] = [
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+];
+
+impl CaptureReader {
+    /// Opens a path, or stdin for `-`.
+    pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        let input: Box<dyn Read> = if path.as_os_str() == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            if path.is_dir() {
+                return Err(CaptureError { offset: None, reason: "is a directory".into() });
+            }
+            let file = File::open(path).map_err(|e| CaptureError { offset: None, reason: open_reason(&e) })?;
+            Box::new(file)
+        };
+        Self::new(input)
+    }
+
+    /// Detects gzip, then pcap or pcapng, by content.
+    pub fn new(input: Box<dyn Read>) -> Result<Self, CaptureError> {
+        let mut raw = BufReader::with_capacity(1 << 16, input);
+        let head = raw.fill_buf().map_err(|e| CaptureError::io(0, &e))?;
+        let gzip = head.starts_with(&GZIP_MAGIC);
+        let source: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
+        let mut buf = StreamBuffer::new(source);
+        buf.fill_at_least(4)?;
+        let magic = buf.data();
+        if magic.is_empty() {
+            return Err(CaptureError::at(0, "empty file, not a capture"));
+        }
+        let format = if magic.starts_with(&PCAPNG_MAGIC) {
+            Format::PcapNg(pcapng::PcapNgFormat::start(&mut buf)?)
+        } else if magic.len() >= 4 && PCAP_MAGICS.iter().any(|m| magic.starts_with(m)) {
+            Format::Pcap(pcap::PcapFormat::start(&mut buf)?)
+        } else {
+            let shown: Vec<String> = magic.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            return Err(CaptureError::at(
+                0,
+                format!("not a pcap or pcapng file (starts with {})", shown.join(" ")),
+            ));
+        };
+        Ok(CaptureReader { buf, format, gzip, truncation: None, done: false })
+    }
+
+    pub fn kind(&self) -> FileKind {
+        match self.format {
+            Format::Pcap(_) => FileKind::Pcap,
+            Format::PcapNg(_) => FileKind::PcapNg,
+        }
+    }
+
+    /// The next record, `None` at the end (check [`Self::truncation`] then).
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
+        if self.done {
+            return Ok(None);
+        }
+        let step = match &mut self.format {
+            Format::Pcap(f) => f.next(&mut self.buf),
+            Format::PcapNg(f) => f.next(&mut self.buf),
+        };
+        match step {
+            Ok(Step::Frame(meta)) => Ok(Some(Record::Frame(self.buf.frame(meta)))),
+            Ok(Step::Bad(reason)) => Ok(Some(Record::Bad(reason))),
+            Ok(Step::End) => {
+                self.done = true;
+                Ok(None)
+            }
+            Ok(Step::Truncated(t)) => {
+                self.done = true;
+                self.truncation = Some(t);
+                Ok(None)
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn truncation(&self) -> Option<&Truncation> {
+        self.truncation.as_ref()
+    }
+
+    /// Bytes consumed so far (of the decompressed stream).
+    pub fn offset(&self) -> u64 {
+        self.buf.offset()
+    }
+}
+
+/// Where a parsed frame sits in the buffer, so the frame can borrow it after parsing.
+pub(crate) struct FrameMeta {
+    ts: Timestamp,
+    link_type: u32,
+    data_start: usize,
+    data_len: usize,
+    orig_len: u32,
+}
+
+pub(crate) enum Step {
+    Frame(FrameMeta),
+    Bad(&'static str),
+    End,
+    Truncated(Truncation),
+}
+
+fn open_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => format!("cannot open: {e}"),
+    }
+}

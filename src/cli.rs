@@ -1,0 +1,93 @@
+//! Command-line arguments, validated once into a configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::capture::Duration;
+use crate::flow::table::Timeouts;
+use crate::report::Format;
+use crate::tcp::verdict::ConnState;
+
+/// Connections, handshakes and teardowns in saved packet captures (pcap, pcapng, gzip, stdin).
+///
+/// A socket is <protocol, IP, port>: TCP 10.0.0.1:8081 and UDP 10.0.0.1:8081 are two sockets.
+/// A connection is one socket pair <client socket, server socket> from its start to its end;
+/// the same pair used again later (port reuse) is a new connection. UDP "connections" are flows
+/// ended by inactivity.
+///
+/// Exit codes: 0 success (warnings go to stderr), 1 a `check` rule failed,
+/// 2 usage error or an input that cannot be read as a capture.
+#[derive(Parser, Debug)]
+#[command(name = "sockscope", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// One row per connection: sockets, Zeek conn_state and history, packets, bytes, phases.
+    ///
+    /// Connections are listed in order of first packet; ids count from 1 over the whole run.
+    Conns {
+        #[command(flatten)]
+        input: Input,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// The socket inventory: each <protocol, IP, port>, its role and its connections.
+    ///
+    /// Shows how many connections a socket took part in and the most it had open at once: one
+    /// server socket typically serves many connections concurrently.
+    Sockets {
+        #[command(flatten)]
+        input: Input,
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Totals: packet accounting, connections by state, handshake and teardown kinds.
+    Summary {
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Exit 1 when a connection breaks a rule, 0 when none does (for CI gates).
+    ///
+    /// Each broken rule is printed with the connections that broke it.
+    Check {
+        #[command(flatten)]
+        input: Input,
+        /// Fail when any connection has this conn_state (repeatable), e.g. REJ, S0, RSTO.
+        #[arg(long = "fail-on-state", value_name = "STATE", value_parser = parse_state)]
+        fail_on_state: Vec<ConnState>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct Input {
+    /// Capture files (pcap or pcapng, optionally gzip); `-` reads stdin. Several files are one
+    /// timeline (the rotated pieces of one capture).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Seconds without packets after which a TCP connection ends.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub tcp_timeout: f64,
+    /// Seconds without packets after which a UDP flow ends.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub udp_timeout: f64,
+}
+
+impl Input {
+    pub fn timeouts(&self) -> Timeouts {
+        let d = |s: f64| Duration((s.max(0.0) * 1e9) as u64);
+        Timeouts { tcp: d(self.tcp_timeout), udp: d(self.udp_timeout) }
+    }
+}
+
+fn parse_state(s: &str) -> Result<ConnState, String> {
+    ConnState::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = ConnState::ALL.iter().map(|c| c.code()).collect();
+        format!("unknown conn_state '{s}' (one of {})", all.join(" "))
+    })
+}

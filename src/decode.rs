@@ -1,0 +1,433 @@
+//! Link layers to TCP/UDP views. Every frame ends in exactly one bucket: a TCP segment, a UDP
+//! datagram, another protocol, or a skip with a named reason.
+//!
+//! Link-layer walking (Ethernet, VLAN stacks, MPLS, PPPoE, SLL, SLL2, BSD loopback, PPP) is done
+//! here because etherparse stops at three VLAN tags and knows neither MPLS nor PPP; IP and its
+//! extension headers are etherparse's lax slices. TCP and UDP headers are read by small views
+//! that, unlike strict slicing, still yield a segment when the snap length cut the TCP options.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice};
+
+use crate::tcp::seq::SeqNum;
+
+/// What one frame turned out to be.
+#[derive(Debug)]
+pub enum Decoded {
+    Tcp(Ip, TcpSegment),
+    Udp(Ip, UdpDatagram),
+    Other(Other),
+    Skipped(Skip),
+}
+
+/// The IP layer facts the flow table needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Ip {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Length of the IP packet on the wire (from the IP header).
+    pub wire_len: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFlags(pub u16);
+
+impl TcpFlags {
+    pub const FIN: u16 = 0x001;
+    pub const SYN: u16 = 0x002;
+    pub const RST: u16 = 0x004;
+    pub const PSH: u16 = 0x008;
+    pub const ACK: u16 = 0x010;
+    pub const URG: u16 = 0x020;
+    pub const ECE: u16 = 0x040;
+    pub const CWR: u16 = 0x080;
+
+    pub fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
+    pub fn syn(self) -> bool {
+        self.has(Self::SYN)
+    }
+    pub fn ack(self) -> bool {
+        self.has(Self::ACK)
+    }
+    pub fn fin(self) -> bool {
+        self.has(Self::FIN)
+    }
+    pub fn rst(self) -> bool {
+        self.has(Self::RST)
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    /// tcpdump-like flag letters: S F R P . (ACK) U E W.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const LETTERS: [(u16, char); 8] = [
+            (TcpFlags::SYN, 'S'),
+            (TcpFlags::FIN, 'F'),
+            (TcpFlags::RST, 'R'),
+            (TcpFlags::PSH, 'P'),
+            (TcpFlags::URG, 'U'),
+            (TcpFlags::ECE, 'E'),
+            (TcpFlags::CWR, 'W'),
+            (TcpFlags::ACK, '.'),
+        ];
+        for (bit, c) in LETTERS {
+            if self.has(bit) {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Options a SYN or SYN+ACK offered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptions {
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub timestamps: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: SeqNum,
+    pub ack: SeqNum,
+    pub flags: TcpFlags,
+    pub window: u16,
+    /// Payload length from the IP length, even when the snap length cut the bytes.
+    pub payload_len: u32,
+    pub options: TcpOptions,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct UdpDatagram {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub payload_len: u32,
+}
+
+/// Not TCP or UDP, but a packet we understood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Other {
+    Icmp,
+    Icmpv6,
+    Arp,
+    IpProto(u8),
+    EtherType(u16),
+    /// 802.3 frames with a length field (LLC, STP, CDP ...).
+    Llc,
+    /// PPP control protocols (LCP, IPCP ...), PPPoE discovery.
+    PppControl,
+}
+
+impl fmt::Display for Other {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Other::Icmp => write!(f, "icmp"),
+            Other::Icmpv6 => write!(f, "icmpv6"),
+            Other::Arp => write!(f, "arp"),
+            Other::IpProto(p) => write!(f, "ip protocol {p}"),
+            Other::EtherType(t) => write!(f, "ethertype 0x{t:04x}"),
+            Other::Llc => write!(f, "802.3/llc"),
+            Other::PppControl => write!(f, "ppp control"),
+        }
+    }
+}
+
+/// Why a frame was not attributed to any protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    UnsupportedLinkType(u32),
+    TruncatedLinkHeader,
+    TooManyVlanTags,
+    TooManyMplsLabels,
+    TruncatedIpHeader,
+    BadIpHeader,
+    /// A later IPv4/IPv6 fragment: its transport header is in the first fragment.
+    IpFragment,
+    TruncatedTcpHeader,
+    BadTcpHeader,
+    TruncatedUdpHeader,
+    /// A record the capture reader could not attribute (e.g. a pcapng block for no interface).
+    BadRecord(&'static str),
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::UnsupportedLinkType(n) => write!(f, "unsupported link type {n}"),
+            Skip::TruncatedLinkHeader => write!(f, "truncated link-layer header"),
+            Skip::TooManyVlanTags => write!(f, "too many VLAN tags"),
+            Skip::TooManyMplsLabels => write!(f, "too many MPLS labels"),
+            Skip::TruncatedIpHeader => write!(f, "truncated IP header"),
+            Skip::BadIpHeader => write!(f, "bad IP header"),
+            Skip::IpFragment => write!(f, "IP fragment (not reassembled)"),
+            Skip::TruncatedTcpHeader => write!(f, "truncated TCP header"),
+            Skip::BadTcpHeader => write!(f, "bad TCP header"),
+            Skip::TruncatedUdpHeader => write!(f, "truncated UDP header"),
+            Skip::BadRecord(why) => f.write_str(why),
+        }
+    }
+}
+
+// LINKTYPE_* values (https://www.tcpdump.org/linktypes.html).
+const LINK_NULL: u32 = 0;
+const LINK_ETHERNET: u32 = 1;
+const LINK_PPP: u32 = 9;
+const LINK_RAW_12: u32 = 12;
+const LINK_RAW_14: u32 = 14;
+const LINK_PPP_HDLC: u32 = 50;
+const LINK_RAW: u32 = 101;
+const LINK_LOOP: u32 = 108;
+const LINK_LINUX_SLL: u32 = 113;
+const LINK_IPV4: u32 = 228;
+const LINK_IPV6: u32 = 229;
+const LINK_LINUX_SLL2: u32 = 276;
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_ARP: u16 = 0x0806;
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: u16 = 0x88a8;
+const ETH_QINQ_OLD: u16 = 0x9100;
+const ETH_IPV6: u16 = 0x86dd;
+const ETH_MPLS: u16 = 0x8847;
+const ETH_MPLS_MULTI: u16 = 0x8848;
+const ETH_PPPOE_DISC: u16 = 0x8863;
+const ETH_PPPOE_SESS: u16 = 0x8864;
+const ETH_FABRICPATH: u16 = 0x8903;
+
+const MAX_VLAN_TAGS: usize = 8;
+const MAX_MPLS_LABELS: usize = 16;
+
+/// Decodes one frame of the given link type.
+pub fn decode(link_type: u32, data: &[u8]) -> Decoded {
+    match link(link_type, data) {
+        Ok(Net::Ip(ip)) => decode_ip(ip),
+        Ok(Net::Other(o)) => Decoded::Other(o),
+        Err(skip) => Decoded::Skipped(skip),
+    }
+}
+
+/// The network layer found under the link layer.
+enum Net<'a> {
+    Ip(&'a [u8]),
+    Other(Other),
+}
+
+fn link(link_type: u32, data: &[u8]) -> Result<Net<'_>, Skip> {
+    match link_type {
+        LINK_ETHERNET => ethernet(data, 0),
+        LINK_RAW | LINK_RAW_12 | LINK_RAW_14 | LINK_IPV4 | LINK_IPV6 => Ok(Net::Ip(data)),
+        LINK_NULL | LINK_LOOP => {
+            let family = data.get(..4).ok_or(Skip::TruncatedLinkHeader)?;
+            // LINKTYPE_NULL is in the writer's byte order, LOOP in network order: accept either.
+            let family = match u32::from_le_bytes(family.try_into().expect("4 bytes")) {
+                f if f > 0xffff => u32::from_be_bytes(family.try_into().expect("4 bytes")),
+                f => f,
+            };
+            match family {
+                // AF_INET; AF_INET6 differs per BSD (24, 28, 30) and Linux (10).
+                2 | 10 | 24 | 28 | 30 => Ok(Net::Ip(&data[4..])),
+                _ => Ok(Net::Other(Other::EtherType(0))),
+            }
+        }
+        LINK_LINUX_SLL => {
+            let proto = be16(data, 14).ok_or(Skip::TruncatedLinkHeader)?;
+            ether_type(proto, &data[16..], 0)
+        }
+        LINK_LINUX_SLL2 => {
+            let proto = be16(data, 0).ok_or(Skip::TruncatedLinkHeader)?;
+            data.get(20..).ok_or(Skip::TruncatedLinkHeader).and_then(|rest| ether_type(proto, rest, 0))
+        }
+        LINK_PPP | LINK_PPP_HDLC => ppp(data),
+        n => Err(Skip::UnsupportedLinkType(n)),
+    }
+}
+
+fn ethernet(data: &[u8], depth: usize) -> Result<Net<'_>, Skip> {
+    let ty = be16(data, 12).ok_or(Skip::TruncatedLinkHeader)?;
+    ether_type(ty, &data[14..], depth)
+}
+
+/// Follows an ethertype through VLAN tags, MPLS labels and PPPoE down to IP.
+fn ether_type(mut ty: u16, mut rest: &[u8], mut tags: usize) -> Result<Net<'_>, Skip> {
+    loop {
+        match ty {
+            ETH_IPV4 | ETH_IPV6 => return Ok(Net::Ip(rest)),
+            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
+                tags += 1;
+                if tags > MAX_VLAN_TAGS {
+                    return Err(Skip::TooManyVlanTags);
+                }
+                ty = be16(rest, 2).ok_or(Skip::TruncatedLinkHeader)?;
+                rest = &rest[4..];
+            }
+            ETH_MPLS | ETH_MPLS_MULTI => return mpls(rest),
+            ETH_PPPOE_SESS => {
+                // 6-byte PPPoE header, then a PPP protocol field.
+                let body = rest.get(6..).ok_or(Skip::TruncatedLinkHeader)?;
+                return ppp(body);
+            }
+            ETH_PPPOE_DISC => return Ok(Net::Other(Other::PppControl)),
+            // Cisco FabricPath: a 16-byte outer header (MACs, FP tag) precedes an Ethernet frame.
+            ETH_FABRICPATH => {
+                let inner = rest.get(2..).ok_or(Skip::TruncatedLinkHeader)?;
+                return ethernet(inner, tags);
+            }
+            ETH_ARP => return Ok(Net::Other(Other::Arp)),
+            t if t < 0x0600 => return Ok(Net::Other(Other::Llc)),
+            t => return Ok(Net::Other(Other::EtherType(t))),
+        }
+    }
+}
+
+fn mpls(mut rest: &[u8]) -> Result<Net<'_>, Skip> {
+    for _ in 0..MAX_MPLS_LABELS {
+        let label = rest.get(..4).ok_or(Skip::TruncatedLinkHeader)?;
+        let bottom = label[2] & 0x01 != 0;
+        rest = &rest[4..];
+        if bottom {
+            // MPLS does not say what it carries; IP announces itself in its version nibble.
+            return match rest.first().map(|b| b >> 4) {
+                Some(4) | Some(6) => Ok(Net::Ip(rest)),
+                Some(0) => ethernet(rest.get(4..).ok_or(Skip::TruncatedLinkHeader)?, 0),
+                _ => Ok(Net::Other(Other::EtherType(ETH_MPLS))),
+            };
+        }
+    }
+    Err(Skip::TooManyMplsLabels)
+}
+
+fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
+    // Optional HDLC address/control bytes, then a 1- or 2-byte protocol (RFC 1661 section 2).
+    let data = data.strip_prefix(&[0xff, 0x03]).unwrap_or(data);
+    let first = *data.first().ok_or(Skip::TruncatedLinkHeader)?;
+    let (proto, rest) = if first & 1 == 1 {
+        (first as u16, &data[1..])
+    } else {
+        (be16(data, 0).ok_or(Skip::TruncatedLinkHeader)?, &data[2..])
+    };
+    match proto {
+        0x0021 | 0x0057 => Ok(Net::Ip(rest)),
+        p if p >= 0x8000 => Ok(Net::Other(Other::PppControl)),
+        p => Ok(Net::Other(Other::EtherType(p))),
+    }
+}
+
+fn decode_ip(data: &[u8]) -> Decoded {
+    let (ip, _ext_err) = match LaxIpSlice::from_slice(data) {
+        Ok(v) => v,
+        Err(etherparse::err::ip::LaxHeaderSliceError::Len(_)) => return Decoded::Skipped(Skip::TruncatedIpHeader),
+        Err(etherparse::err::ip::LaxHeaderSliceError::Content(_)) => return Decoded::Skipped(Skip::BadIpHeader),
+    };
+    let payload = ip.payload();
+    let (wire_len, later_fragment) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            (h.total_len() as u32, h.fragments_offset().value() != 0)
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            let offset = v6.extensions().clone().into_iter().find_map(|e| match e {
+                Ipv6ExtensionSlice::Fragment(f) => Some(f.fragment_offset().value()),
+                _ => None,
+            });
+            (40 + v6.header().payload_length() as u32, offset.unwrap_or(0) != 0)
+        }
+    };
+    if later_fragment {
+        return Decoded::Skipped(Skip::IpFragment);
+    }
+    // Bytes of IP payload the snap length cut off: the header still tells their length.
+    let missing = if payload.incomplete { wire_len.saturating_sub(data.len() as u32) } else { 0 };
+    let meta = Ip { src: ip.source_addr(), dst: ip.destination_addr(), wire_len };
+    let body = payload.payload;
+    match payload.ip_number {
+        IpNumber::TCP => match tcp(body, missing) {
+            Ok(seg) => Decoded::Tcp(meta, seg),
+            Err(skip) => Decoded::Skipped(skip),
+        },
+        IpNumber::UDP => match udp(body) {
+            Some(d) => Decoded::Udp(meta, d),
+            None => Decoded::Skipped(Skip::TruncatedUdpHeader),
+        },
+        IpNumber::ICMP => Decoded::Other(Other::Icmp),
+        IpNumber::IPV6_ICMP => Decoded::Other(Other::Icmpv6),
+        n => Decoded::Other(Other::IpProto(n.0)),
+    }
+}
+
+/// Reads a TCP header. `missing` is how many payload bytes the capture did not keep.
+fn tcp(b: &[u8], missing: u32) -> Result<TcpSegment, Skip> {
+    if b.len() < 20 {
+        return Err(Skip::TruncatedTcpHeader);
+    }
+    let header_len = ((b[12] >> 4) as usize) * 4;
+    if header_len < 20 {
+        return Err(Skip::BadTcpHeader);
+    }
+    let flags = TcpFlags(u16::from_be_bytes([b[12] & 0x01, b[13]]));
+    // Options the snap length cut are simply not seen; the payload length stays right.
+    let options = b.get(20..header_len.min(b.len())).map(tcp_options).unwrap_or_default();
+    let payload_len = (b.len() as u32 + missing).saturating_sub(header_len as u32);
+    Ok(TcpSegment {
+        src_port: u16::from_be_bytes([b[0], b[1]]),
+        dst_port: u16::from_be_bytes([b[2], b[3]]),
+        seq: SeqNum(u32::from_be_bytes([b[4], b[5], b[6], b[7]])),
+        ack: SeqNum(u32::from_be_bytes([b[8], b[9], b[10], b[11]])),
+        flags,
+        window: u16::from_be_bytes([b[14], b[15]]),
+        payload_len,
+        options,
+    })
+}
+
+fn tcp_options(mut o: &[u8]) -> TcpOptions {
+    let mut opts = TcpOptions::default();
+    while let Some(&kind) = o.first() {
+        match kind {
+            0 => break,
+            1 => {
+                o = &o[1..];
+                continue;
+            }
+            _ => {}
+        }
+        let Some(&len) = o.get(1) else { break };
+        let len = len as usize;
+        if len < 2 || len > o.len() {
+            break;
+        }
+        match (kind, len) {
+            (2, 4) => opts.mss = Some(u16::from_be_bytes([o[2], o[3]])),
+            (3, 3) => opts.window_scale = Some(o[2]),
+            (4, 2) => opts.sack_permitted = true,
+            (8, 10) => opts.timestamps = true,
+            _ => {}
+        }
+        o = &o[len..];
+    }
+    opts
+}
+
+fn udp(b: &[u8]) -> Option<UdpDatagram> {
+    let h = b.get(..8)?;
+    let len = u16::from_be_bytes([h[4], h[5]]) as u32;
+    // A zero length (jumbograms, TSO captures) falls back to what was captured.
+    let payload_len = if len >= 8 { len - 8 } else { b.len() as u32 - 8 };
+    Some(UdpDatagram {
+        src_port: u16::from_be_bytes([h[0], h[1]]),
+        dst_port: u16::from_be_bytes([h[2], h[3]]),
+        payload_len,
+    })
+}
+
+fn be16(data: &[u8], at: usize) -> Option<u16> {
+    let b = data.get(at..at + 2)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}

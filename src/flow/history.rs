@@ -1,0 +1,107 @@
+//! Zeek's connection history string: one letter per event kind and direction (upper case for
+//! the originator), in the order the events first happened.
+
+/// The letters of one connection, plus the repeat counters Zeek keeps for some of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    letters: String,
+    /// Bit per (letter, direction) already recorded, for the once-only letters.
+    seen: u64,
+    /// Occurrences of the counted letters (C G T W), per direction: [orig, resp].
+    counts: [[u32; 4]; 2],
+    /// Next threshold at which a counted letter is written again (1, 10, 100, ...).
+    next: [[u32; 4]; 2],
+}
+
+/// Letters recorded at most once per direction.
+pub const ONCE: &str = "SHADFRIQ";
+/// Letters recorded on the 1st, 10th, 100th ... occurrence (Zeek's logarithmic repeats).
+const COUNTED: [char; 4] = ['C', 'G', 'T', 'W'];
+
+impl History {
+    /// Records an event the first time it happens in a direction; `letter` is upper case.
+    /// Returns whether it was new.
+    pub fn once(&mut self, letter: char, is_orig: bool) -> bool {
+        self.once_slot(letter, letter, is_orig)
+    }
+
+    /// Like [`Self::once`], with the "seen" slot of another letter (Zeek's S and H share one).
+    pub fn once_slot(&mut self, slot: char, letter: char, is_orig: bool) -> bool {
+        let idx = ONCE.find(slot).expect("a once-only history letter");
+        let bit = 1u64 << (idx * 2 + usize::from(!is_orig));
+        if self.seen & bit != 0 {
+            return false;
+        }
+        self.seen |= bit;
+        self.push(letter, is_orig);
+        true
+    }
+
+    /// Records a letter every time it is called (Zeek repeats S/H/F/R when the sequence differs).
+    pub fn always(&mut self, letter: char, is_orig: bool) {
+        self.push(letter, is_orig);
+    }
+
+    /// Counts an event of a counted letter, writing it at 1, 10, 100 ... occurrences.
+    pub fn counted(&mut self, letter: char, is_orig: bool) {
+        let i = COUNTED.iter().position(|&c| c == letter).expect("a counted history letter");
+        let d = usize::from(!is_orig);
+        self.counts[d][i] += 1;
+        let threshold = self.next[d][i].max(1);
+        if self.counts[d][i] >= threshold {
+            self.next[d][i] = threshold.saturating_mul(10);
+            self.push(letter, is_orig);
+        }
+    }
+
+    /// Marks that the direction was flipped by a heuristic (Zeek's `^`).
+    pub fn flip(&mut self) {
+        self.letters.insert(0, '^');
+    }
+
+    pub fn was_flipped(&self) -> bool {
+        self.letters.starts_with('^')
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.letters
+    }
+
+    fn push(&mut self, letter: char, is_orig: bool) {
+        self.letters.push(if is_orig { letter } else { letter.to_ascii_lowercase() });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_letters_per_direction() {
+        let mut h = History::default();
+        h.once('A', true);
+        h.once('A', true);
+        h.once('A', false);
+        h.once('D', true);
+        assert_eq!(h.as_str(), "AaD");
+    }
+
+    #[test]
+    fn counted_letters_repeat_logarithmically() {
+        let mut h = History::default();
+        for _ in 0..150 {
+            h.counted('T', true);
+        }
+        h.counted('T', false);
+        assert_eq!(h.as_str(), "TTTt");
+    }
+
+    #[test]
+    fn flip_marks_front() {
+        let mut h = History::default();
+        h.once('D', true);
+        h.flip();
+        assert_eq!(h.as_str(), "^D");
+        assert!(h.was_flipped());
+    }
+}

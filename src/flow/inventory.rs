@@ -1,0 +1,86 @@
+//! The socket inventory: every `<protocol, IP, port>` seen, its role and how busy it was.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::socket::{Addr, Proto, Socket};
+use super::Conn;
+use crate::capture::Timestamp;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SocketStats {
+    pub proto: Proto,
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+    /// "server" (only responded), "client" (only originated) or "both".
+    pub role: &'static str,
+    pub conns: u64,
+    pub as_server: u64,
+    pub as_client: u64,
+    /// The most connections this socket had open at the same time.
+    pub max_concurrent: u64,
+    pub pkts_sent: u64,
+    pub pkts_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// Builds the inventory in order of first appearance.
+pub fn inventory(conns: &[Conn]) -> Vec<SocketStats> {
+    let mut table: IndexMap<Socket, (SocketStats, Vec<(Timestamp, i8)>)> = IndexMap::new();
+    for c in conns {
+        for (addr, is_orig) in [(c.orig, true), (c.resp, false)] {
+            let (sent, recv) = if is_orig { (&c.orig_stats, &c.resp_stats) } else { (&c.resp_stats, &c.orig_stats) };
+            let (s, spans) = table
+                .entry(Socket { proto: c.proto, addr })
+                .or_insert_with(|| (empty(c.proto, addr), Vec::new()));
+            s.conns += 1;
+            if is_orig {
+                s.as_client += 1;
+            } else {
+                s.as_server += 1;
+            }
+            s.pkts_sent += sent.pkts;
+            s.pkts_received += recv.pkts;
+            s.bytes_sent += sent.payload_bytes;
+            s.bytes_received += recv.payload_bytes;
+            spans.push((c.first, 1));
+            spans.push((c.last, -1));
+        }
+    }
+    table
+        .into_values()
+        .map(|(mut s, mut spans)| {
+            s.role = match (s.as_server > 0, s.as_client > 0) {
+                (true, true) => "both",
+                (true, false) => "server",
+                _ => "client",
+            };
+            // Opens sort before closes at the same instant: touching connections overlap.
+            spans.sort_unstable_by_key(|&(t, delta)| (t, -delta));
+            let mut open = 0i64;
+            for (_, delta) in spans {
+                open += delta as i64;
+                s.max_concurrent = s.max_concurrent.max(open as u64);
+            }
+            s
+        })
+        .collect()
+}
+
+fn empty(proto: Proto, addr: Addr) -> SocketStats {
+    SocketStats {
+        proto,
+        ip: addr.ip,
+        port: addr.port,
+        role: "client",
+        conns: 0,
+        as_server: 0,
+        as_client: 0,
+        max_concurrent: 0,
+        pkts_sent: 0,
+        pkts_received: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
+    }
+}

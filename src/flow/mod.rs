@@ -1,0 +1,82 @@
+//! Sockets, socket pairs and the connection table.
+
+pub mod history;
+pub mod inventory;
+pub mod ports;
+pub mod socket;
+pub mod table;
+
+use crate::capture::{Duration, Timestamp};
+use crate::tcp::TcpConn;
+use history::History;
+use socket::{Addr, Proto, Socket};
+
+/// Per-direction counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirStats {
+    pub pkts: u64,
+    /// Payload bytes as carried by the packets (retransmissions included).
+    pub payload_bytes: u64,
+    /// IP-level bytes (from the IP length fields).
+    pub ip_bytes: u64,
+}
+
+/// Why a connection's record was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// Still in the table when the input ended.
+    CaptureEnd,
+    /// No packet for longer than the inactivity timeout.
+    Inactivity,
+    /// The socket pair started a new connection.
+    Reused,
+}
+
+/// One connection: the packets of one socket pair between its start and its end.
+#[derive(Debug)]
+pub struct Conn {
+    /// 1, 2, 3 ... in order of first packet.
+    pub id: u64,
+    pub proto: Proto,
+    pub orig: Addr,
+    pub resp: Addr,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub orig_stats: DirStats,
+    pub resp_stats: DirStats,
+    pub history: History,
+    pub tcp: Option<Box<TcpConn>>,
+    pub end: EndReason,
+}
+
+impl Conn {
+    pub fn orig_socket(&self) -> Socket {
+        Socket { proto: self.proto, addr: self.orig }
+    }
+
+    pub fn resp_socket(&self) -> Socket {
+        Socket { proto: self.proto, addr: self.resp }
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.last.since(self.first)
+    }
+
+    /// Zeek's conn_state code.
+    pub fn conn_state(&self) -> &'static str {
+        match &self.tcp {
+            Some(tcp) => tcp.conn_state(&self.history).code(),
+            None => udp_conn_state(self.orig_stats.pkts > 0, self.resp_stats.pkts > 0),
+        }
+    }
+}
+
+/// Zeek's UDP rule: each side is "active" once it sent anything.
+fn udp_conn_state(orig_active: bool, resp_active: bool) -> &'static str {
+    match (orig_active, resp_active) {
+        (true, true) => "SF",
+        (true, false) => "S0",
+        (false, true) => "SHR",
+        (false, false) => "OTH",
+    }
+}

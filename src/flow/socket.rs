@@ -1,0 +1,111 @@
+//! Sockets and socket pairs: the identities connections are keyed by.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An address and port; with a protocol it names a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Addr {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.port),
+            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.port),
+        }
+    }
+}
+
+/// `<protocol, IP, port>`: TCP and UDP on one port number are two sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Socket {
+    pub proto: Proto,
+    pub addr: Addr,
+}
+
+impl fmt::Display for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.proto)
+    }
+}
+
+/// A socket pair with no direction: both directions of a connection map to the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PairKey {
+    pub proto: Proto,
+    pub lo: Addr,
+    pub hi: Addr,
+}
+
+impl PairKey {
+    pub fn new(proto: Proto, a: Addr, b: Addr) -> Self {
+        if a <= b {
+            PairKey { proto, lo: a, hi: b }
+        } else {
+            PairKey { proto, lo: b, hi: a }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str, port: u16) -> Addr {
+        Addr { ip: s.parse().unwrap(), port }
+    }
+
+    #[test]
+    fn pair_key_ignores_direction() {
+        let a = addr("10.0.0.1", 40000);
+        let b = addr("10.0.0.2", 80);
+        assert_eq!(PairKey::new(Proto::Tcp, a, b), PairKey::new(Proto::Tcp, b, a));
+    }
+
+    #[test]
+    fn same_port_other_protocol_is_another_socket_pair() {
+        let a = addr("10.0.0.1", 8081);
+        let b = addr("10.0.0.2", 5000);
+        assert_ne!(PairKey::new(Proto::Tcp, a, b), PairKey::new(Proto::Udp, a, b));
+        let tcp = Socket { proto: Proto::Tcp, addr: a };
+        let udp = Socket { proto: Proto::Udp, addr: a };
+        assert_ne!(tcp, udp);
+        assert_eq!(tcp.to_string(), "10.0.0.1:8081/tcp");
+    }
+
+    #[test]
+    fn two_addresses_of_one_host_are_two_sockets() {
+        let v4 = Socket { proto: Proto::Tcp, addr: addr("10.0.0.1", 22) };
+        let other = Socket { proto: Proto::Tcp, addr: addr("10.0.0.9", 22) };
+        assert_ne!(v4, other);
+        let v6 = Socket { proto: Proto::Tcp, addr: addr("::1", 22) };
+        assert_eq!(v6.to_string(), "[::1]:22/tcp");
+    }
+}

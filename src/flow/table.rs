@@ -1,0 +1,175 @@
+//! The connection table: live connections by socket pair, ended ones in a list.
+//!
+//! A socket pair maps to at most one live connection. It ends when its pair is reused for a
+//! new connection (decided by the TCP analysis), when it stays idle past the inactivity
+//! timeout, or when the input ends. Ids are handed out in order of first packet.
+
+use indexmap::IndexMap;
+
+use super::history::History;
+use super::socket::{Addr, PairKey, Proto};
+use super::{Conn, DirStats, EndReason};
+use crate::capture::{Duration, Timestamp};
+use crate::decode::{Ip, TcpSegment, UdpDatagram};
+use crate::tcp::{self, TcpConn};
+
+/// Inactivity timeouts (Zeek's defaults: `tcp_inactivity_timeout`, `udp_inactivity_timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub tcp: Duration,
+    pub udp: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { tcp: Duration::from_secs(300), udp: Duration::from_secs(60) }
+    }
+}
+
+/// Idle connections are swept out at most this often (in capture time), keeping memory bound
+/// to the live ones without scanning the table on every packet.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+pub struct ConnTable {
+    live: IndexMap<PairKey, Conn>,
+    done: Vec<Conn>,
+    next_id: u64,
+    timeouts: Timeouts,
+    last_sweep: Timestamp,
+}
+
+impl ConnTable {
+    pub fn new(timeouts: Timeouts) -> Self {
+        ConnTable { live: IndexMap::new(), done: Vec::new(), next_id: 1, timeouts, last_sweep: Timestamp(0) }
+    }
+
+    pub fn live_len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn tcp(&mut self, ts: Timestamp, ip: &Ip, seg: &TcpSegment) {
+        let src = Addr { ip: ip.src, port: seg.src_port };
+        let dst = Addr { ip: ip.dst, port: seg.dst_port };
+        let key = PairKey::new(Proto::Tcp, src, dst);
+        self.maybe_sweep(ts);
+        let tcp_timeout = self.timeouts.tcp;
+        let ended = self.live.get_mut(&key).and_then(|conn| {
+            let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
+            if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.last) {
+                Some(EndReason::Inactivity)
+            } else if tcp.starts_new_connection(seg) {
+                Some(EndReason::Reused)
+            } else {
+                None
+            }
+        });
+        if let Some(why) = ended {
+            self.end(&key, why);
+        }
+        let next_id = &mut self.next_id;
+        let conn = self.live.entry(key).or_insert_with(|| {
+            let o = tcp::orient(seg);
+            let (orig, resp) = if o.sender_is_orig { (src, dst) } else { (dst, src) };
+            let mut conn = new_conn(next_id, Proto::Tcp, orig, resp, ts);
+            if o.flipped {
+                conn.history.flip();
+            }
+            conn.tcp = Some(Box::new(TcpConn::new(ts)));
+            conn
+        });
+        let is_orig = conn.orig == src;
+        let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
+        let outcome = tcp.segment(ts, is_orig, seg, &mut conn.history);
+        if outcome.flipped {
+            std::mem::swap(&mut conn.orig, &mut conn.resp);
+            std::mem::swap(&mut conn.orig_stats, &mut conn.resp_stats);
+        }
+        // Counted by the pre-flip direction, as Zeek's ConnSize does.
+        count(conn, is_orig, ip.wire_len, seg.payload_len);
+        if outcome.touch {
+            conn.last = conn.last.max(ts);
+        }
+    }
+
+    pub fn udp(&mut self, ts: Timestamp, ip: &Ip, d: &UdpDatagram) {
+        let src = Addr { ip: ip.src, port: d.src_port };
+        let dst = Addr { ip: ip.dst, port: d.dst_port };
+        let key = PairKey::new(Proto::Udp, src, dst);
+        self.maybe_sweep(ts);
+        if let Some(conn) = self.live.get(&key) {
+            if ts.since(conn.last) > self.timeouts.udp {
+                self.end(&key, EndReason::Inactivity);
+            }
+        }
+        let next_id = &mut self.next_id;
+        let conn = self.live.entry(key).or_insert_with(|| {
+            let flip = super::ports::udp_should_flip(src.port, dst.port);
+            let (orig, resp) = if flip { (dst, src) } else { (src, dst) };
+            let mut conn = new_conn(next_id, Proto::Udp, orig, resp, ts);
+            if flip {
+                conn.history.flip();
+            }
+            conn
+        });
+        let is_orig = conn.orig == src;
+        count(conn, is_orig, ip.wire_len, d.payload_len);
+        conn.last = conn.last.max(ts);
+        // Zeek marks every datagram as data, even an empty one.
+        conn.history.once('D', is_orig);
+    }
+
+    /// Ends every connection and returns all of them in order of first packet.
+    pub fn finish(mut self) -> Vec<Conn> {
+        self.done.extend(self.live.drain(..).map(|(_, c)| c));
+        self.done.sort_unstable_by_key(|c| c.id);
+        self.done
+    }
+
+    fn end(&mut self, key: &PairKey, why: EndReason) {
+        if let Some(mut conn) = self.live.swap_remove(key) {
+            conn.end = why;
+            self.done.push(conn);
+        }
+    }
+
+    fn maybe_sweep(&mut self, now: Timestamp) {
+        if now.since(self.last_sweep) < SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = now;
+        let timeouts = self.timeouts;
+        let idle = |_: &PairKey, conn: &mut Conn| {
+            let limit = if conn.proto == Proto::Tcp { timeouts.tcp } else { timeouts.udp };
+            now.since(conn.last) > limit
+        };
+        for (_, mut conn) in self.live.extract_if(.., idle) {
+            conn.end = EndReason::Inactivity;
+            self.done.push(conn);
+        }
+    }
+}
+
+fn new_conn(next_id: &mut u64, proto: Proto, orig: Addr, resp: Addr, ts: Timestamp) -> Conn {
+    let id = *next_id;
+    *next_id += 1;
+    Conn {
+        id,
+        proto,
+        orig,
+        resp,
+        first: ts,
+        last: ts,
+        orig_stats: DirStats::default(),
+        resp_stats: DirStats::default(),
+        history: History::default(),
+        tcp: None,
+        end: EndReason::CaptureEnd,
+    }
+}
+
+fn count(conn: &mut Conn, is_orig: bool, ip_len: u32, payload: u32) {
+    let s = if is_orig { &mut conn.orig_stats } else { &mut conn.resp_stats };
+    s.pkts += 1;
+    s.payload_bytes += payload as u64;
+    s.ip_bytes += ip_len as u64;
+}

@@ -1,0 +1,10 @@
+//! sockscope: connections, handshakes and teardowns in saved packet captures.
+#![forbid(unsafe_code)]
+
+pub mod analyze;
+pub mod capture;
+pub mod cli;
+pub mod decode;
+pub mod flow;
+pub mod report;
+pub mod tcp;

@@ -1,0 +1,102 @@
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use sockscope::analyze::{self, Analysis, Options};
+use sockscope::cli::{Cli, Command, Input};
+use sockscope::flow::inventory::inventory;
+use sockscope::report::record::ConnRecord;
+use sockscope::report::{self, csv, json, jsonl, summary, table, AccountingRecord, Format};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let result = run(cli.command, &mut out).and_then(|code| out.flush().map(|_| code));
+    match result {
+        Ok(code) => code,
+        // `sockscope ... | head` closing the pipe is a normal end.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sockscope: cannot write output: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
+    match command {
+        Command::Conns { input, format } => {
+            let analysis = load(&input);
+            let conns: Vec<ConnRecord> = analysis.conns.iter().map(ConnRecord::new).collect();
+            match format {
+                Format::Jsonl => jsonl::write(out, &conns)?,
+                Format::Json => json::write(out, &analysis.files, accounting(&analysis), "connections", &conns)?,
+                Format::Csv => csv::write_conns(out, &conns)?,
+                Format::Table => table::write_conns(out, &conns)?,
+            }
+            Ok(finish(&analysis))
+        }
+        Command::Sockets { input, format } => {
+            let analysis = load(&input);
+            let sockets = inventory(&analysis.conns);
+            match format {
+                Format::Jsonl => jsonl::write(out, &sockets)?,
+                Format::Json => json::write(out, &analysis.files, accounting(&analysis), "sockets", &sockets)?,
+                Format::Csv => csv::write_sockets(out, &sockets)?,
+                Format::Table => table::write_sockets(out, &sockets)?,
+            }
+            Ok(finish(&analysis))
+        }
+        Command::Summary { input } => {
+            let analysis = load(&input);
+            let conns: Vec<ConnRecord> = analysis.conns.iter().map(ConnRecord::new).collect();
+            summary::write(out, &analysis, &conns)?;
+            Ok(finish(&analysis))
+        }
+        Command::Check { input, fail_on_state } => {
+            let analysis = load(&input);
+            let mut failed = false;
+            for state in &fail_on_state {
+                let bad: Vec<ConnRecord> =
+                    analysis.conns.iter().filter(|c| c.conn_state() == state.code()).map(ConnRecord::new).collect();
+                if !bad.is_empty() {
+                    failed = true;
+                    writeln!(out, "FAIL --fail-on-state {}: {} connection(s)", state.code(), bad.len())?;
+                    table::write_conns(out, &bad)?;
+                }
+            }
+            if !failed {
+                writeln!(out, "ok: {} connection(s), all rules hold", analysis.conns.len())?;
+            }
+            let code = finish(&analysis);
+            Ok(if code != ExitCode::SUCCESS { code } else if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+fn load(input: &Input) -> Analysis {
+    analyze::analyze(&input.files, &Options { timeouts: input.timeouts() })
+}
+
+fn accounting(a: &Analysis) -> AccountingRecord {
+    report::AccountingRecord::new(&a.accounting)
+}
+
+/// Reports file problems on stderr; exit 2 when a file could not be read.
+fn finish(analysis: &Analysis) -> ExitCode {
+    for f in &analysis.files {
+        if let Some(w) = &f.warning {
+            eprintln!("sockscope: warning: {}: {w}", f.path.display());
+        }
+        if let Some(e) = &f.error {
+            eprintln!("sockscope: {}: {e}", f.path.display());
+        }
+    }
+    if analysis.had_errors() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

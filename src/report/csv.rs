@@ -1,0 +1,82 @@
+//! CSV with a header row; nested fields are flattened to `parent_child` columns.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::record::ConnRecord;
+use crate::flow::inventory::SocketStats;
+
+/// A connection as one flat CSV row.
+#[derive(Serialize)]
+struct ConnRow<'a> {
+    id: u64,
+    proto: &'a str,
+    orig_ip: String,
+    orig_port: u16,
+    resp_ip: String,
+    resp_port: u16,
+    conn_state: &'a str,
+    history: &'a str,
+    ts: f64,
+    duration: f64,
+    orig_pkts: u64,
+    resp_pkts: u64,
+    orig_bytes: u64,
+    resp_bytes: u64,
+    orig_ip_bytes: u64,
+    resp_ip_bytes: u64,
+    handshake_state: Option<&'a str>,
+    handshake_rtt: Option<f64>,
+    teardown_state: Option<&'a str>,
+    teardown_initiator: Option<&'a str>,
+    teardown_kind: Option<&'a str>,
+    end: &'a str,
+}
+
+pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    for c in conns {
+        w.serialize(ConnRow {
+            id: c.id,
+            proto: c.proto,
+            orig_ip: c.orig.ip.to_string(),
+            orig_port: c.orig.port,
+            resp_ip: c.resp.ip.to_string(),
+            resp_port: c.resp.port,
+            conn_state: c.conn_state,
+            history: &c.history,
+            ts: c.ts,
+            duration: c.duration,
+            orig_pkts: c.orig_pkts,
+            resp_pkts: c.resp_pkts,
+            orig_bytes: c.orig_bytes,
+            resp_bytes: c.resp_bytes,
+            orig_ip_bytes: c.orig_ip_bytes,
+            resp_ip_bytes: c.resp_ip_bytes,
+            handshake_state: c.handshake.as_ref().map(|h| h.state),
+            handshake_rtt: c.handshake.as_ref().and_then(|h| h.rtt),
+            teardown_state: c.teardown.as_ref().map(|t| t.state),
+            teardown_initiator: c.teardown.as_ref().and_then(|t| t.initiator),
+            teardown_kind: c.teardown.as_ref().and_then(|t| t.kind),
+            end: c.end,
+        })
+        .map_err(to_io)?;
+    }
+    w.flush()
+}
+
+pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats]) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    for s in sockets {
+        w.serialize(s).map_err(to_io)?;
+    }
+    w.flush()
+}
+
+fn to_io(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}

@@ -1,0 +1,49 @@
+//! Printers: one module per output format. They only format what the analysis produced.
+
+pub mod csv;
+pub mod json;
+pub mod jsonl;
+pub mod record;
+pub mod summary;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::analyze::Accounting;
+
+/// Output formats of `conns` and `sockets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// The packet accounting as printed: totals per bucket and the breakdown of other and skipped.
+#[derive(Debug, Serialize)]
+pub struct AccountingRecord {
+    pub total: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub other: u64,
+    pub skipped: u64,
+    pub other_by_kind: BTreeMap<String, u64>,
+    pub skipped_by_reason: BTreeMap<String, u64>,
+}
+
+impl AccountingRecord {
+    pub fn new(a: &Accounting) -> Self {
+        AccountingRecord {
+            total: a.total,
+            tcp: a.tcp,
+            udp: a.udp,
+            other: a.other_total(),
+            skipped: a.skipped_total(),
+            other_by_kind: a.other.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            skipped_by_reason: a.skipped.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+}

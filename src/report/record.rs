@@ -1,0 +1,96 @@
+//! The connection record every format prints: one flat, stable schema (see the README).
+
+use serde::Serialize;
+
+use crate::flow::socket::Addr;
+use crate::flow::{Conn, EndReason};
+use crate::tcp::phases::{Handshake, Teardown};
+
+#[derive(Debug, Serialize)]
+pub struct ConnRecord {
+    pub id: u64,
+    pub proto: &'static str,
+    pub orig: Addr,
+    pub resp: Addr,
+    pub conn_state: &'static str,
+    pub history: String,
+    pub ts: f64,
+    pub duration: f64,
+    pub orig_pkts: u64,
+    pub resp_pkts: u64,
+    /// TCP: from sequence numbers, as Zeek; UDP: from the UDP length fields.
+    pub orig_bytes: u64,
+    pub resp_bytes: u64,
+    pub orig_ip_bytes: u64,
+    pub resp_ip_bytes: u64,
+    pub handshake: Option<Handshake>,
+    pub teardown: Option<Teardown>,
+    pub data: Option<DataPhase>,
+    /// Why the record ended: "capture_end", "inactivity" or "reused".
+    pub end: &'static str,
+}
+
+/// Per-direction data-phase counters (TCP).
+#[derive(Debug, Serialize)]
+pub struct DataPhase {
+    /// Payload bytes as carried by the packets, retransmissions included.
+    pub orig_payload_bytes: u64,
+    pub resp_payload_bytes: u64,
+    pub orig_rexmit_pkts: u64,
+    pub resp_rexmit_pkts: u64,
+    pub orig_rexmit_bytes: u64,
+    pub resp_rexmit_bytes: u64,
+    pub orig_zero_windows: u64,
+    pub resp_zero_windows: u64,
+}
+
+impl ConnRecord {
+    pub fn new(c: &Conn) -> Self {
+        let (orig_bytes, resp_bytes) = match &c.tcp {
+            Some(t) => t.seq_bytes(),
+            None => (c.orig_stats.payload_bytes, c.resp_stats.payload_bytes),
+        };
+        let conn_state = c.conn_state();
+        let (handshake, teardown, data) = match &c.tcp {
+            Some(t) => {
+                let p = &t.phases;
+                let data = DataPhase {
+                    orig_payload_bytes: c.orig_stats.payload_bytes,
+                    resp_payload_bytes: c.resp_stats.payload_bytes,
+                    orig_rexmit_pkts: p.orig.rexmit_pkts,
+                    resp_rexmit_pkts: p.resp.rexmit_pkts,
+                    orig_rexmit_bytes: p.orig.rexmit_bytes,
+                    resp_rexmit_bytes: p.resp.rexmit_bytes,
+                    orig_zero_windows: p.orig.zero_windows,
+                    resp_zero_windows: p.resp.zero_windows,
+                };
+                (Some(p.handshake(conn_state == "REJ")), Some(p.teardown()), Some(data))
+            }
+            None => (None, None, None),
+        };
+        ConnRecord {
+            id: c.id,
+            proto: c.proto.as_str(),
+            orig: c.orig,
+            resp: c.resp,
+            conn_state,
+            history: c.history.as_str().to_string(),
+            ts: c.first.as_secs_f64(),
+            duration: c.duration().as_secs_f64(),
+            orig_pkts: c.orig_stats.pkts,
+            resp_pkts: c.resp_stats.pkts,
+            orig_bytes,
+            resp_bytes,
+            orig_ip_bytes: c.orig_stats.ip_bytes,
+            resp_ip_bytes: c.resp_stats.ip_bytes,
+            handshake,
+            teardown,
+            data,
+            end: match c.end {
+                EndReason::CaptureEnd => "capture_end",
+                EndReason::Inactivity => "inactivity",
+                EndReason::Reused => "reused",
+            },
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! One side of a TCP connection, as Zeek's TCP analyzer models it: a state, where its sequence
+//! space starts, the highest sequence it sent and the highest acknowledgement it received.
+
+use crate::tcp::seq::SeqNum;
+
+/// Zeek's TCP endpoint states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Inactive,
+    SynSent,
+    SynAckSent,
+    /// Seen sending without a SYN (mid-stream).
+    Partial,
+    Established,
+    Closed,
+    Reset,
+}
+
+impl State {
+    pub fn is_handshake(self) -> bool {
+        matches!(self, State::Inactive | State::SynSent | State::SynAckSent)
+    }
+
+    /// Zeek's "inactive" for conn_state: never seen, or only seen mid-stream.
+    pub fn inactive_like(self) -> bool {
+        matches!(self, State::Inactive | State::Partial)
+    }
+}
+
+/// Sequence bookkeeping is 64-bit so that sizes stay right across 32-bit wraps.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub state: State,
+    pub prev_state: State,
+    /// Sequence number just before the first byte (the ISN, or first seq - 1 without a SYN).
+    pub start: i64,
+    pub last_seq: SeqNum,
+    pub seq_wraps: u32,
+    /// Highest acknowledgement the peer sent for this side's data.
+    pub ack_seq: SeqNum,
+    pub ack_wraps: u32,
+    pub fin_cnt: u32,
+    pub rst_cnt: u32,
+    pub did_close: bool,
+    /// Relative sequence of the last SYN / FIN / RST, for Zeek's repeated history letters.
+    pub hist_last_syn: i64,
+    pub hist_last_fin: i64,
+    pub hist_last_rst: i64,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Endpoint {
+            state: State::Inactive,
+            prev_state: State::Inactive,
+            start: 0,
+            last_seq: SeqNum(0),
+            seq_wraps: 0,
+            ack_seq: SeqNum(0),
+            ack_wraps: 0,
+            fin_cnt: 0,
+            rst_cnt: 0,
+            did_close: false,
+            hist_last_syn: 0,
+            hist_last_fin: 0,
+            hist_last_rst: 0,
+        }
+    }
+}
+
+/// The largest sequence jump a SYN or RST may make before it is treated as bogus (Zeek's 1 MiB).
+pub const MAX_JUMP: i32 = 1 << 20;
+
+impl Endpoint {
+    pub fn start_seq(&self) -> SeqNum {
+        SeqNum(self.start as u32)
+    }
+
+    /// Re-bases the sequence space at `base` (a SYN, or the first packet seen).
+    pub fn init_seq(&mut self, start: SeqNum, last: SeqNum) {
+        self.start = start.0 as i64;
+        self.ack_seq = start;
+        self.last_seq = last;
+        self.seq_wraps = 0;
+        self.ack_wraps = 0;
+    }
+
+    /// Without a SYN the sequence space starts just before the first byte seen.
+    pub fn init_seq_midstream(&mut self, base: SeqNum) {
+        self.start = base.0 as i64 - 1;
+        self.ack_seq = SeqNum(base.0.wrapping_sub(1));
+        self.last_seq = base;
+        self.seq_wraps = 0;
+        self.ack_wraps = 0;
+    }
+
+    pub fn update_last_seq(&mut self, s: SeqNum) {
+        if s.0 < self.last_seq.0 {
+            self.seq_wraps += 1;
+        }
+        self.last_seq = s;
+    }
+
+    pub fn update_ack_seq(&mut self, s: SeqNum) {
+        if s.0 < self.ack_seq.0 {
+            self.ack_wraps += 1;
+        }
+        self.ack_seq = s;
+    }
+
+    /// Position of `cur` relative to the start, counting wraps seen since `last`.
+    /// Returns the position and whether it lies before the start.
+    pub fn relative(&self, cur: SeqNum, last: SeqNum, mut wraps: u32) -> (i64, bool) {
+        let d = cur.diff(last);
+        if d < 0 && wraps > 0 && cur.0 > last.0 {
+            wraps -= 1;
+        } else if d > 0 && cur.0 < last.0 {
+            wraps += 1;
+        }
+        if wraps == 0 {
+            let r = cur.diff(self.start_seq());
+            (r as i64, r < 0)
+        } else {
+            (((wraps as i64) << 32) + cur.0 as i64 - self.start, false)
+        }
+    }
+
+    pub fn set_state(&mut self, s: State) {
+        if s != self.state {
+            self.prev_state = self.state;
+            self.state = s;
+        }
+    }
+
+    /// Payload bytes this side sent, from sequence numbers (Zeek's `TCP_Endpoint::Size`).
+    pub fn size(&self, peer: &Endpoint) -> u64 {
+        if self.prev_state == State::SynSent
+            && self.state == State::Reset
+            && peer.state == State::Inactive
+            && !self.no_data_acked()
+        {
+            return 0;
+        }
+        let last = ((self.seq_wraps as i64) << 32) + self.last_seq.0 as i64;
+        let ack = ((self.ack_wraps as i64) << 32) + self.ack_seq.0 as i64;
+        let mut size = last.max(ack) - self.start;
+        if size > 0 {
+            size -= 1; // the SYN's sequence octet (or the one before the first byte seen)
+        }
+        if self.fin_cnt > 0 && size > 0 {
+            size -= 1; // the FIN's
+        }
+        size.max(0) as u64
+    }
+
+    fn no_data_acked(&self) -> bool {
+        let ack = ((self.ack_wraps as i64) << 32) + self.ack_seq.0 as i64;
+        ack == self.start || ack == self.start + 1
+    }
+}

@@ -1,0 +1,456 @@
+//! TCP analysis: sequence numbers, per-endpoint state, and the verdicts derived from both.
+//!
+//! The state machine follows Zeek's TCP analyzer (TCPSessionAdapter: Process, UpdateStateMachine,
+//! IsReuse, ConnectionClosed and its timers) so that conn_state and history agree with Zeek's
+//! conn.log; the phases module adds what Zeek does not report (handshake and teardown detail).
+
+pub mod endpoint;
+pub mod phases;
+pub mod seq;
+pub mod verdict;
+
+use crate::capture::{Duration, Timestamp};
+use crate::decode::TcpSegment;
+use crate::flow::history::History;
+use crate::flow::ports;
+use endpoint::{Endpoint, State, MAX_JUMP};
+use phases::Phases;
+use seq::SeqNum;
+use verdict::{ConnState, Side};
+
+// Zeek's defaults (init-bare.zeek).
+const ATTEMPT_DELAY: Duration = Duration::from_secs(5);
+const SYN_TIMEOUT: Duration = Duration::from_secs(5);
+const SESSION_TIMER: Duration = Duration::from_secs(6);
+const CONNECTION_LINGER: Duration = Duration::from_secs(5);
+const CLOSE_DELAY: Duration = Duration::from_secs(5);
+const RESET_DELAY: Duration = Duration::from_secs(5);
+/// While still in the handshake, a connection is idle-expired like UDP.
+pub const HANDSHAKE_INACTIVITY: Duration = Duration::from_secs(60);
+
+/// Who is the originator of a new connection, decided from its first segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Orientation {
+    pub sender_is_orig: bool,
+    /// Decided by the port heuristic rather than by a SYN (Zeek's `^`).
+    pub flipped: bool,
+}
+
+/// Zeek's `WantConnection`: a pure SYN's sender is the originator; anything else is flipped
+/// when it comes from a likely server port.
+pub fn orient(seg: &TcpSegment) -> Orientation {
+    let f = seg.flags;
+    let mut flipped = false;
+    if !f.syn() || f.ack() {
+        if ports::likely_server(ports::TCP, seg.src_port) {
+            flipped = if ports::likely_server(ports::TCP, seg.dst_port) {
+                !f.syn() && seg.src_port < seg.dst_port
+            } else {
+                true
+            };
+        }
+    }
+    Orientation { sender_is_orig: !flipped, flipped }
+}
+
+/// What a segment did to the connection record.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Outcome {
+    /// The connection's last-activity time moves to this segment.
+    pub touch: bool,
+    /// Originator and responder swapped (a SYN seen after its SYN+ACK).
+    pub flipped: bool,
+}
+
+/// Both endpoints of a TCP connection, the timers Zeek would run, and the phase record.
+#[derive(Clone, Debug)]
+pub struct TcpConn {
+    pub orig: Endpoint,
+    pub resp: Endpoint,
+    pub phases: Phases,
+    timers: Timers,
+}
+
+/// Zeek's connection timers, evaluated lazily when the next packet of the pair arrives.
+#[derive(Clone, Debug)]
+struct Timers {
+    /// Removal after a completed close or a reset.
+    remove_at: Option<Timestamp>,
+    /// Check for an unanswered attempt.
+    attempt_at: Option<Timestamp>,
+    /// Periodic expiry checks: first at the given time, then every SESSION_TIMER.
+    expire_from: [Option<Timestamp>; 2],
+    /// The connection left the handshake: the long inactivity timeout applies.
+    left_handshake: bool,
+    /// Time of the previous packet, to know which timer instants passed since.
+    prev_packet: Timestamp,
+}
+
+impl TcpConn {
+    pub fn new(first: Timestamp) -> Self {
+        TcpConn {
+            orig: Endpoint::default(),
+            resp: Endpoint::default(),
+            phases: Phases::default(),
+            timers: Timers {
+                remove_at: None,
+                attempt_at: None,
+                expire_from: [Some(Timestamp(first.0 + SYN_TIMEOUT.0)), None],
+                left_handshake: false,
+                prev_packet: first,
+            },
+        }
+    }
+
+    /// Zeek's `IsReuse`: does this SYN (or SYN+ACK) start a new connection on the same pair?
+    pub fn starts_new_connection(&self, seg: &TcpSegment) -> bool {
+        let f = seg.flags;
+        if !f.syn() {
+            return false;
+        }
+        let mut co = &self.orig;
+        if f.ack() {
+            if self.orig.state != State::Inactive {
+                return false;
+            }
+            co = &self.resp;
+        }
+        if self.orig.did_close || self.resp.did_close {
+            return true;
+        }
+        if seg.seq == co.start_seq() {
+            return false; // a retransmitted SYN or SYN+ACK
+        }
+        let reversed = !f.ack()
+            && co.state == State::SynAckSent
+            && self.resp.state == State::Inactive
+            && seg.seq == self.resp.start_seq();
+        !reversed
+    }
+
+    /// Would Zeek have removed the connection before a packet at `now`? `last` is the
+    /// connection's last-activity time.
+    pub fn expired(&mut self, now: Timestamp, last: Timestamp) -> bool {
+        let t = &mut self.timers;
+        if t.remove_at.is_some_and(|at| now >= at) {
+            return true;
+        }
+        if t.attempt_at.is_some_and(|at| now >= at) {
+            t.attempt_at = None;
+            if matches!(self.orig.state, State::SynSent | State::SynAckSent) && self.resp.state == State::Inactive {
+                return true;
+            }
+        }
+        let idle = if t.left_handshake { Duration::from_secs(300) } else { HANDSHAKE_INACTIVITY };
+        if now.since(last) >= idle {
+            return true;
+        }
+        // The expiry timer fires at start, start + 6 s, ...; of the instants since the previous
+        // packet only the latest matters (nothing else changed in between).
+        let prev = t.prev_packet;
+        let (o, r) = (&self.orig, &self.resp);
+        let closable = (o.did_close || r.did_close)
+            && ((o.did_close && r.did_close)
+                || o.state == State::Reset
+                || r.state == State::Reset
+                || o.state == State::Inactive
+                || r.state == State::Inactive);
+        let both_inactive = o.state == State::Inactive && r.state == State::Inactive;
+        if closable || both_inactive {
+            for start in t.expire_from.iter().flatten() {
+                if now < *start {
+                    continue;
+                }
+                let k = (now.0 - start.0) / SESSION_TIMER.0;
+                let fire = Timestamp(start.0 + k * SESSION_TIMER.0);
+                if fire > prev && last.0 + CONNECTION_LINGER.0 < fire.0 {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Zeek's `Process` for one segment from the originator (`is_orig`) or the responder.
+    pub fn segment(&mut self, ts: Timestamp, is_orig: bool, seg: &TcpSegment, hist: &mut History) -> Outcome {
+        let f = seg.flags;
+        let len = seg.payload_len;
+        let base = seg.seq;
+        // Sequence space this segment covers; RST payload is not part of it.
+        let seg_len = if f.rst() { 0 } else { len } + u32::from(f.syn()) + u32::from(f.fin());
+        self.timers.prev_packet = ts;
+        self.phases.segment(ts, is_orig, seg);
+
+        let both_closed = self.orig.did_close && self.resp.did_close;
+        let orig_state = self.orig.state;
+        let (ep, peer) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+
+        init_endpoint(ep, f.syn(), base, base.add(seg_len));
+        let (rel_seq, _) = ep.relative(base, ep.last_seq, ep.seq_wraps);
+        update_history(hist, ep, is_orig, seg, rel_seq);
+        if seg.window == 0 && !f.rst() && peer.state != State::Closed && ep.state != State::Reset {
+            hist.counted('W', is_orig);
+            self.phases.side_mut(is_orig).zero_windows += 1;
+        }
+        let outcome_touch = !both_closed;
+        if f.fin() {
+            ep.fin_cnt += 1;
+        }
+        if f.rst() {
+            ep.rst_cnt += 1;
+        }
+        if f.ack() {
+            if peer.state == State::Inactive {
+                let a = SeqNum(seg.ack.0.wrapping_sub(1));
+                peer.start = a.0 as i64;
+                peer.ack_seq = a;
+                peer.last_seq = a;
+            } else {
+                let (_, underflow) = peer.relative(seg.ack, peer.ack_seq, peer.ack_wraps);
+                if !underflow && !f.rst() {
+                    update_ack_seq(peer, seg.ack);
+                }
+            }
+        }
+        if update_last_seq(ep, base.add(seg_len), seg) {
+            hist.counted('T', is_orig);
+            let side = self.phases.side_mut(is_orig);
+            side.rexmit_pkts += 1;
+            side.rexmit_bytes += len as u64;
+        }
+
+        let was_inactive = ep.state == State::Inactive;
+        let (do_close, flipped) = state_machine(ep, peer, is_orig, orig_state, seg);
+        if !ep.state.is_handshake() || !peer.state.is_handshake() {
+            self.timers.left_handshake = true;
+        }
+        if was_inactive && is_orig && f.syn() {
+            self.timers.attempt_at = Some(Timestamp(ts.0 + ATTEMPT_DELAY.0));
+        }
+        if do_close {
+            self.connection_closed(is_orig, ts);
+        }
+        if flipped {
+            hist.flip();
+            std::mem::swap(&mut self.orig, &mut self.resp);
+            self.phases.flip();
+        }
+        Outcome { touch: outcome_touch, flipped }
+    }
+
+    /// Zeek's `ConnectionClosed` for the endpoint that just sent FIN or RST.
+    fn connection_closed(&mut self, is_orig: bool, now: Timestamp) {
+        let (ep, peer) = if is_orig { (&mut self.orig, &self.resp) } else { (&mut self.resp, &self.orig) };
+        if ep.did_close {
+            if ep.state == State::Reset && peer.state != State::Closed {
+                // A RST after this side's own FIN: the reset timer removes the connection.
+                let at = Timestamp(now.0 + RESET_DELAY.0);
+                self.timers.remove_at = Some(self.timers.remove_at.map_or(at, |r| r.min(at)));
+            }
+            return;
+        }
+        ep.did_close = true;
+        let complete = ep.state == State::Reset || peer.did_close || peer.state == State::Inactive;
+        if complete {
+            self.timers.attempt_at = None;
+            self.timers.remove_at = Some(Timestamp(now.0 + CLOSE_DELAY.0));
+        } else if ep.prev_state != State::Inactive {
+            self.timers.expire_from[1] = Some(Timestamp(now.0 + SESSION_TIMER.0));
+        }
+    }
+
+    pub fn conn_state(&self, hist: &History) -> ConnState {
+        verdict::conn_state(
+            Side { state: self.orig.state, size: self.orig.size(&self.resp) },
+            Side { state: self.resp.state, size: self.resp.size(&self.orig) },
+            hist.as_str(),
+        )
+    }
+
+    /// Payload bytes per side from sequence numbers: (orig, resp).
+    pub fn seq_bytes(&self) -> (u64, u64) {
+        (self.orig.size(&self.resp), self.resp.size(&self.orig))
+    }
+}
+
+/// Sets up an endpoint's sequence space on its first segment or on a new SYN.
+fn init_endpoint(ep: &mut Endpoint, syn: bool, base: SeqNum, last: SeqNum) {
+    match ep.state {
+        State::Inactive => {
+            if syn {
+                ep.init_seq(base, last);
+            } else {
+                ep.init_seq_midstream(base);
+            }
+        }
+        State::SynSent | State::SynAckSent => {
+            if syn && base != ep.start_seq() {
+                ep.init_seq(base, last);
+            }
+        }
+        State::Established | State::Partial => {
+            if syn {
+                ep.init_seq(base, last);
+            }
+        }
+        State::Reset => {
+            if syn && ep.prev_state == State::Inactive {
+                ep.init_seq(base, last);
+            }
+        }
+        State::Closed => {}
+    }
+}
+
+fn update_history(hist: &mut History, ep: &mut Endpoint, is_orig: bool, seg: &TcpSegment, rel_seq: i64) {
+    let f = seg.flags;
+    let bits = u8::from(f.syn()) + u8::from(f.fin()) + u8::from(f.rst());
+    if bits > 1 {
+        if f.fin() && f.rst() {
+            hist.once('I', is_orig);
+        } else {
+            hist.once('Q', is_orig);
+        }
+    } else if f.syn() {
+        let c = if f.ack() { 'H' } else { 'S' };
+        // S and H share one "seen" slot in Zeek.
+        if !hist.once_slot('S', c, is_orig) && rel_seq != ep.hist_last_syn {
+            hist.always(c, is_orig);
+        }
+        ep.hist_last_syn = rel_seq;
+    } else if f.fin() {
+        let end = rel_seq + seg.payload_len as i64;
+        if !hist.once('F', is_orig) && end != ep.hist_last_fin {
+            hist.always('F', is_orig);
+        }
+        ep.hist_last_fin = end;
+    } else if f.rst() {
+        if !hist.once('R', is_orig) && rel_seq != ep.hist_last_rst {
+            hist.always('R', is_orig);
+        }
+        ep.hist_last_rst = rel_seq;
+    } else if seg.payload_len > 0 {
+        hist.once('D', is_orig);
+    } else if f.ack() {
+        hist.once('A', is_orig);
+    }
+}
+
+fn update_ack_seq(ep: &mut Endpoint, ack: SeqNum) {
+    let da = ack.diff(ep.ack_seq);
+    if ack.0 == 0 && da > MAX_JUMP {
+        return; // a zero ACK field on a packet that does not really acknowledge
+    }
+    if da > 0 {
+        ep.update_ack_seq(ack);
+    }
+}
+
+/// Advances the highest sequence sent; true when the segment retransmits payload.
+fn update_last_seq(ep: &mut Endpoint, last: SeqNum, seg: &TcpSegment) -> bool {
+    let f = seg.flags;
+    let d = last.diff(ep.last_seq);
+    if (f.syn() || f.rst()) && (d > MAX_JUMP || d < -MAX_JUMP) {
+        return false;
+    }
+    if f.fin() && ep.last_seq.diff(ep.start_seq()) == 1 {
+        ep.update_last_seq(last);
+        return false;
+    }
+    if ep.state == State::Reset {
+        return false;
+    }
+    if d > 0 {
+        ep.update_last_seq(last);
+        false
+    } else {
+        seg.payload_len > 0
+    }
+}
+
+/// Zeek's `UpdateStateMachine`, by the sender's state before this segment.
+/// Returns (the sender closed or reset, the roles flipped).
+fn state_machine(
+    ep: &mut Endpoint,
+    peer: &mut Endpoint,
+    is_orig: bool,
+    orig_state: State,
+    seg: &TcpSegment,
+) -> (bool, bool) {
+    let f = seg.flags;
+    let mut do_close = false;
+    let mut flipped = false;
+    match ep.state {
+        State::Inactive => {
+            if f.syn() {
+                if is_orig {
+                    ep.set_state(if f.ack() { State::SynAckSent } else { State::SynSent });
+                } else {
+                    if !f.ack() && peer.state == State::SynAckSent && seg.seq == ep.start_seq() {
+                        // The SYN arrived after its SYN+ACK: the roles were guessed wrong.
+                        flipped = true;
+                        peer.set_state(State::Established);
+                    }
+                    if peer.state == State::SynSent {
+                        peer.set_state(State::Established);
+                    }
+                    ep.set_state(State::Established);
+                }
+            }
+            if f.fin() {
+                ep.set_state(State::Closed);
+                do_close = true;
+            }
+            if f.rst() {
+                ep.set_state(State::Reset);
+                do_close = true;
+            }
+            if ep.state == State::Inactive {
+                if !is_orig && seg.payload_len == 0 && orig_state == State::SynSent {
+                    // An ACK before the SYN+ACK (some stacks): stay inactive.
+                } else if f.ack() && peer.state == State::Established {
+                    ep.set_state(State::Established);
+                } else {
+                    ep.set_state(State::Partial);
+                }
+            }
+        }
+        State::SynSent | State::SynAckSent => {
+            if f.fin() {
+                ep.set_state(State::Closed);
+                do_close = true;
+            }
+            if f.rst() {
+                ep.set_state(State::Reset);
+                do_close = true;
+            }
+        }
+        State::Established | State::Partial => {
+            if f.syn() && ep.state == State::Partial && peer.state == State::Inactive && !f.ack() {
+                ep.set_state(State::SynSent);
+            }
+            if f.fin() && !f.rst() {
+                ep.set_state(State::Closed);
+                if peer.state == State::Reset && peer.prev_state == State::Closed {
+                    peer.set_state(State::Closed); // FIN then RST then FIN: a normal close
+                }
+                do_close = true;
+            }
+            if f.rst() {
+                ep.set_state(State::Reset);
+                do_close = true;
+            }
+        }
+        State::Closed => {
+            if f.rst() && peer.state != State::Closed {
+                ep.set_state(State::Reset);
+                do_close = true;
+            }
+        }
+        State::Reset => {}
+    }
+    (do_close, flipped)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+//! Handshake and teardown: when each step happened, and the summaries derived from them.
+
+use serde::Serialize;
+
+use super::seq::SeqNum;
+use crate::capture::Timestamp;
+use crate::decode::{TcpOptions, TcpSegment};
+
+/// What one side did, in the order of the connection's phases.
+#[derive(Clone, Debug, Default)]
+pub struct SideEvents {
+    /// First SYN (originator) or SYN+ACK (responder).
+    pub syn: Option<Timestamp>,
+    pub syn_isn: SeqNum,
+    pub syns: u32,
+    pub options: Option<TcpOptions>,
+    pub first_fin: Option<Timestamp>,
+    /// The acknowledgement number that covers this side's FIN.
+    fin_end: Option<SeqNum>,
+    /// This side's FIN segment itself acknowledged the peer's FIN.
+    fin_acked_peer_fin: bool,
+    /// First segment from this side acknowledging the peer's FIN.
+    pub acked_peer_fin: Option<Timestamp>,
+    pub first_rst: Option<Timestamp>,
+    /// Payload sent after the peer had closed its direction.
+    pub data_after_peer_fin: bool,
+    pub rexmit_pkts: u64,
+    pub rexmit_bytes: u64,
+    pub zero_windows: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Phases {
+    pub orig: SideEvents,
+    pub resp: SideEvents,
+    /// The originator's ACK that completed the three-way handshake.
+    pub handshake_ack: Option<Timestamp>,
+}
+
+impl Phases {
+    pub fn side_mut(&mut self, is_orig: bool) -> &mut SideEvents {
+        if is_orig {
+            &mut self.orig
+        } else {
+            &mut self.resp
+        }
+    }
+
+    pub fn flip(&mut self) {
+        std::mem::swap(&mut self.orig, &mut self.resp);
+    }
+
+    /// Records a segment from the originator (`is_orig`) or the responder.
+    pub fn segment(&mut self, ts: Timestamp, is_orig: bool, seg: &TcpSegment) {
+        let f = seg.flags;
+        let (me, other) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+        if f.syn() && !f.rst() && !f.fin() && f.ack() != is_orig {
+            // A pure SYN from the originator, a SYN+ACK from the responder.
+            if me.syn.is_none() {
+                me.syn = Some(ts);
+                me.syn_isn = seg.seq;
+                me.options = Some(seg.options);
+            }
+            if seg.seq == me.syn_isn {
+                me.syns += 1;
+            }
+        }
+        if is_orig && f.ack() && !f.syn() && self.handshake_ack.is_none() && other.syn.is_some() && me.syn.is_some() {
+            self.handshake_ack = Some(ts);
+        }
+        let acks_peer_fin = f.ack() && other.fin_end.is_some_and(|end| seg.ack >= end);
+        if acks_peer_fin && me.acked_peer_fin.is_none() {
+            me.acked_peer_fin = Some(ts);
+        }
+        if seg.payload_len > 0 && other.first_fin.is_some() && me.first_fin.is_none() && !f.fin() {
+            me.data_after_peer_fin = true;
+        }
+        if f.fin() && me.first_fin.is_none() {
+            me.first_fin = Some(ts);
+            me.fin_end = Some(seg.seq.add(seg.payload_len + u32::from(f.syn()) + 1));
+            me.fin_acked_peer_fin = acks_peer_fin;
+        }
+        if f.rst() && me.first_rst.is_none() {
+            me.first_rst = Some(ts);
+        }
+    }
+
+    pub fn handshake(&self, rejected: bool) -> Handshake {
+        let (o, r) = (&self.orig, &self.resp);
+        let state = match (o.syn, r.syn, self.handshake_ack) {
+            (None, _, _) => "not_seen",
+            (Some(_), Some(_), Some(_)) => "complete",
+            (Some(_), Some(_), None) => "syn_synack",
+            (Some(_), None, _) if rejected => "rejected",
+            (Some(_), None, _) => "syn_only",
+        };
+        let secs = |a: Option<Timestamp>, b: Option<Timestamp>| Some(b?.since(a?).as_secs_f64());
+        Handshake {
+            state,
+            syn_ts: o.syn.map(Timestamp::as_secs_f64),
+            synack_ts: r.syn.map(Timestamp::as_secs_f64),
+            ack_ts: self.handshake_ack.map(Timestamp::as_secs_f64),
+            rtt: if state == "complete" { secs(o.syn, self.handshake_ack) } else { None },
+            rtt_server: secs(o.syn, r.syn),
+            rtt_client: secs(r.syn, self.handshake_ack),
+            syn_retransmissions: o.syns.saturating_sub(1),
+            orig_options: o.options.map(Offered::from),
+            resp_options: r.options.map(Offered::from),
+        }
+    }
+
+    pub fn teardown(&self) -> Teardown {
+        let (o, r) = (&self.orig, &self.resp);
+        let first_rst = earliest(o.first_rst, r.first_rst);
+        let first_fin = earliest(o.first_fin, r.first_fin);
+        let who = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
+            (Some(x), Some(y)) if x == y => Some("both"),
+            (Some(x), Some(y)) => Some(if x < y { "orig" } else { "resp" }),
+            (Some(_), None) => Some("orig"),
+            (None, Some(_)) => Some("resp"),
+            (None, None) => None,
+        };
+        let half_close = o.data_after_peer_fin || r.data_after_peer_fin;
+        let (state, initiator, kind) = if let Some(rst) = first_rst {
+            let fin_first = first_fin.is_some_and(|f| f <= rst);
+            if fin_first {
+                ("reset", who(o.first_fin, r.first_fin), Some("fin_then_rst"))
+            } else {
+                ("reset", who(o.first_rst, r.first_rst), Some("rst"))
+            }
+        } else if let (Some(of), Some(rf)) = (o.first_fin, r.first_fin) {
+            // The side that closed second: did it acknowledge the first FIN before its own?
+            let second = if of <= rf { r } else { o };
+            let initiator = if of == rf { "both" } else if of < rf { "orig" } else { "resp" };
+            let kind = if half_close {
+                "half_close"
+            } else if of == rf || !second.fin_acked_peer_fin {
+                "simultaneous" // the FINs crossed
+            } else if second.acked_peer_fin == second.first_fin {
+                "combined"
+            } else {
+                "four_way"
+            };
+            let initiator = if kind == "simultaneous" { "both" } else { initiator };
+            ("closed", Some(initiator), Some(kind))
+        } else if first_fin.is_some() {
+            ("half_closed", who(o.first_fin, r.first_fin), Some("half_close"))
+        } else {
+            ("open", None, None)
+        };
+        // The last step: the ACK of the later FIN, or the first RST.
+        let last_fin = match (o.first_fin, r.first_fin) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+        let final_ack = match (o.first_fin, r.first_fin) {
+            (Some(a), Some(b)) if a <= b => o.acked_peer_fin.filter(|&t| t >= b),
+            (Some(_), Some(_)) => r.acked_peer_fin,
+            _ => None,
+        };
+        Teardown {
+            state,
+            initiator,
+            kind,
+            first_fin_ts: first_fin.map(Timestamp::as_secs_f64),
+            last_fin_ts: last_fin.map(Timestamp::as_secs_f64),
+            final_ack_ts: final_ack.map(Timestamp::as_secs_f64),
+            rst_ts: first_rst.map(Timestamp::as_secs_f64),
+        }
+    }
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// The TCP options a side offered on its SYN.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Offered {
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub timestamps: bool,
+}
+
+impl From<TcpOptions> for Offered {
+    fn from(o: TcpOptions) -> Self {
+        Offered { mss: o.mss, window_scale: o.window_scale, sack_permitted: o.sack_permitted, timestamps: o.timestamps }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Handshake {
+    pub state: &'static str,
+    pub rtt: Option<f64>,
+    /// SYN to SYN+ACK: the path to the server and back, seen from the capture point.
+    pub rtt_server: Option<f64>,
+    /// SYN+ACK to ACK: the path to the client and back.
+    pub rtt_client: Option<f64>,
+    pub syn_ts: Option<f64>,
+    pub synack_ts: Option<f64>,
+    pub ack_ts: Option<f64>,
+    pub syn_retransmissions: u32,
+    pub orig_options: Option<Offered>,
+    pub resp_options: Option<Offered>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Teardown {
+    pub state: &'static str,
+    pub initiator: Option<&'static str>,
+    pub kind: Option<&'static str>,
+    pub first_fin_ts: Option<f64>,
+    pub last_fin_ts: Option<f64>,
+    pub final_ack_ts: Option<f64>,
+    pub rst_ts: Option<f64>,
+}

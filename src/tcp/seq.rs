@@ -1,0 +1,61 @@
+//! TCP sequence numbers: 32-bit values compared modulo 2^32 (RFC 793 section 3.3, RFC 1982).
+
+use std::cmp::Ordering;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SeqNum(pub u32);
+
+impl SeqNum {
+    /// Signed distance from `other` to `self`: positive when `self` is later.
+    pub fn diff(self, other: SeqNum) -> i32 {
+        self.0.wrapping_sub(other.0) as i32
+    }
+
+    pub fn add(self, n: u32) -> SeqNum {
+        SeqNum(self.0.wrapping_add(n))
+    }
+
+    /// Later of the two, by wrapping comparison.
+    pub fn max(self, other: SeqNum) -> SeqNum {
+        if self.diff(other) >= 0 {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+impl PartialOrd for SeqNum {
+    fn partial_cmp(&self, other: &SeqNum) -> Option<Ordering> {
+        Some(self.diff(*other).cmp(&0))
+    }
+}
+
+impl fmt::Display for SeqNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_across_wrap() {
+        let near_end = SeqNum(u32::MAX - 10);
+        let wrapped = near_end.add(20);
+        assert_eq!(wrapped, SeqNum(9));
+        assert!(wrapped > near_end);
+        assert_eq!(wrapped.diff(near_end), 20);
+        assert_eq!(near_end.diff(wrapped), -20);
+        assert_eq!(near_end.max(wrapped), wrapped);
+    }
+
+    #[test]
+    fn plain_order_without_wrap() {
+        assert!(SeqNum(100) < SeqNum(200));
+        assert_eq!(SeqNum(200).max(SeqNum(100)), SeqNum(200));
+    }
+}

@@ -1,0 +1,1 @@
+//! State-machine tests from compact segment scripts, grouped by how connections end.

@@ -1,0 +1,193 @@
+//! Pure functions from the two endpoints' states to what is reported.
+
+use serde::Serialize;
+
+use super::endpoint::State;
+
+/// Zeek's conn_state codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ConnState {
+    S0,
+    S1,
+    SF,
+    REJ,
+    S2,
+    S3,
+    RSTO,
+    RSTR,
+    RSTOS0,
+    RSTRH,
+    SH,
+    SHR,
+    OTH,
+}
+
+impl ConnState {
+    pub const ALL: [ConnState; 13] = [
+        ConnState::S0,
+        ConnState::S1,
+        ConnState::SF,
+        ConnState::REJ,
+        ConnState::S2,
+        ConnState::S3,
+        ConnState::RSTO,
+        ConnState::RSTR,
+        ConnState::RSTOS0,
+        ConnState::RSTRH,
+        ConnState::SH,
+        ConnState::SHR,
+        ConnState::OTH,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ConnState::S0 => "S0",
+            ConnState::S1 => "S1",
+            ConnState::SF => "SF",
+            ConnState::REJ => "REJ",
+            ConnState::S2 => "S2",
+            ConnState::S3 => "S3",
+            ConnState::RSTO => "RSTO",
+            ConnState::RSTR => "RSTR",
+            ConnState::RSTOS0 => "RSTOS0",
+            ConnState::RSTRH => "RSTRH",
+            ConnState::SH => "SH",
+            ConnState::SHR => "SHR",
+            ConnState::OTH => "OTH",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ConnState> {
+        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s))
+    }
+}
+
+/// What the verdict needs to know about one side.
+#[derive(Clone, Copy, Debug)]
+pub struct Side {
+    pub state: State,
+    pub size: u64,
+}
+
+/// Zeek's decision order (base/protocols/conn/main.zeek, `conn_state`).
+pub fn conn_state(orig: Side, resp: Side, history: &str) -> ConnState {
+    use State::*;
+    let (os, rs) = (orig.state, resp.state);
+    if rs == Reset {
+        if matches!(os, SynSent | SynAckSent) || (os == Reset && orig.size == 0 && resp.size == 0) {
+            ConnState::REJ
+        } else if os.inactive_like() {
+            ConnState::RSTRH
+        } else {
+            ConnState::RSTR
+        }
+    } else if os == Reset {
+        if !rs.inactive_like() {
+            ConnState::RSTO
+        } else if syn_then_rst(history) {
+            ConnState::RSTOS0
+        } else {
+            ConnState::OTH
+        }
+    } else if os == Closed && rs == Closed {
+        ConnState::SF
+    } else if os == Closed {
+        if rs.inactive_like() {
+            ConnState::SH
+        } else {
+            ConnState::S2
+        }
+    } else if rs == Closed {
+        if os.inactive_like() {
+            ConnState::SHR
+        } else {
+            ConnState::S3
+        }
+    } else if os == SynSent && rs == Inactive {
+        ConnState::S0
+    } else if os == Established && rs == Established {
+        ConnState::S1
+    } else {
+        ConnState::OTH
+    }
+}
+
+/// Zeek's `/\^?S[^HAFGIQ]*R.*/`: an originator SYN, then a RST with no reply or handshake between.
+fn syn_then_rst(history: &str) -> bool {
+    let h = history.strip_prefix('^').unwrap_or(history);
+    let Some(rest) = h.strip_prefix('S') else { return false };
+    for c in rest.chars() {
+        match c {
+            'R' => return true,
+            'H' | 'A' | 'F' | 'G' | 'I' | 'Q' => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use State::*;
+
+    fn st(o: State, r: State) -> ConnState {
+        conn_state(Side { state: o, size: 0 }, Side { state: r, size: 0 }, "")
+    }
+
+    #[test]
+    fn attempts() {
+        assert_eq!(st(SynSent, Inactive), ConnState::S0);
+        assert_eq!(st(SynSent, Reset), ConnState::REJ);
+        assert_eq!(st(SynAckSent, Reset), ConnState::REJ);
+    }
+
+    #[test]
+    fn established_and_closed() {
+        assert_eq!(st(Established, Established), ConnState::S1);
+        assert_eq!(st(Closed, Closed), ConnState::SF);
+        assert_eq!(st(Closed, Established), ConnState::S2);
+        assert_eq!(st(Established, Closed), ConnState::S3);
+        assert_eq!(st(Closed, Inactive), ConnState::SH);
+        assert_eq!(st(Closed, Partial), ConnState::SH);
+        assert_eq!(st(Partial, Closed), ConnState::SHR);
+    }
+
+    #[test]
+    fn resets() {
+        assert_eq!(st(Established, Reset), ConnState::RSTR);
+        assert_eq!(st(Partial, Reset), ConnState::RSTRH);
+        assert_eq!(st(Reset, Established), ConnState::RSTO);
+        assert_eq!(st(Reset, Closed), ConnState::RSTO);
+        let sized = |n| Side { state: Reset, size: n };
+        assert_eq!(conn_state(sized(0), sized(0), "ShR"), ConnState::REJ);
+        assert_eq!(conn_state(sized(5), sized(0), "ShADR"), ConnState::RSTR);
+    }
+
+    #[test]
+    fn originator_reset_without_reply_follows_history() {
+        // Zeek's conn_state-RST-behavior baseline: R -> OTH, SR -> RSTOS0, SaR -> RSTOS0, SaFR -> OTH.
+        let o = Side { state: Reset, size: 0 };
+        let r = Side { state: Inactive, size: 0 };
+        assert_eq!(conn_state(o, r, "R"), ConnState::OTH);
+        assert_eq!(conn_state(o, r, "SR"), ConnState::RSTOS0);
+        assert_eq!(conn_state(o, r, "SaR"), ConnState::RSTOS0);
+        assert_eq!(conn_state(o, r, "SaFR"), ConnState::OTH);
+        assert_eq!(conn_state(o, r, "^SR"), ConnState::RSTOS0);
+    }
+
+    #[test]
+    fn midstream_is_other() {
+        assert_eq!(st(Partial, Partial), ConnState::OTH);
+        assert_eq!(st(Inactive, Established), ConnState::OTH);
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for c in ConnState::ALL {
+            assert_eq!(ConnState::parse(c.code()), Some(c));
+        }
+        assert_eq!(ConnState::parse("rej"), Some(ConnState::REJ));
+        assert_eq!(ConnState::parse("nope"), None);
+    }
+}
