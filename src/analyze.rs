@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::capture::{CaptureReader, FileKind, Record, Timestamp};
-use crate::decode::{self, Decoded, Other, Skip};
+use crate::decode::{self, Decoded, Ip, Other, Skip, TcpSegment, UdpDatagram};
 use crate::flow::table::{ConnTable, Timeouts};
 use crate::flow::Conn;
 
@@ -67,9 +67,32 @@ pub struct Options {
     pub timeouts: Timeouts,
 }
 
+/// A transport packet and the connection it was attributed to (for `show`).
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    /// 1-based packet number over the whole run.
+    pub number: u64,
+    pub ts: Timestamp,
+    pub conn_id: u64,
+    pub ip: Ip,
+    pub transport: Transport,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    Tcp(TcpSegment),
+    Udp(UdpDatagram),
+}
+
 /// Reads the files in order as one timeline (the pieces of one rotated capture).
 pub fn analyze(paths: &[PathBuf], opts: &Options) -> Analysis {
+    analyze_with(paths, opts, &mut |_| {})
+}
+
+/// Like [`analyze`], telling `observer` about every TCP and UDP packet.
+pub fn analyze_with(paths: &[PathBuf], opts: &Options, observer: &mut dyn FnMut(&Seen)) -> Analysis {
     let mut run = Run {
+        observer,
         table: ConnTable::new(opts.timeouts),
         accounting: Accounting::default(),
         first_ts: None,
@@ -85,14 +108,15 @@ pub fn analyze(paths: &[PathBuf], opts: &Options) -> Analysis {
     }
 }
 
-struct Run {
+struct Run<'o> {
+    observer: &'o mut dyn FnMut(&Seen),
     table: ConnTable,
     accounting: Accounting,
     first_ts: Option<Timestamp>,
     last_ts: Option<Timestamp>,
 }
 
-impl Run {
+impl Run<'_> {
     fn file(&mut self, path: &Path) -> FileReport {
         let mut report =
             FileReport { path: path.to_path_buf(), format: None, gzip: false, packets: 0, warning: None, error: None };
@@ -142,11 +166,15 @@ impl Run {
         match decode::decode(frame.link_type, frame.data) {
             Decoded::Tcp(ip, seg) => {
                 self.accounting.tcp += 1;
-                self.table.tcp(ts, &ip, &seg);
+                let conn_id = self.table.tcp(ts, &ip, &seg);
+                let number = self.accounting.total;
+                (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Tcp(seg) });
             }
             Decoded::Udp(ip, d) => {
                 self.accounting.udp += 1;
-                self.table.udp(ts, &ip, &d);
+                let conn_id = self.table.udp(ts, &ip, &d);
+                let number = self.accounting.total;
+                (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Udp(d) });
             }
             Decoded::Other(o) => *self.accounting.other.entry(o).or_default() += 1,
             Decoded::Skipped(s) => *self.accounting.skipped.entry(s).or_default() += 1,

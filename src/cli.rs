@@ -52,6 +52,14 @@ pub enum Command {
         #[command(flatten)]
         input: Input,
     },
+    /// A ladder diagram of one connection: one line per packet, client left, server right.
+    Show {
+        #[command(flatten)]
+        input: Input,
+        /// The connection id, as printed by `conns`.
+        #[arg(long = "conn", value_name = "ID")]
+        conn: u64,
+    },
     /// Exit 1 when a connection breaks a rule, 0 when none does (for CI gates).
     ///
     /// Each broken rule is printed with the connections that broke it.

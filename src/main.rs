@@ -7,7 +7,7 @@ use sockscope::analyze::{self, Analysis, Options};
 use sockscope::cli::{Cli, Command, Input};
 use sockscope::flow::inventory::inventory;
 use sockscope::report::record::ConnRecord;
-use sockscope::report::{self, csv, json, jsonl, summary, table, AccountingRecord, Format};
+use sockscope::report::{self, csv, json, jsonl, ladder, summary, table, AccountingRecord, Format};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,6 +55,24 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             summary::write(out, &analysis, &conns)?;
             Ok(finish(&analysis))
         }
+        Command::Show { input, conn } => {
+            let mut packets = Vec::new();
+            let analysis = analyze::analyze_with(&input.files, &options(&input), &mut |seen| {
+                if seen.conn_id == conn {
+                    packets.push(*seen);
+                }
+            });
+            let code = finish(&analysis);
+            match analysis.conns.iter().find(|c| c.id == conn) {
+                Some(c) => ladder::write(out, &ConnRecord::new(c), &packets)?,
+                None if code == ExitCode::SUCCESS => {
+                    eprintln!("sockscope: no connection with id {conn} ({} connections)", analysis.conns.len());
+                    return Ok(ExitCode::from(2));
+                }
+                None => {}
+            }
+            Ok(code)
+        }
         Command::Check { input, fail_on_state } => {
             let analysis = load(&input);
             let mut failed = false;
@@ -77,7 +95,11 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
 }
 
 fn load(input: &Input) -> Analysis {
-    analyze::analyze(&input.files, &Options { timeouts: input.timeouts() })
+    analyze::analyze(&input.files, &options(input))
+}
+
+fn options(input: &Input) -> Options {
+    Options { timeouts: input.timeouts() }
 }
 
 fn accounting(a: &Analysis) -> AccountingRecord {

@@ -47,7 +47,8 @@ impl ConnTable {
         self.live.len()
     }
 
-    pub fn tcp(&mut self, ts: Timestamp, ip: &Ip, seg: &TcpSegment) {
+    /// Adds a segment; returns the id of the connection it belongs to.
+    pub fn tcp(&mut self, ts: Timestamp, ip: &Ip, seg: &TcpSegment) -> u64 {
         let src = Addr { ip: ip.src, port: seg.src_port };
         let dst = Addr { ip: ip.dst, port: seg.dst_port };
         let key = PairKey::new(Proto::Tcp, src, dst);
@@ -89,9 +90,11 @@ impl ConnTable {
         if outcome.touch {
             conn.last = conn.last.max(ts);
         }
+        conn.id
     }
 
-    pub fn udp(&mut self, ts: Timestamp, ip: &Ip, d: &UdpDatagram) {
+    /// Adds a datagram; returns the id of the flow it belongs to.
+    pub fn udp(&mut self, ts: Timestamp, ip: &Ip, d: &UdpDatagram) -> u64 {
         let src = Addr { ip: ip.src, port: d.src_port };
         let dst = Addr { ip: ip.dst, port: d.dst_port };
         let key = PairKey::new(Proto::Udp, src, dst);
@@ -103,7 +106,7 @@ impl ConnTable {
         }
         let next_id = &mut self.next_id;
         let conn = self.live.entry(key).or_insert_with(|| {
-            let flip = super::ports::udp_should_flip(src.port, dst.port);
+            let flip = super::ports::udp_should_flip(src.port, dst.port) && !is_broadcast(dst.ip);
             let (orig, resp) = if flip { (dst, src) } else { (src, dst) };
             let mut conn = new_conn(next_id, Proto::Udp, orig, resp, ts);
             if flip {
@@ -116,6 +119,7 @@ impl ConnTable {
         conn.last = conn.last.max(ts);
         // Zeek marks every datagram as data, even an empty one.
         conn.history.once('D', is_orig);
+        conn.id
     }
 
     /// Ends every connection and returns all of them in order of first packet.
@@ -147,6 +151,11 @@ impl ConnTable {
             self.done.push(conn);
         }
     }
+}
+
+/// Zeek never flips a flow sent to the broadcast address: the sender is the one asking.
+fn is_broadcast(ip: std::net::IpAddr) -> bool {
+    ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
 }
 
 fn new_conn(next_id: &mut u64, proto: Proto, orig: Addr, resp: Addr, ts: Timestamp) -> Conn {

@@ -3,6 +3,7 @@
 pub mod csv;
 pub mod json;
 pub mod jsonl;
+pub mod ladder;
 pub mod record;
 pub mod summary;
 pub mod table;
