@@ -99,8 +99,9 @@ impl ConnTable {
         let dst = Addr { ip: ip.dst, port: d.dst_port };
         let key = PairKey::new(Proto::Udp, src, dst);
         self.maybe_sweep(ts);
+        let timeout = udp_timeout(self.timeouts.udp, src.port, dst.port);
         if let Some(conn) = self.live.get(&key) {
-            if ts.since(conn.last) > self.timeouts.udp {
+            if ts.since(conn.last) > timeout {
                 self.end(&key, EndReason::Inactivity);
             }
         }
@@ -143,13 +144,28 @@ impl ConnTable {
         self.last_sweep = now;
         let timeouts = self.timeouts;
         let idle = |_: &PairKey, conn: &mut Conn| {
-            let limit = if conn.proto == Proto::Tcp { timeouts.tcp } else { timeouts.udp };
+            let limit = match conn.proto {
+                Proto::Tcp => timeouts.tcp,
+                Proto::Udp => udp_timeout(timeouts.udp, conn.orig.port, conn.resp.port),
+            };
             now.since(conn.last) > limit
         };
         for (_, mut conn) in self.live.extract_if(.., idle) {
             conn.end = EndReason::Inactivity;
             self.done.push(conn);
         }
+    }
+}
+
+/// Zeek's DNS analyzer shortens a UDP flow's inactivity timeout (`dns_session_timeout`, 10 s),
+/// so DNS exchanges minutes apart on one socket pair are separate flows.
+fn udp_timeout(default: Duration, a: u16, b: u16) -> Duration {
+    const DNS_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+    let dns = |p: u16| matches!(p, 53 | 137 | 5353 | 5355);
+    if dns(a) || dns(b) {
+        default.min(DNS_SESSION_TIMEOUT)
+    } else {
+        default
     }
 }
 
