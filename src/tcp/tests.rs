@@ -1,1 +1,283 @@
 //! State-machine tests from compact segment scripts, grouped by how connections end.
+//!
+//! A script is `;`-separated steps `C>S FLAGS seq=N ack=N len=N win=N` (C = client/originator,
+//! S = server); flags are letters S A F R P. Steps are 1 ms apart unless `t=MS` is given.
+
+use super::*;
+use crate::decode::{TcpFlags, TcpOptions};
+
+struct Run {
+    tcp: TcpConn,
+    hist: History,
+}
+
+fn run(script: &str) -> Run {
+    let mut tcp = TcpConn::new(Timestamp(0));
+    let mut hist = History::default();
+    let mut now = 0u64;
+    for (i, step) in script.split(';').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+        let mut words = step.split_whitespace();
+        let is_orig = match words.next() {
+            Some("C>S") => true,
+            Some("S>C") => false,
+            other => panic!("step {i}: direction C>S or S>C, got {other:?}"),
+        };
+        let mut seg = TcpSegment {
+            src_port: 0,
+            dst_port: 0,
+            seq: SeqNum(0),
+            ack: SeqNum(0),
+            flags: TcpFlags(0),
+            window: 1000,
+            payload_len: 0,
+            options: TcpOptions::default(),
+        };
+        now += 1_000_000;
+        for w in words {
+            match w.split_once('=') {
+                Some(("seq", v)) => seg.seq = SeqNum(v.parse().unwrap()),
+                Some(("ack", v)) => seg.ack = SeqNum(v.parse().unwrap()),
+                Some(("len", v)) => seg.payload_len = v.parse().unwrap(),
+                Some(("win", v)) => seg.window = v.parse().unwrap(),
+                Some(("t", v)) => now = v.parse::<u64>().unwrap() * 1_000_000,
+                Some(_) => panic!("step {i}: unknown field {w}"),
+                None => {
+                    for c in w.chars() {
+                        seg.flags.0 |= match c {
+                            'S' => TcpFlags::SYN,
+                            'A' => TcpFlags::ACK,
+                            'F' => TcpFlags::FIN,
+                            'R' => TcpFlags::RST,
+                            'P' => TcpFlags::PSH,
+                            _ => panic!("step {i}: unknown flag {c}"),
+                        }
+                    }
+                }
+            }
+        }
+        let out = tcp.segment(Timestamp(now), is_orig, &seg, &mut hist);
+        assert!(!out.flipped, "these scripts keep the roles they start with");
+    }
+    Run { tcp, hist }
+}
+
+impl Run {
+    fn state(&self) -> &'static str {
+        self.tcp.conn_state(&self.hist).code()
+    }
+    fn history(&self) -> &str {
+        self.hist.as_str()
+    }
+    fn handshake(&self) -> &'static str {
+        self.tcp.phases.handshake(self.state() == "REJ").state
+    }
+    fn teardown(&self) -> (&'static str, Option<&'static str>, Option<&'static str>) {
+        let t = self.tcp.phases.teardown();
+        (t.state, t.initiator, t.kind)
+    }
+}
+
+const HANDSHAKE: &str = "C>S S seq=100; S>C SA seq=500 ack=101; C>S A seq=101 ack=501;";
+const DATA: &str = "C>S PA seq=101 ack=501 len=10; S>C PA seq=501 ack=111 len=20; C>S A seq=111 ack=521;";
+
+mod opening {
+    use super::*;
+
+    #[test]
+    fn unanswered_syn_is_s0() {
+        let r = run("C>S S seq=100; C>S S seq=100 t=1000");
+        assert_eq!(r.state(), "S0");
+        assert_eq!(r.history(), "S");
+        assert_eq!(r.handshake(), "syn_only");
+        assert_eq!(r.tcp.phases.handshake(false).syn_retransmissions, 1);
+    }
+
+    #[test]
+    fn refused_is_rej() {
+        let r = run("C>S S seq=100; S>C RA seq=0 ack=101");
+        assert_eq!(r.state(), "REJ");
+        assert_eq!(r.history(), "Sr");
+        assert_eq!(r.handshake(), "rejected");
+        assert_eq!(r.teardown(), ("reset", Some("resp"), Some("rst")));
+    }
+
+    #[test]
+    fn handshake_only_is_s1() {
+        let r = run(HANDSHAKE);
+        assert_eq!(r.state(), "S1");
+        assert_eq!(r.history(), "ShA");
+        assert_eq!(r.handshake(), "complete");
+        let h = r.tcp.phases.handshake(false);
+        assert_eq!(h.rtt, Some(0.002));
+        assert_eq!(h.rtt_server, Some(0.001));
+        assert_eq!(h.rtt_client, Some(0.001));
+        assert_eq!(r.teardown(), ("open", None, None));
+    }
+
+    #[test]
+    fn syn_synack_without_ack() {
+        let r = run("C>S S seq=100; S>C SA seq=500 ack=101");
+        assert_eq!(r.handshake(), "syn_synack");
+        assert_eq!(r.history(), "Sh");
+    }
+
+    #[test]
+    fn midstream_is_oth_and_not_seen() {
+        let r = run("C>S PA seq=1000 ack=2000 len=10; S>C A seq=2000 ack=1010");
+        assert_eq!(r.state(), "OTH");
+        assert_eq!(r.history(), "Da");
+        assert_eq!(r.handshake(), "not_seen");
+    }
+
+    #[test]
+    fn retransmitted_syn_is_not_reuse_but_new_isn_is() {
+        let r = run("C>S S seq=100");
+        let syn = |seq| TcpSegment {
+            src_port: 1,
+            dst_port: 2,
+            seq: SeqNum(seq),
+            ack: SeqNum(0),
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 1,
+            payload_len: 0,
+            options: TcpOptions::default(),
+        };
+        assert!(!r.tcp.starts_new_connection(&syn(100)));
+        assert!(r.tcp.starts_new_connection(&syn(9999)));
+    }
+}
+
+mod closing {
+    use super::*;
+
+    #[test]
+    fn client_closes_four_way() {
+        let r = run(&format!(
+            "{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C A seq=521 ack=112; S>C FA seq=521 ack=112; C>S A seq=112 ack=522"
+        ));
+        assert_eq!(r.state(), "SF");
+        assert_eq!(r.history(), "ShADdFaf");
+        assert_eq!(r.teardown(), ("closed", Some("orig"), Some("four_way")));
+        assert_eq!(r.tcp.seq_bytes(), (10, 20));
+    }
+
+    #[test]
+    fn server_closes_combined() {
+        let r = run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C A seq=522 ack=112"));
+        assert_eq!(r.state(), "SF");
+        assert_eq!(r.teardown(), ("closed", Some("resp"), Some("combined")));
+        let t = r.tcp.phases.teardown();
+        assert_eq!(t.final_ack_ts, Some(0.009));
+    }
+
+    #[test]
+    fn simultaneous_close() {
+        let r = run(&format!("{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C FA seq=521 ack=111; C>S A seq=112 ack=522"));
+        assert_eq!(r.state(), "SF");
+        assert_eq!(r.teardown(), ("closed", Some("both"), Some("simultaneous")));
+    }
+
+    #[test]
+    fn half_close_with_data_after_fin() {
+        let r = run(&format!(
+            "{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S FA seq=111 ack=501; S>C PA seq=501 ack=112 len=100; S>C FA seq=601 ack=112; C>S A seq=112 ack=602"
+        ));
+        assert_eq!(r.state(), "SF");
+        assert_eq!(r.teardown(), ("closed", Some("orig"), Some("half_close")));
+    }
+
+    #[test]
+    fn only_client_closed_is_s2() {
+        let r = run(&format!("{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C A seq=521 ack=112"));
+        assert_eq!(r.state(), "S2");
+        assert_eq!(r.teardown(), ("half_closed", Some("orig"), Some("half_close")));
+    }
+
+    #[test]
+    fn only_server_closed_is_s3() {
+        let r = run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111"));
+        assert_eq!(r.state(), "S3");
+        assert_eq!(r.teardown(), ("half_closed", Some("resp"), Some("half_close")));
+    }
+
+    #[test]
+    fn syn_then_fin_is_sh() {
+        let r = run("C>S S seq=100; C>S F seq=101");
+        assert_eq!(r.state(), "SH");
+        assert_eq!(r.history(), "SF");
+    }
+}
+
+mod resetting {
+    use super::*;
+
+    #[test]
+    fn client_aborts_rsto() {
+        let r = run(&format!("{HANDSHAKE}{DATA} C>S RA seq=111 ack=521"));
+        assert_eq!(r.state(), "RSTO");
+        assert_eq!(r.history(), "ShADdR");
+        assert_eq!(r.teardown(), ("reset", Some("orig"), Some("rst")));
+    }
+
+    #[test]
+    fn server_aborts_rstr() {
+        let r = run(&format!("{HANDSHAKE}{DATA} S>C R seq=521"));
+        assert_eq!(r.state(), "RSTR");
+        assert_eq!(r.teardown(), ("reset", Some("resp"), Some("rst")));
+    }
+
+    #[test]
+    fn fin_then_rst() {
+        let r = run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C R seq=522"));
+        assert_eq!(r.teardown(), ("reset", Some("resp"), Some("fin_then_rst")));
+    }
+
+    #[test]
+    fn syn_then_rst_without_answer_is_rstos0() {
+        let r = run("C>S S seq=100; C>S R seq=101");
+        assert_eq!(r.state(), "RSTOS0");
+        assert_eq!(r.history(), "SR");
+    }
+
+    #[test]
+    fn lone_rst_is_oth() {
+        let r = run("C>S R seq=5");
+        assert_eq!(r.state(), "OTH");
+        assert_eq!(r.history(), "R");
+    }
+
+    #[test]
+    fn responder_reset_midstream_is_rstrh() {
+        let r = run("S>C SA seq=500 ack=101; S>C R seq=501");
+        assert_eq!(r.state(), "RSTRH");
+    }
+}
+
+mod data {
+    use super::*;
+
+    #[test]
+    fn retransmission_marks_t_and_counts() {
+        let r = run(&format!("{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S PA seq=101 ack=501 len=10"));
+        assert_eq!(r.history(), "ShADT");
+        assert_eq!(r.tcp.phases.orig.rexmit_pkts, 1);
+        assert_eq!(r.tcp.phases.orig.rexmit_bytes, 10);
+    }
+
+    #[test]
+    fn zero_window_marks_w() {
+        let r = run(&format!("{HANDSHAKE} S>C A seq=501 ack=101 win=0"));
+        assert_eq!(r.history(), "ShAaw");
+        assert_eq!(r.tcp.phases.resp.zero_windows, 1);
+    }
+
+    #[test]
+    fn bytes_survive_sequence_wrap() {
+        let r = run(
+            "C>S S seq=4294967290; S>C SA seq=7 ack=4294967291; C>S A seq=4294967291 ack=8; \
+             C>S PA seq=4294967291 ack=8 len=100; S>C A seq=8 ack=95",
+        );
+        assert_eq!(r.tcp.seq_bytes().0, 100);
+        assert_eq!(r.state(), "S1");
+    }
+}
