@@ -98,7 +98,13 @@ fi
 
 start_tcpdump() { # FILE SNAPLEN
     local log="$WORK/$(basename "$1").log"
-    run tcpdump -i lo -nn -U -Z root -s "$2" -w "$1" "${FILTER[@]}" 2>"$log" &
+    # started directly (not through run(), which would add a subshell between
+    # us and tcpdump): $! must be tcpdump itself so that SIGINT reaches it.
+    if [ "$HOST_LO" = 1 ]; then
+        tcpdump -i lo -nn -U -Z root -s "$2" -w "$1" "${FILTER[@]}" 2>"$log" &
+    else
+        ip netns exec "$NS" tcpdump -i lo -nn -U -Z root -s "$2" -w "$1" 2>"$log" &
+    fi
     TCPDUMP_PID=$!
     for _ in $(seq 100); do
         grep -q "listening on" "$log" && break

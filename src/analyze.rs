@@ -90,7 +90,11 @@ pub fn analyze(paths: &[PathBuf], opts: &Options) -> Analysis {
 }
 
 /// Like [`analyze`], telling `observer` about every TCP and UDP packet.
-pub fn analyze_with(paths: &[PathBuf], opts: &Options, observer: &mut dyn FnMut(&Seen)) -> Analysis {
+pub fn analyze_with(
+    paths: &[PathBuf],
+    opts: &Options,
+    observer: &mut dyn FnMut(&Seen),
+) -> Analysis {
     let mut run = Run {
         observer,
         table: ConnTable::new(opts.timeouts),
@@ -118,8 +122,14 @@ struct Run<'o> {
 
 impl Run<'_> {
     fn file(&mut self, path: &Path) -> FileReport {
-        let mut report =
-            FileReport { path: path.to_path_buf(), format: None, gzip: false, packets: 0, warning: None, error: None };
+        let mut report = FileReport {
+            path: path.to_path_buf(),
+            format: None,
+            gzip: false,
+            packets: 0,
+            warning: None,
+            error: None,
+        };
         let mut reader = match CaptureReader::open(path) {
             Ok(r) => r,
             Err(e) => {
@@ -156,7 +166,11 @@ impl Run<'_> {
         let frame = match record {
             Record::Frame(f) => f,
             Record::Bad(why) => {
-                *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1;
+                *self
+                    .accounting
+                    .skipped
+                    .entry(Skip::BadRecord(why))
+                    .or_default() += 1;
                 return;
             }
         };
@@ -168,13 +182,25 @@ impl Run<'_> {
                 self.accounting.tcp += 1;
                 let conn_id = self.table.tcp(ts, &ip, &seg);
                 let number = self.accounting.total;
-                (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Tcp(seg) });
+                (self.observer)(&Seen {
+                    number,
+                    ts,
+                    conn_id,
+                    ip,
+                    transport: Transport::Tcp(seg),
+                });
             }
             Decoded::Udp(ip, d) => {
                 self.accounting.udp += 1;
                 let conn_id = self.table.udp(ts, &ip, &d);
                 let number = self.accounting.total;
-                (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Udp(d) });
+                (self.observer)(&Seen {
+                    number,
+                    ts,
+                    conn_id,
+                    ip,
+                    transport: Transport::Udp(d),
+                });
             }
             Decoded::Other(o) => *self.accounting.other.entry(o).or_default() += 1,
             Decoded::Skipped(s) => *self.accounting.skipped.entry(s).or_default() += 1,

@@ -89,7 +89,10 @@ pub struct Input {
 impl Input {
     pub fn timeouts(&self) -> Timeouts {
         let d = |s: f64| Duration((s.max(0.0) * 1e9) as u64);
-        Timeouts { tcp: d(self.tcp_timeout), udp: d(self.udp_timeout) }
+        Timeouts {
+            tcp: d(self.tcp_timeout),
+            udp: d(self.udp_timeout),
+        }
     }
 }
 

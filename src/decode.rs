@@ -243,7 +243,9 @@ fn link(link_type: u32, data: &[u8]) -> Result<Net<'_>, Skip> {
         }
         LINK_LINUX_SLL2 => {
             let proto = be16(data, 0).ok_or(Skip::TruncatedLinkHeader)?;
-            data.get(20..).ok_or(Skip::TruncatedLinkHeader).and_then(|rest| ether_type(proto, rest, 0))
+            data.get(20..)
+                .ok_or(Skip::TruncatedLinkHeader)
+                .and_then(|rest| ether_type(proto, rest, 0))
         }
         LINK_PPP | LINK_PPP_HDLC => ppp(data),
         n => Err(Skip::UnsupportedLinkType(n)),
@@ -323,8 +325,12 @@ fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
 fn decode_ip(data: &[u8]) -> Decoded {
     let (ip, _ext_err) = match LaxIpSlice::from_slice(data) {
         Ok(v) => v,
-        Err(etherparse::err::ip::LaxHeaderSliceError::Len(_)) => return Decoded::Skipped(Skip::TruncatedIpHeader),
-        Err(etherparse::err::ip::LaxHeaderSliceError::Content(_)) => return Decoded::Skipped(Skip::BadIpHeader),
+        Err(etherparse::err::ip::LaxHeaderSliceError::Len(_)) => {
+            return Decoded::Skipped(Skip::TruncatedIpHeader)
+        }
+        Err(etherparse::err::ip::LaxHeaderSliceError::Content(_)) => {
+            return Decoded::Skipped(Skip::BadIpHeader)
+        }
     };
     let payload = ip.payload();
     let (wire_len, later_fragment) = match &ip {
@@ -337,15 +343,26 @@ fn decode_ip(data: &[u8]) -> Decoded {
                 Ipv6ExtensionSlice::Fragment(f) => Some(f.fragment_offset().value()),
                 _ => None,
             });
-            (40 + v6.header().payload_length() as u32, offset.unwrap_or(0) != 0)
+            (
+                40 + v6.header().payload_length() as u32,
+                offset.unwrap_or(0) != 0,
+            )
         }
     };
     if later_fragment {
         return Decoded::Skipped(Skip::IpFragment);
     }
     // Bytes of IP payload the snap length cut off: the header still tells their length.
-    let missing = if payload.incomplete { wire_len.saturating_sub(data.len() as u32) } else { 0 };
-    let meta = Ip { src: ip.source_addr(), dst: ip.destination_addr(), wire_len };
+    let missing = if payload.incomplete {
+        wire_len.saturating_sub(data.len() as u32)
+    } else {
+        0
+    };
+    let meta = Ip {
+        src: ip.source_addr(),
+        dst: ip.destination_addr(),
+        wire_len,
+    };
     let body = payload.payload;
     match payload.ip_number {
         IpNumber::TCP => match tcp(body, missing) {
@@ -373,7 +390,10 @@ fn tcp(b: &[u8], missing: u32) -> Result<TcpSegment, Skip> {
     }
     let flags = TcpFlags(u16::from_be_bytes([b[12] & 0x01, b[13]]));
     // Options the snap length cut are simply not seen; the payload length stays right.
-    let options = b.get(20..header_len.min(b.len())).map(tcp_options).unwrap_or_default();
+    let options = b
+        .get(20..header_len.min(b.len()))
+        .map(tcp_options)
+        .unwrap_or_default();
     let payload_len = (b.len() as u32 + missing).saturating_sub(header_len as u32);
     Ok(TcpSegment {
         src_port: u16::from_be_bytes([b[0], b[1]]),
@@ -419,7 +439,11 @@ fn udp(b: &[u8]) -> Option<UdpDatagram> {
     let h = b.get(..8)?;
     let len = u16::from_be_bytes([h[4], h[5]]) as u32;
     // A zero length (jumbograms, TSO captures) falls back to what was captured.
-    let payload_len = if len >= 8 { len - 8 } else { b.len() as u32 - 8 };
+    let payload_len = if len >= 8 {
+        len - 8
+    } else {
+        b.len() as u32 - 8
+    };
     Some(UdpDatagram {
         src_port: u16::from_be_bytes([h[0], h[1]]),
         dst_port: u16::from_be_bytes([h[2], h[3]]),

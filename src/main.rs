@@ -32,7 +32,13 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             let conns: Vec<ConnRecord> = analysis.conns.iter().map(ConnRecord::new).collect();
             match format {
                 Format::Jsonl => jsonl::write(out, &conns)?,
-                Format::Json => json::write(out, &analysis.files, accounting(&analysis), "connections", &conns)?,
+                Format::Json => json::write(
+                    out,
+                    &analysis.files,
+                    accounting(&analysis),
+                    "connections",
+                    &conns,
+                )?,
                 Format::Csv => csv::write_conns(out, &conns)?,
                 Format::Table => table::write_conns(out, &conns)?,
             }
@@ -43,7 +49,13 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             let sockets = inventory(&analysis.conns);
             match format {
                 Format::Jsonl => jsonl::write(out, &sockets)?,
-                Format::Json => json::write(out, &analysis.files, accounting(&analysis), "sockets", &sockets)?,
+                Format::Json => json::write(
+                    out,
+                    &analysis.files,
+                    accounting(&analysis),
+                    "sockets",
+                    &sockets,
+                )?,
                 Format::Csv => csv::write_sockets(out, &sockets)?,
                 Format::Table => table::write_sockets(out, &sockets)?,
             }
@@ -66,30 +78,55 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             match analysis.conns.iter().find(|c| c.id == conn) {
                 Some(c) => ladder::write(out, &ConnRecord::new(c), &packets)?,
                 None if code == ExitCode::SUCCESS => {
-                    eprintln!("sockscope: no connection with id {conn} ({} connections)", analysis.conns.len());
+                    eprintln!(
+                        "sockscope: no connection with id {conn} ({} connections)",
+                        analysis.conns.len()
+                    );
                     return Ok(ExitCode::from(2));
                 }
                 None => {}
             }
             Ok(code)
         }
-        Command::Check { input, fail_on_state } => {
+        Command::Check {
+            input,
+            fail_on_state,
+        } => {
             let analysis = load(&input);
             let mut failed = false;
             for state in &fail_on_state {
-                let bad: Vec<ConnRecord> =
-                    analysis.conns.iter().filter(|c| c.conn_state() == state.code()).map(ConnRecord::new).collect();
+                let bad: Vec<ConnRecord> = analysis
+                    .conns
+                    .iter()
+                    .filter(|c| c.conn_state() == state.code())
+                    .map(ConnRecord::new)
+                    .collect();
                 if !bad.is_empty() {
                     failed = true;
-                    writeln!(out, "FAIL --fail-on-state {}: {} connection(s)", state.code(), bad.len())?;
+                    writeln!(
+                        out,
+                        "FAIL --fail-on-state {}: {} connection(s)",
+                        state.code(),
+                        bad.len()
+                    )?;
                     table::write_conns(out, &bad)?;
                 }
             }
             if !failed {
-                writeln!(out, "ok: {} connection(s), all rules hold", analysis.conns.len())?;
+                writeln!(
+                    out,
+                    "ok: {} connection(s), all rules hold",
+                    analysis.conns.len()
+                )?;
             }
             let code = finish(&analysis);
-            Ok(if code != ExitCode::SUCCESS { code } else if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if code != ExitCode::SUCCESS {
+                code
+            } else if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
@@ -99,7 +136,9 @@ fn load(input: &Input) -> Analysis {
 }
 
 fn options(input: &Input) -> Options {
-    Options { timeouts: input.timeouts() }
+    Options {
+        timeouts: input.timeouts(),
+    }
 }
 
 fn accounting(a: &Analysis) -> AccountingRecord {

@@ -56,7 +56,12 @@ impl PcapFormat {
                     RECORD_HEADER_LEN + n
                 }
                 Err(PcapParseError::IncompleteBuffer(n, _)) => n,
-                Err(e) => return Err(CaptureError::at(buf.offset(), format!("bad pcap record: {e}"))),
+                Err(e) => {
+                    return Err(CaptureError::at(
+                        buf.offset(),
+                        format!("bad pcap record: {e}"),
+                    ))
+                }
             };
             if buf.at_eof() {
                 return Ok(end_or_cut(buf, needed));
@@ -71,6 +76,10 @@ pub(crate) fn end_or_cut(buf: &StreamBuffer, needed: usize) -> Step {
     if buf.data().is_empty() && !buf.stream_cut {
         Step::End
     } else {
-        Step::Truncated(Truncation { offset: buf.offset(), needed, available: buf.data().len() })
+        Step::Truncated(Truncation {
+            offset: buf.offset(),
+            needed,
+            available: buf.data().len(),
+        })
     }
 }

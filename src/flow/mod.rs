@@ -51,11 +51,17 @@ pub struct Conn {
 
 impl Conn {
     pub fn orig_socket(&self) -> Socket {
-        Socket { proto: self.proto, addr: self.orig }
+        Socket {
+            proto: self.proto,
+            addr: self.orig,
+        }
     }
 
     pub fn resp_socket(&self) -> Socket {
-        Socket { proto: self.proto, addr: self.resp }
+        Socket {
+            proto: self.proto,
+            addr: self.resp,
+        }
     }
 
     pub fn duration(&self) -> Duration {

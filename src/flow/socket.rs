@@ -67,9 +67,17 @@ pub struct PairKey {
 impl PairKey {
     pub fn new(proto: Proto, a: Addr, b: Addr) -> Self {
         if a <= b {
-            PairKey { proto, lo: a, hi: b }
+            PairKey {
+                proto,
+                lo: a,
+                hi: b,
+            }
         } else {
-            PairKey { proto, lo: b, hi: a }
+            PairKey {
+                proto,
+                lo: b,
+                hi: a,
+            }
         }
     }
 }
@@ -79,33 +87,57 @@ mod tests {
     use super::*;
 
     fn addr(s: &str, port: u16) -> Addr {
-        Addr { ip: s.parse().unwrap(), port }
+        Addr {
+            ip: s.parse().unwrap(),
+            port,
+        }
     }
 
     #[test]
     fn pair_key_ignores_direction() {
         let a = addr("10.0.0.1", 40000);
         let b = addr("10.0.0.2", 80);
-        assert_eq!(PairKey::new(Proto::Tcp, a, b), PairKey::new(Proto::Tcp, b, a));
+        assert_eq!(
+            PairKey::new(Proto::Tcp, a, b),
+            PairKey::new(Proto::Tcp, b, a)
+        );
     }
 
     #[test]
     fn same_port_other_protocol_is_another_socket_pair() {
         let a = addr("10.0.0.1", 8081);
         let b = addr("10.0.0.2", 5000);
-        assert_ne!(PairKey::new(Proto::Tcp, a, b), PairKey::new(Proto::Udp, a, b));
-        let tcp = Socket { proto: Proto::Tcp, addr: a };
-        let udp = Socket { proto: Proto::Udp, addr: a };
+        assert_ne!(
+            PairKey::new(Proto::Tcp, a, b),
+            PairKey::new(Proto::Udp, a, b)
+        );
+        let tcp = Socket {
+            proto: Proto::Tcp,
+            addr: a,
+        };
+        let udp = Socket {
+            proto: Proto::Udp,
+            addr: a,
+        };
         assert_ne!(tcp, udp);
         assert_eq!(tcp.to_string(), "10.0.0.1:8081/tcp");
     }
 
     #[test]
     fn two_addresses_of_one_host_are_two_sockets() {
-        let v4 = Socket { proto: Proto::Tcp, addr: addr("10.0.0.1", 22) };
-        let other = Socket { proto: Proto::Tcp, addr: addr("10.0.0.9", 22) };
+        let v4 = Socket {
+            proto: Proto::Tcp,
+            addr: addr("10.0.0.1", 22),
+        };
+        let other = Socket {
+            proto: Proto::Tcp,
+            addr: addr("10.0.0.9", 22),
+        };
         assert_ne!(v4, other);
-        let v6 = Socket { proto: Proto::Tcp, addr: addr("::1", 22) };
+        let v6 = Socket {
+            proto: Proto::Tcp,
+            addr: addr("::1", 22),
+        };
         assert_eq!(v6.to_string(), "[::1]:22/tcp");
     }
 }

@@ -22,7 +22,10 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { tcp: Duration::from_secs(300), udp: Duration::from_secs(60) }
+        Timeouts {
+            tcp: Duration::from_secs(300),
+            udp: Duration::from_secs(60),
+        }
     }
 }
 
@@ -40,7 +43,13 @@ pub struct ConnTable {
 
 impl ConnTable {
     pub fn new(timeouts: Timeouts) -> Self {
-        ConnTable { live: IndexMap::new(), done: Vec::new(), next_id: 1, timeouts, last_sweep: Timestamp(0) }
+        ConnTable {
+            live: IndexMap::new(),
+            done: Vec::new(),
+            next_id: 1,
+            timeouts,
+            last_sweep: Timestamp(0),
+        }
     }
 
     pub fn live_len(&self) -> usize {
@@ -49,13 +58,22 @@ impl ConnTable {
 
     /// Adds a segment; returns the id of the connection it belongs to.
     pub fn tcp(&mut self, ts: Timestamp, ip: &Ip, seg: &TcpSegment) -> u64 {
-        let src = Addr { ip: ip.src, port: seg.src_port };
-        let dst = Addr { ip: ip.dst, port: seg.dst_port };
+        let src = Addr {
+            ip: ip.src,
+            port: seg.src_port,
+        };
+        let dst = Addr {
+            ip: ip.dst,
+            port: seg.dst_port,
+        };
         let key = PairKey::new(Proto::Tcp, src, dst);
         self.maybe_sweep(ts);
         let tcp_timeout = self.timeouts.tcp;
         let ended = self.live.get_mut(&key).and_then(|conn| {
-            let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
+            let tcp = conn
+                .tcp
+                .as_deref_mut()
+                .expect("TCP connections carry TCP state");
             if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.last) {
                 Some(EndReason::Inactivity)
             } else if tcp.starts_new_connection(seg) {
@@ -70,7 +88,11 @@ impl ConnTable {
         let next_id = &mut self.next_id;
         let conn = self.live.entry(key).or_insert_with(|| {
             let o = tcp::orient(seg);
-            let (orig, resp) = if o.sender_is_orig { (src, dst) } else { (dst, src) };
+            let (orig, resp) = if o.sender_is_orig {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
             let mut conn = new_conn(next_id, Proto::Tcp, orig, resp, ts);
             if o.flipped {
                 conn.history.flip();
@@ -79,7 +101,10 @@ impl ConnTable {
             conn
         });
         let is_orig = conn.orig == src;
-        let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
+        let tcp = conn
+            .tcp
+            .as_deref_mut()
+            .expect("TCP connections carry TCP state");
         let outcome = tcp.segment(ts, is_orig, seg, &mut conn.history);
         if outcome.flipped {
             std::mem::swap(&mut conn.orig, &mut conn.resp);
@@ -95,8 +120,14 @@ impl ConnTable {
 
     /// Adds a datagram; returns the id of the flow it belongs to.
     pub fn udp(&mut self, ts: Timestamp, ip: &Ip, d: &UdpDatagram) -> u64 {
-        let src = Addr { ip: ip.src, port: d.src_port };
-        let dst = Addr { ip: ip.dst, port: d.dst_port };
+        let src = Addr {
+            ip: ip.src,
+            port: d.src_port,
+        };
+        let dst = Addr {
+            ip: ip.dst,
+            port: d.dst_port,
+        };
         let key = PairKey::new(Proto::Udp, src, dst);
         self.maybe_sweep(ts);
         let timeout = udp_timeout(self.timeouts.udp, src.port, dst.port);
@@ -193,7 +224,11 @@ fn new_conn(next_id: &mut u64, proto: Proto, orig: Addr, resp: Addr, ts: Timesta
 }
 
 fn count(conn: &mut Conn, is_orig: bool, ip_len: u32, payload: u32) {
-    let s = if is_orig { &mut conn.orig_stats } else { &mut conn.resp_stats };
+    let s = if is_orig {
+        &mut conn.orig_stats
+    } else {
+        &mut conn.resp_stats
+    };
     s.pkts += 1;
     s.payload_bytes += payload as u64;
     s.ip_bytes += ip_len as u64;

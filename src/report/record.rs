@@ -64,7 +64,11 @@ impl ConnRecord {
                     orig_zero_windows: p.orig.zero_windows,
                     resp_zero_windows: p.resp.zero_windows,
                 };
-                (Some(p.handshake(conn_state == "REJ")), Some(p.teardown()), Some(data))
+                (
+                    Some(p.handshake(conn_state == "REJ")),
+                    Some(p.teardown()),
+                    Some(data),
+                )
             }
             None => (None, None, None),
         };

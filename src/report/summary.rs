@@ -9,14 +9,35 @@ use crate::analyze::Analysis;
 
 pub fn write(out: &mut dyn Write, analysis: &Analysis, conns: &[ConnRecord]) -> io::Result<()> {
     for f in &analysis.files {
-        let kind = f.format.map_or("-".to_string(), |k| if f.gzip { format!("{k}+gzip") } else { k.to_string() });
-        writeln!(out, "file {}: {kind}, {} packets", f.path.display(), f.packets)?;
+        let kind = f.format.map_or("-".to_string(), |k| {
+            if f.gzip {
+                format!("{k}+gzip")
+            } else {
+                k.to_string()
+            }
+        });
+        writeln!(
+            out,
+            "file {}: {kind}, {} packets",
+            f.path.display(),
+            f.packets
+        )?;
     }
     if let (Some(a), Some(b)) = (analysis.first_ts, analysis.last_ts) {
-        writeln!(out, "time span: {:.6} .. {:.6} ({:.3} s)", a.as_secs_f64(), b.as_secs_f64(), b.since(a).as_secs_f64())?;
+        writeln!(
+            out,
+            "time span: {:.6} .. {:.6} ({:.3} s)",
+            a.as_secs_f64(),
+            b.as_secs_f64(),
+            b.since(a).as_secs_f64()
+        )?;
     }
     let p = AccountingRecord::new(&analysis.accounting);
-    writeln!(out, "\npackets: {} total = {} tcp + {} udp + {} other + {} skipped", p.total, p.tcp, p.udp, p.other, p.skipped)?;
+    writeln!(
+        out,
+        "\npackets: {} total = {} tcp + {} udp + {} other + {} skipped",
+        p.total, p.tcp, p.udp, p.other, p.skipped
+    )?;
     for (k, v) in &p.other_by_kind {
         writeln!(out, "  other   {v:>10}  {k}")?;
     }
@@ -43,7 +64,13 @@ pub fn write(out: &mut dyn Write, analysis: &Analysis, conns: &[ConnRecord]) -> 
         }
     }
     let tcp = conns.iter().filter(|c| c.proto == "tcp").count();
-    writeln!(out, "\nconnections: {} ({} tcp, {} udp)", conns.len(), tcp, conns.len() - tcp)?;
+    writeln!(
+        out,
+        "\nconnections: {} ({} tcp, {} udp)",
+        conns.len(),
+        tcp,
+        conns.len() - tcp
+    )?;
     for ((proto, state), n) in &by_state {
         writeln!(out, "  {proto} {state:<7} {n:>8}")?;
     }

@@ -53,7 +53,11 @@ impl Phases {
     /// Records a segment from the originator (`is_orig`) or the responder.
     pub fn segment(&mut self, ts: Timestamp, is_orig: bool, seg: &TcpSegment) {
         let f = seg.flags;
-        let (me, other) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+        let (me, other) = if is_orig {
+            (&mut self.orig, &mut self.resp)
+        } else {
+            (&mut self.resp, &mut self.orig)
+        };
         if f.syn() && !f.rst() && !f.fin() && f.ack() != is_orig {
             // A pure SYN from the originator, a SYN+ACK from the responder.
             if me.syn.is_none() {
@@ -65,7 +69,13 @@ impl Phases {
                 me.syns += 1;
             }
         }
-        if is_orig && f.ack() && !f.syn() && self.handshake_ack.is_none() && other.syn.is_some() && me.syn.is_some() {
+        if is_orig
+            && f.ack()
+            && !f.syn()
+            && self.handshake_ack.is_none()
+            && other.syn.is_some()
+            && me.syn.is_some()
+        {
             self.handshake_ack = Some(ts);
         }
         let acks_peer_fin = f.ack() && other.fin_end.is_some_and(|end| seg.ack >= end);
@@ -100,7 +110,11 @@ impl Phases {
             syn_ts: o.syn.map(Timestamp::as_secs_f64),
             synack_ts: r.syn.map(Timestamp::as_secs_f64),
             ack_ts: self.handshake_ack.map(Timestamp::as_secs_f64),
-            rtt: if state == "complete" { secs(o.syn, self.handshake_ack) } else { None },
+            rtt: if state == "complete" {
+                secs(o.syn, self.handshake_ack)
+            } else {
+                None
+            },
             rtt_server: secs(o.syn, r.syn),
             rtt_client: secs(r.syn, self.handshake_ack),
             syn_retransmissions: o.syns.saturating_sub(1),
@@ -131,7 +145,13 @@ impl Phases {
         } else if let (Some(of), Some(rf)) = (o.first_fin, r.first_fin) {
             // The side that closed second: did it acknowledge the first FIN before its own?
             let second = if of <= rf { r } else { o };
-            let initiator = if of == rf { "both" } else if of < rf { "orig" } else { "resp" };
+            let initiator = if of == rf {
+                "both"
+            } else if of < rf {
+                "orig"
+            } else {
+                "resp"
+            };
             let kind = if half_close {
                 "half_close"
             } else if of == rf || !second.fin_acked_peer_fin {
@@ -141,10 +161,18 @@ impl Phases {
             } else {
                 "four_way"
             };
-            let initiator = if kind == "simultaneous" { "both" } else { initiator };
+            let initiator = if kind == "simultaneous" {
+                "both"
+            } else {
+                initiator
+            };
             ("closed", Some(initiator), Some(kind))
         } else if first_fin.is_some() {
-            ("half_closed", who(o.first_fin, r.first_fin), Some("half_close"))
+            (
+                "half_closed",
+                who(o.first_fin, r.first_fin),
+                Some("half_close"),
+            )
         } else {
             ("open", None, None)
         };
@@ -188,7 +216,12 @@ pub struct Offered {
 
 impl From<TcpOptions> for Offered {
     fn from(o: TcpOptions) -> Self {
-        Offered { mss: o.mss, window_scale: o.window_scale, sack_permitted: o.sack_permitted, timestamps: o.timestamps }
+        Offered {
+            mss: o.mss,
+            window_scale: o.window_scale,
+            sack_permitted: o.sack_permitted,
+            timestamps: o.timestamps,
+        }
     }
 }
 

@@ -15,7 +15,12 @@ fn run(script: &str) -> Run {
     let mut tcp = TcpConn::new(Timestamp(0));
     let mut hist = History::default();
     let mut now = 0u64;
-    for (i, step) in script.split(';').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+    for (i, step) in script
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
         let mut words = step.split_whitespace();
         let is_orig = match words.next() {
             Some("C>S") => true,
@@ -78,7 +83,8 @@ impl Run {
 }
 
 const HANDSHAKE: &str = "C>S S seq=100; S>C SA seq=500 ack=101; C>S A seq=101 ack=501;";
-const DATA: &str = "C>S PA seq=101 ack=501 len=10; S>C PA seq=501 ack=111 len=20; C>S A seq=111 ack=521;";
+const DATA: &str =
+    "C>S PA seq=101 ack=501 len=10; S>C PA seq=501 ack=111 len=20; C>S A seq=111 ack=521;";
 
 mod opening {
     use super::*;
@@ -188,16 +194,24 @@ mod closing {
 
     #[test]
     fn only_client_closed_is_s2() {
-        let r = run(&format!("{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C A seq=521 ack=112"));
+        let r = run(&format!(
+            "{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C A seq=521 ack=112"
+        ));
         assert_eq!(r.state(), "S2");
-        assert_eq!(r.teardown(), ("half_closed", Some("orig"), Some("half_close")));
+        assert_eq!(
+            r.teardown(),
+            ("half_closed", Some("orig"), Some("half_close"))
+        );
     }
 
     #[test]
     fn only_server_closed_is_s3() {
         let r = run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111"));
         assert_eq!(r.state(), "S3");
-        assert_eq!(r.teardown(), ("half_closed", Some("resp"), Some("half_close")));
+        assert_eq!(
+            r.teardown(),
+            ("half_closed", Some("resp"), Some("half_close"))
+        );
     }
 
     #[test]
@@ -228,7 +242,9 @@ mod resetting {
 
     #[test]
     fn fin_then_rst() {
-        let r = run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C R seq=522"));
+        let r = run(&format!(
+            "{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C R seq=522"
+        ));
         assert_eq!(r.teardown(), ("reset", Some("resp"), Some("fin_then_rst")));
     }
 
@@ -258,7 +274,9 @@ mod data {
 
     #[test]
     fn retransmission_marks_t_and_counts() {
-        let r = run(&format!("{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S PA seq=101 ack=501 len=10"));
+        let r = run(&format!(
+            "{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S PA seq=101 ack=501 len=10"
+        ));
         assert_eq!(r.history(), "ShADT");
         assert_eq!(r.tcp.phases.orig.rexmit_pkts, 1);
         assert_eq!(r.tcp.phases.orig.rexmit_bytes, 10);

@@ -58,7 +58,9 @@ impl ConnState {
     }
 
     pub fn parse(s: &str) -> Option<ConnState> {
-        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code().eq_ignore_ascii_case(s))
     }
 }
 
@@ -115,7 +117,9 @@ pub fn conn_state(orig: Side, resp: Side, history: &str) -> ConnState {
 /// Zeek's `/\^?S[^HAFGIQ]*R.*/`: an originator SYN, then a RST with no reply or handshake between.
 fn syn_then_rst(history: &str) -> bool {
     let h = history.strip_prefix('^').unwrap_or(history);
-    let Some(rest) = h.strip_prefix('S') else { return false };
+    let Some(rest) = h.strip_prefix('S') else {
+        return false;
+    };
     for c in rest.chars() {
         match c {
             'R' => return true,
@@ -159,7 +163,10 @@ mod tests {
         assert_eq!(st(Partial, Reset), ConnState::RSTRH);
         assert_eq!(st(Reset, Established), ConnState::RSTO);
         assert_eq!(st(Reset, Closed), ConnState::RSTO);
-        let sized = |n| Side { state: Reset, size: n };
+        let sized = |n| Side {
+            state: Reset,
+            size: n,
+        };
         assert_eq!(conn_state(sized(0), sized(0), "ShR"), ConnState::REJ);
         assert_eq!(conn_state(sized(5), sized(0), "ShADR"), ConnState::RSTR);
     }
@@ -167,8 +174,14 @@ mod tests {
     #[test]
     fn originator_reset_without_reply_follows_history() {
         // Zeek's conn_state-RST-behavior baseline: R -> OTH, SR -> RSTOS0, SaR -> RSTOS0, SaFR -> OTH.
-        let o = Side { state: Reset, size: 0 };
-        let r = Side { state: Inactive, size: 0 };
+        let o = Side {
+            state: Reset,
+            size: 0,
+        };
+        let r = Side {
+            state: Inactive,
+            size: 0,
+        };
         assert_eq!(conn_state(o, r, "R"), ConnState::OTH);
         assert_eq!(conn_state(o, r, "SR"), ConnState::RSTOS0);
         assert_eq!(conn_state(o, r, "SaR"), ConnState::RSTOS0);

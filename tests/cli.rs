@@ -1,0 +1,182 @@
+//! The binary's command line: exit codes and the one-line errors users see.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+
+fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sockscope-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+    path
+}
+
+#[test]
+fn not_a_capture_is_exit_2_naming_file_and_reason() {
+    let f = temp_file("notes.txt", b"hello, this is text\n");
+    let out = sockscope(&["conns", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("not a pcap or pcapng file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_file_empty_file_and_directory() {
+    let out = sockscope(&["conns", "/nonexistent/x.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/x.pcap: no such file"),
+        "{}",
+        stderr(&out)
+    );
+
+    let empty = temp_file("empty.pcap", b"");
+    let out = sockscope(&["conns", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("empty.pcap: empty file"),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = std::env::temp_dir();
+    let out = sockscope(&["conns", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_file_among_good_ones_still_analyzes_the_others() {
+    let Some(dir) = shared_captures() else { return };
+    let good = dir.join("zeek_http_get.pcap");
+    let bad = temp_file("bad.pcap", b"\xd4\xc3\xb2\xa1garbage");
+    let out = sockscope(&[
+        "conns",
+        "--format",
+        "jsonl",
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.pcap"), "{}", stderr(&out));
+    assert_eq!(
+        jsonl(&out).len(),
+        1,
+        "the good file's connection is still reported"
+    );
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let Some(dir) = shared_captures() else { return };
+    let bytes = std::fs::read(dir.join("zeek_http_get.pcap")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        .args(["conns", "--format", "jsonl", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(jsonl(&out)[0]["conn_state"], "SF");
+}
+
+#[test]
+fn check_exit_codes_both_ways() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("zeek_tcp_syn-then-rst.pcap");
+    let f = f.to_str().unwrap();
+    let failing = sockscope(&["check", f, "--fail-on-state", "RSTOS0"]);
+    assert_eq!(failing.status.code(), Some(1), "{}", stdout(&failing));
+    assert!(stdout(&failing).contains("FAIL --fail-on-state RSTOS0: 1 connection"));
+    let passing = sockscope(&[
+        "check",
+        f,
+        "--fail-on-state",
+        "REJ",
+        "--fail-on-state",
+        "S0",
+    ]);
+    assert_eq!(passing.status.code(), Some(0), "{}", stdout(&passing));
+    let usage = sockscope(&["check", f, "--fail-on-state", "NOPE"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn every_format_prints_the_same_connections() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("zeek_ftp_ipv4.pcap");
+    let f = f.to_str().unwrap();
+    let lines = jsonl(&sockscope(&["conns", "--format", "jsonl", f]));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&sockscope(&["conns", "--format", "json", f]).stdout).unwrap();
+    assert_eq!(doc["connections"].as_array().unwrap(), &lines);
+    let csv = stdout(&sockscope(&["conns", "--format", "csv", f]));
+    assert_eq!(csv.lines().count(), lines.len() + 1);
+    assert!(csv.starts_with("id,proto,orig_ip,orig_port,resp_ip,resp_port,conn_state,history,"));
+    let table = stdout(&sockscope(&["conns", f]));
+    assert_eq!(table.lines().count(), lines.len() + 1);
+    for c in &lines {
+        assert!(table.contains(c["history"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn show_prints_one_line_per_packet() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("zeek_http_get.pcap");
+    let c = &jsonl(&sockscope(&[
+        "conns",
+        "--format",
+        "jsonl",
+        f.to_str().unwrap(),
+    ]))[0];
+    let packets = c["orig_pkts"].as_u64().unwrap() + c["resp_pkts"].as_u64().unwrap();
+    let out = sockscope(&["show", f.to_str().unwrap(), "--conn", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let ladder: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("------------"))
+        .collect();
+    assert_eq!(ladder.len() as u64, packets, "{text}");
+    assert!(
+        ladder[0].contains("S seq=0") && ladder[0].ends_with('>'),
+        "{}",
+        ladder[0]
+    );
+    let missing = sockscope(&["show", f.to_str().unwrap(), "--conn", "99"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn closed_pipe_is_a_quiet_exit() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("ndpi_synscan.pcap");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        .args(["conns", "--format", "jsonl", f.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+}

@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests: run the real binary, find the shared corpus.
+
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn sockscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sockscope")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn jsonl(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// `../shared/captures`, or None (with a note) when this checkout has no shared corpus.
+pub fn shared_captures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {} is absent", dir.display());
+        None
+    }
+}
+
+/// The captures of the shared corpus: files with oracle files beside them.
+pub fn capture_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            dir.join(format!("{name}.capinfos.txt")).exists()
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}

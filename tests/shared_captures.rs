@@ -1,0 +1,236 @@
+//! The real captures in ../shared/captures against their independent oracles
+//! (capinfos packet counts, Zeek conn.log rows, tshark TCP stream counts).
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use common::*;
+
+fn capinfos_packets(capture: &Path) -> u64 {
+    let text = std::fs::read_to_string(format!("{}.capinfos.txt", capture.display())).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Number of packets:"))
+        .expect("packet count");
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_capture_is_read_and_every_packet_accounted_for() {
+    let Some(dir) = shared_captures() else { return };
+    let files = capture_files(&dir);
+    assert!(
+        files.len() >= 80,
+        "the corpus has 82 captures, found {}",
+        files.len()
+    );
+    for f in files {
+        let out = sockscope(&["conns", "--format", "json", f.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            f.display(),
+            stderr(&out)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = &doc["packets"];
+        let n = |k: &str| p[k].as_u64().unwrap();
+        assert_eq!(
+            n("tcp") + n("udp") + n("other") + n("skipped"),
+            n("total"),
+            "{}",
+            f.display()
+        );
+        assert_eq!(
+            n("total"),
+            capinfos_packets(&f),
+            "{}: packets vs capinfos",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn cut_short_file_keeps_earlier_packets_and_warns() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("derived-cut_ppp_one_tcp_stream.pcap");
+    let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("derived-cut_ppp_one_tcp_stream.pcap") && err.contains("cut short"),
+        "{err}"
+    );
+    assert_eq!(jsonl(&out).len(), 1);
+}
+
+/// A Zeek conn.log row: (proto, orig, resp) -> conn_states, for rows outside tunnels.
+fn zeek_rows(log: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(log).unwrap();
+    let mut fields: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        if let Some(f) = line.strip_prefix("#fields\t") {
+            fields = f.split('\t').map(String::from).collect();
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if fields.is_empty() && line.contains("id.orig_h") {
+            fields = line.split('\t').map(String::from).collect();
+            continue;
+        }
+        let cols: HashMap<&str, &str> = fields
+            .iter()
+            .map(String::as_str)
+            .zip(line.split('\t'))
+            .collect();
+        let proto = cols.get("proto").copied().unwrap_or("-");
+        let tunneled = cols
+            .get("tunnel_parents")
+            .is_some_and(|t| *t != "-" && *t != "(empty)");
+        if !(proto == "tcp" || proto == "udp") || tunneled {
+            continue;
+        }
+        let key = format!(
+            "{proto} {}:{} {}:{}",
+            cols["id.orig_h"], cols["id.orig_p"], cols["id.resp_h"], cols["id.resp_p"]
+        );
+        rows.push((
+            key,
+            cols["conn_state"].to_string(),
+            cols["history"].to_string(),
+        ));
+    }
+    rows
+}
+
+#[test]
+fn zeek_oracles_agree_on_connections_and_conn_state() {
+    let Some(dir) = shared_captures() else { return };
+    let (mut total, mut found, mut same_state) = (0, 0, 0);
+    let mut misses = Vec::new();
+    for f in capture_files(&dir) {
+        let log = Path::new(&format!("{}.zeek-conn.log", f.display())).to_path_buf();
+        if !log.exists() {
+            continue;
+        }
+        let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
+        let mut ours: HashMap<String, Vec<String>> = HashMap::new();
+        for c in jsonl(&out) {
+            let key = format!(
+                "{} {}:{} {}:{}",
+                c["proto"].as_str().unwrap(),
+                c["orig"]["ip"].as_str().unwrap(),
+                c["orig"]["port"],
+                c["resp"]["ip"].as_str().unwrap(),
+                c["resp"]["port"]
+            );
+            ours.entry(key)
+                .or_default()
+                .push(c["conn_state"].as_str().unwrap().to_string());
+        }
+        for (key, state, _history) in zeek_rows(&log) {
+            total += 1;
+            match ours.get(&key) {
+                Some(states) => {
+                    found += 1;
+                    if states.contains(&state) {
+                        same_state += 1;
+                    } else {
+                        misses.push(format!(
+                            "{}: {key} zeek={state} ours={states:?}",
+                            f.display()
+                        ));
+                    }
+                }
+                None => misses.push(format!("{}: {key} not found", f.display())),
+            }
+        }
+    }
+    assert!(total >= 190, "oracle rows outside tunnels: {total}");
+    // Known, explained disagreements are listed in the README (oracle run with test-specific scripts).
+    assert!(
+        found * 100 >= total * 97,
+        "found {found}/{total}: {misses:#?}"
+    );
+    assert!(
+        same_state * 100 >= total * 98,
+        "conn_state {same_state}/{total}: {misses:#?}"
+    );
+}
+
+#[test]
+fn tcp_connection_counts_match_tshark_streams_where_no_timeouts_differ() {
+    let Some(dir) = shared_captures() else { return };
+    // tshark splits a reused 5-tuple on a new SYN after close, as we do; these captures
+    // exercise reuse (arkime), a SYN scan, concurrency and several link types.
+    for (name, streams) in [
+        ("arkime_tcp_handshake_synthetic.pcap", 16),
+        ("ndpi_synscan.pcap", 1994),
+        ("zeek_cisco-fabric-path.pcap", 16),
+        ("pcapplusplus_sll2.pcap", 1),
+        ("derived-loop108_ppp_null_loopback.pcap", 1),
+        ("pcapplusplus_raw_ip.pcap", 6),
+    ] {
+        let f = dir.join(name);
+        let tsv = std::fs::read_to_string(format!("{}.tshark-streams.tsv", f.display())).unwrap();
+        let distinct: BTreeSet<&str> = tsv
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1))
+            .filter(|s| s.parse::<u64>().is_ok())
+            .collect();
+        assert_eq!(distinct.len(), streams, "{name}: tshark oracle");
+        let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
+        let tcp = jsonl(&out).iter().filter(|c| c["proto"] == "tcp").count();
+        assert_eq!(tcp, streams, "{name}");
+    }
+}
+
+#[test]
+fn reused_socket_pair_is_split_into_connections() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("arkime_tcp_handshake_synthetic.pcap");
+    let conns = jsonl(&sockscope(&[
+        "conns",
+        "--format",
+        "jsonl",
+        f.to_str().unwrap(),
+    ]));
+    let mut per_pair: HashMap<String, usize> = HashMap::new();
+    for c in &conns {
+        *per_pair
+            .entry(format!("{} {}", c["orig"], c["resp"]))
+            .or_default() += 1;
+    }
+    assert!(
+        per_pair.values().any(|&n| n > 1),
+        "some socket pair is used twice: {per_pair:?}"
+    );
+    let ids: Vec<u64> = conns.iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (1..=conns.len() as u64).collect::<Vec<_>>(),
+        "ids count up in first-seen order"
+    );
+}
+
+#[test]
+fn gzip_and_pcapng_and_nanosecond_files_are_read() {
+    let Some(dir) = shared_captures() else { return };
+    for (name, conns) in [
+        ("zeek_http_iso-download.pcap.gz", 1),
+        ("pcapplusplus_many_interfaces-1.pcapng", 2),
+        ("pcapplusplus_nanosecs_big_endian.pcap", 1),
+    ] {
+        let f = dir.join(name);
+        let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        let tcp = jsonl(&out).iter().filter(|c| c["proto"] == "tcp").count();
+        assert_eq!(tcp, conns, "{name}");
+    }
+}
