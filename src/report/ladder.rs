@@ -64,7 +64,7 @@ pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[Seen]) -> io::Resul
                 let b = *base[side].get_or_insert(seg.seq);
                 let peer = base[1 - side];
                 let mut notes = Vec::new();
-                let end = seg.seq.add(seg.payload_len);
+                let end = seg.seq.advance(seg.payload_len);
                 if seg.payload_len > 0 {
                     if highest[side].is_some_and(|h| end <= h) {
                         notes.push("retransmission");

@@ -41,14 +41,12 @@ pub struct Orientation {
 pub fn orient(seg: &TcpSegment) -> Orientation {
     let f = seg.flags;
     let mut flipped = false;
-    if !f.syn() || f.ack() {
-        if ports::likely_server(ports::TCP, seg.src_port) {
-            flipped = if ports::likely_server(ports::TCP, seg.dst_port) {
-                !f.syn() && seg.src_port < seg.dst_port
-            } else {
-                true
-            };
-        }
+    if (!f.syn() || f.ack()) && ports::likely_server(ports::TCP, seg.src_port) {
+        flipped = if ports::likely_server(ports::TCP, seg.dst_port) {
+            !f.syn() && seg.src_port < seg.dst_port
+        } else {
+            true
+        };
     }
     Orientation {
         sender_is_orig: !flipped,
@@ -204,7 +202,7 @@ impl TcpConn {
             (&mut self.resp, &mut self.orig)
         };
 
-        init_endpoint(ep, f.syn(), base, base.add(seg_len));
+        init_endpoint(ep, f.syn(), base, base.advance(seg_len));
         let (rel_seq, _) = ep.relative(base, ep.last_seq, ep.seq_wraps);
         update_history(hist, ep, is_orig, seg, rel_seq);
         if seg.window == 0 && !f.rst() && peer.state != State::Closed && ep.state != State::Reset {
@@ -231,7 +229,7 @@ impl TcpConn {
                 }
             }
         }
-        if update_last_seq(ep, base.add(seg_len), seg) {
+        if update_last_seq(ep, base.advance(seg_len), seg) {
             hist.counted('T', is_orig);
             let side = self.phases.side_mut(is_orig);
             side.rexmit_pkts += 1;
@@ -388,7 +386,7 @@ fn update_ack_seq(ep: &mut Endpoint, ack: SeqNum) {
 fn update_last_seq(ep: &mut Endpoint, last: SeqNum, seg: &TcpSegment) -> bool {
     let f = seg.flags;
     let d = last.diff(ep.last_seq);
-    if (f.syn() || f.rst()) && (d > MAX_JUMP || d < -MAX_JUMP) {
+    if (f.syn() || f.rst()) && !(-MAX_JUMP..=MAX_JUMP).contains(&d) {
         return false;
     }
     if f.fin() && ep.last_seq.diff(ep.start_seq()) == 1 {

@@ -87,7 +87,7 @@ impl Phases {
         }
         if f.fin() && me.first_fin.is_none() {
             me.first_fin = Some(ts);
-            me.fin_end = Some(seg.seq.add(seg.payload_len + u32::from(f.syn()) + 1));
+            me.fin_end = Some(seg.seq.advance(seg.payload_len + u32::from(f.syn()) + 1));
             me.fin_acked_peer_fin = acks_peer_fin;
         }
         if f.rst() && me.first_rst.is_none() {

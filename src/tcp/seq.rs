@@ -12,7 +12,7 @@ impl SeqNum {
         self.0.wrapping_sub(other.0) as i32
     }
 
-    pub fn add(self, n: u32) -> SeqNum {
+    pub fn advance(self, n: u32) -> SeqNum {
         SeqNum(self.0.wrapping_add(n))
     }
 
@@ -45,7 +45,7 @@ mod tests {
     #[test]
     fn compares_across_wrap() {
         let near_end = SeqNum(u32::MAX - 10);
-        let wrapped = near_end.add(20);
+        let wrapped = near_end.advance(20);
         assert_eq!(wrapped, SeqNum(9));
         assert!(wrapped > near_end);
         assert_eq!(wrapped.diff(near_end), 20);
