@@ -455,3 +455,152 @@ fn be16(data: &[u8], at: usize) -> Option<u16> {
     let b = data.get(at..at + 2)?;
     Some(u16::from_be_bytes([b[0], b[1]]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    /// An IPv4 TCP packet (no link layer) with `payload` bytes of payload.
+    fn ipv4_tcp(payload: usize) -> Vec<u8> {
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, 1000, 512)
+            .syn();
+        let mut out = Vec::new();
+        b.write(&mut out, &vec![7u8; payload]).unwrap();
+        out
+    }
+
+    /// An Ethernet frame: zero MAC addresses, the ethertype, the body.
+    fn ethernet(ethertype: u16, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn tcp_of(d: Decoded) -> TcpSegment {
+        match d {
+            Decoded::Tcp(_, seg) => seg,
+            other => panic!("expected TCP, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn raw_ip_and_ethernet() {
+        let ip = ipv4_tcp(10);
+        let seg = tcp_of(decode(LINK_RAW, &ip));
+        assert_eq!(
+            (seg.src_port, seg.dst_port, seg.payload_len),
+            (40000, 80, 10)
+        );
+        assert!(seg.flags.syn());
+        let seg = tcp_of(decode(LINK_ETHERNET, &ethernet(ETH_IPV4, &ip)));
+        assert_eq!(seg.seq, SeqNum(1000));
+    }
+
+    #[test]
+    fn vlan_stacks_up_to_the_limit() {
+        let ip = ipv4_tcp(0);
+        let mut frame = vec![0u8; 12];
+        for _ in 0..3 {
+            frame.extend_from_slice(&ETH_VLAN.to_be_bytes());
+            frame.extend_from_slice(&[0, 5]);
+        }
+        frame.extend_from_slice(&ETH_IPV4.to_be_bytes());
+        frame.extend_from_slice(&ip);
+        assert!(matches!(decode(LINK_ETHERNET, &frame), Decoded::Tcp(..)));
+
+        let mut deep = vec![0u8; 12];
+        for _ in 0..=MAX_VLAN_TAGS {
+            deep.extend_from_slice(&ETH_QINQ.to_be_bytes());
+            deep.extend_from_slice(&[0, 5]);
+        }
+        deep.extend_from_slice(&ETH_IPV4.to_be_bytes());
+        deep.extend_from_slice(&ip);
+        assert!(matches!(
+            decode(LINK_ETHERNET, &deep),
+            Decoded::Skipped(Skip::TooManyVlanTags)
+        ));
+    }
+
+    #[test]
+    fn mpls_then_ip() {
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&ETH_MPLS.to_be_bytes());
+        frame.extend_from_slice(&[0x00, 0x01, 0x00, 0x40]); // label, not bottom
+        frame.extend_from_slice(&[0x00, 0x02, 0x01, 0x40]); // bottom of stack
+        frame.extend_from_slice(&ipv4_tcp(3));
+        assert_eq!(tcp_of(decode(LINK_ETHERNET, &frame)).payload_len, 3);
+    }
+
+    #[test]
+    fn bsd_loopback_in_either_byte_order() {
+        let ip = ipv4_tcp(0);
+        for family in [[2, 0, 0, 0], [0, 0, 0, 2]] {
+            let frame = [&family[..], &ip].concat();
+            assert!(matches!(decode(LINK_NULL, &frame), Decoded::Tcp(..)));
+            assert!(matches!(decode(LINK_LOOP, &frame), Decoded::Tcp(..)));
+        }
+    }
+
+    #[test]
+    fn linux_cooked_and_ppp() {
+        let ip = ipv4_tcp(0);
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&ETH_IPV4.to_be_bytes());
+        sll.extend_from_slice(&ip);
+        assert!(matches!(decode(LINK_LINUX_SLL, &sll), Decoded::Tcp(..)));
+        let mut sll2 = ETH_IPV4.to_be_bytes().to_vec();
+        sll2.extend_from_slice(&[0u8; 18]);
+        sll2.extend_from_slice(&ip);
+        assert!(matches!(decode(LINK_LINUX_SLL2, &sll2), Decoded::Tcp(..)));
+        let ppp = [&[0xff, 0x03, 0x00, 0x21][..], &ip].concat();
+        assert!(matches!(decode(LINK_PPP_HDLC, &ppp), Decoded::Tcp(..)));
+        let lcp = [0xff, 0x03, 0xc0, 0x21, 1, 2, 3];
+        assert!(matches!(
+            decode(LINK_PPP, &lcp),
+            Decoded::Other(Other::PppControl)
+        ));
+    }
+
+    #[test]
+    fn snaplen_cut_payload_keeps_its_length() {
+        let ip = ipv4_tcp(500);
+        let cut = &ip[..20 + 20 + 10]; // IP header, TCP header, 10 of 500 payload bytes
+        assert_eq!(tcp_of(decode(LINK_RAW, cut)).payload_len, 500);
+    }
+
+    #[test]
+    fn truncated_headers_are_named_skips() {
+        let ip = ipv4_tcp(0);
+        assert!(matches!(
+            decode(LINK_RAW, &ip[..30]),
+            Decoded::Skipped(Skip::TruncatedTcpHeader)
+        ));
+        assert!(matches!(
+            decode(LINK_RAW, &ip[..10]),
+            Decoded::Skipped(Skip::TruncatedIpHeader)
+        ));
+        assert!(matches!(
+            decode(LINK_ETHERNET, &[0u8; 8]),
+            Decoded::Skipped(Skip::TruncatedLinkHeader)
+        ));
+        assert!(matches!(
+            decode(147, &ip),
+            Decoded::Skipped(Skip::UnsupportedLinkType(147))
+        ));
+    }
+
+    #[test]
+    fn non_ip_is_other() {
+        assert!(matches!(
+            decode(LINK_ETHERNET, &ethernet(ETH_ARP, &[0; 28])),
+            Decoded::Other(Other::Arp)
+        ));
+        assert!(matches!(
+            decode(LINK_ETHERNET, &ethernet(0x0026, &[0; 28])),
+            Decoded::Other(Other::Llc)
+        ));
+    }
+}
