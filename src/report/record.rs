@@ -42,6 +42,12 @@ pub struct DataPhase {
     pub resp_rexmit_bytes: u64,
     pub orig_zero_windows: u64,
     pub resp_zero_windows: u64,
+    /// Payload segments that arrived ahead of a hole.
+    pub orig_out_of_order: u64,
+    pub resp_out_of_order: u64,
+    /// Bytes acknowledged but never seen in the capture (content gaps).
+    pub orig_missed_bytes: u64,
+    pub resp_missed_bytes: u64,
 }
 
 impl ConnRecord {
@@ -63,6 +69,10 @@ impl ConnRecord {
                     resp_rexmit_bytes: p.resp.rexmit_bytes,
                     orig_zero_windows: p.orig.zero_windows,
                     resp_zero_windows: p.resp.zero_windows,
+                    orig_out_of_order: p.orig.out_of_order,
+                    resp_out_of_order: p.resp.out_of_order,
+                    orig_missed_bytes: p.orig.missed_bytes,
+                    resp_missed_bytes: p.resp.missed_bytes,
                 };
                 (
                     Some(p.handshake(conn_state == "REJ")),

@@ -1,6 +1,7 @@
 //! One side of a TCP connection, as Zeek's TCP analyzer models it: a state, where its sequence
 //! space starts, the highest sequence it sent and the highest acknowledgement it received.
 
+use crate::tcp::reasm::Coverage;
 use crate::tcp::seq::SeqNum;
 
 /// Zeek's TCP endpoint states.
@@ -46,6 +47,8 @@ pub struct Endpoint {
     pub hist_last_syn: i64,
     pub hist_last_fin: i64,
     pub hist_last_rst: i64,
+    /// Which of this side's bytes the capture showed.
+    pub coverage: Coverage,
 }
 
 impl Default for Endpoint {
@@ -64,6 +67,7 @@ impl Default for Endpoint {
             hist_last_syn: 0,
             hist_last_fin: 0,
             hist_last_rst: 0,
+            coverage: Coverage::default(),
         }
     }
 }
@@ -83,6 +87,7 @@ impl Endpoint {
         self.last_seq = last;
         self.seq_wraps = 0;
         self.ack_wraps = 0;
+        self.coverage.start(start.advance(1));
     }
 
     /// Without a SYN the sequence space starts just before the first byte seen.
@@ -92,6 +97,7 @@ impl Endpoint {
         self.last_seq = base;
         self.seq_wraps = 0;
         self.ack_wraps = 0;
+        self.coverage.start(base);
     }
 
     pub fn update_last_seq(&mut self, s: SeqNum) {

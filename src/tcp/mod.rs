@@ -6,6 +6,7 @@
 
 pub mod endpoint;
 pub mod phases;
+pub mod reasm;
 pub mod seq;
 pub mod verdict;
 
@@ -237,7 +238,22 @@ impl TcpConn {
         }
 
         let was_inactive = ep.state == State::Inactive;
+        let peer_was_active = peer.state != State::Inactive;
         let (do_close, flipped) = state_machine(ep, peer, is_orig, orig_state, seg);
+        if !f.rst() && seg_len > u32::from(f.syn()) {
+            let first = base.advance(u32::from(f.syn()));
+            if ep.coverage.seen(first, base.advance(seg_len)) && len > 0 {
+                self.phases.side_mut(is_orig).out_of_order += 1;
+            }
+        }
+        if f.ack() && peer_was_active {
+            let missed = peer.coverage.acked(seg.ack);
+            if missed > 0 && clean(ep) && clean(peer) {
+                // The peer's data that this ACK covers but the capture never showed.
+                hist.counted('G', !is_orig);
+                self.phases.side_mut(!is_orig).missed_bytes += missed;
+            }
+        }
         if !ep.state.is_handshake() || !peer.state.is_handshake() {
             self.timers.left_handshake = true;
         }
@@ -301,6 +317,12 @@ impl TcpConn {
     pub fn seq_bytes(&self) -> (u64, u64) {
         (self.orig.size(&self.resp), self.resp.size(&self.orig))
     }
+}
+
+/// Zeek reports content gaps only while both sides are established (or closed from there).
+fn clean(ep: &Endpoint) -> bool {
+    ep.state == State::Established
+        || (ep.state == State::Closed && ep.prev_state == State::Established)
 }
 
 /// Sets up an endpoint's sequence space on its first segment or on a new SYN.

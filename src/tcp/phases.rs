@@ -27,6 +27,10 @@ pub struct SideEvents {
     pub rexmit_pkts: u64,
     pub rexmit_bytes: u64,
     pub zero_windows: u64,
+    /// Payload segments that arrived ahead of a hole (reordered, or after lost data).
+    pub out_of_order: u64,
+    /// Bytes acknowledged by the peer but never seen (Zeek's missed_bytes).
+    pub missed_bytes: u64,
 }
 
 #[derive(Clone, Debug, Default)]
