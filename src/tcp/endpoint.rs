@@ -92,8 +92,10 @@ impl Endpoint {
 
     /// Without a SYN the sequence space starts just before the first byte seen.
     pub fn init_seq_midstream(&mut self, base: SeqNum) {
-        self.start = base.0 as i64 - 1;
-        self.ack_seq = SeqNum(base.0.wrapping_sub(1));
+        // As in Zeek, "one before" is taken in 32-bit sequence space.
+        let before = SeqNum(base.0.wrapping_sub(1));
+        self.start = before.0 as i64;
+        self.ack_seq = before;
         self.last_seq = base;
         self.seq_wraps = 0;
         self.ack_wraps = 0;
