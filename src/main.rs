@@ -7,7 +7,9 @@ use sockscope::analyze::{self, Analysis, Options};
 use sockscope::cli::{Cli, Command, Input};
 use sockscope::flow::inventory::inventory;
 use sockscope::report::record::ConnRecord;
-use sockscope::report::{self, csv, json, jsonl, ladder, summary, table, AccountingRecord, Format};
+use sockscope::report::{
+    self, csv, json, jsonl, ladder, summary, table, zeek, AccountingRecord, Format,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -41,10 +43,15 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 )?,
                 Format::Csv => csv::write_conns(out, &conns)?,
                 Format::Table => table::write_conns(out, &conns)?,
+                Format::Zeek => zeek::write_conns(out, &conns)?,
             }
             Ok(finish(&analysis))
         }
         Command::Sockets { input, format } => {
+            if format == Format::Zeek {
+                eprintln!("sockscope: --format zeek is for connections (conns), not sockets");
+                return Ok(ExitCode::from(2));
+            }
             let analysis = load(&input);
             let sockets = inventory(&analysis.conns);
             match format {
@@ -58,6 +65,7 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 )?,
                 Format::Csv => csv::write_sockets(out, &sockets)?,
                 Format::Table => table::write_sockets(out, &sockets)?,
+                Format::Zeek => unreachable!("rejected above"),
             }
             Ok(finish(&analysis))
         }

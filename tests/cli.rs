@@ -180,3 +180,47 @@ fn closed_pipe_is_a_quiet_exit() {
     );
     assert!(out.stderr.is_empty());
 }
+
+#[test]
+fn zeek_format_has_conn_log_headers_and_one_row_per_connection() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("zeek_ftp_ipv4.pcap");
+    let f = f.to_str().unwrap();
+    let lines = jsonl(&sockscope(&["conns", "--format", "jsonl", f]));
+    let text = stdout(&sockscope(&["conns", "--format", "zeek", f]));
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(headers[0], "#separator \\x09");
+    assert!(headers.iter().any(|h| *h == "#path\tconn"));
+    let fields = headers.iter().find(|h| h.starts_with("#fields\t")).unwrap();
+    let names: Vec<&str> = fields.split('\t').skip(1).collect();
+    for required in [
+        "ts",
+        "uid",
+        "id.orig_h",
+        "id.orig_p",
+        "id.resp_h",
+        "id.resp_p",
+        "proto",
+        "conn_state",
+        "history",
+        "orig_pkts",
+        "resp_pkts",
+    ] {
+        assert!(names.contains(&required), "{required} in {fields}");
+    }
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(rows.len(), lines.len());
+    for (row, c) in rows.iter().zip(&lines) {
+        assert_eq!(row.len(), names.len());
+        let col = |n: &str| row[names.iter().position(|x| *x == n).unwrap()];
+        assert_eq!(col("conn_state"), c["conn_state"]);
+        assert_eq!(col("history"), c["history"]);
+        assert_eq!(col("orig_pkts"), c["orig_pkts"].to_string());
+    }
+    let sockets = sockscope(&["sockets", "--format", "zeek", f]);
+    assert_eq!(sockets.status.code(), Some(2));
+}

@@ -7,6 +7,7 @@ pub mod ladder;
 pub mod record;
 pub mod summary;
 pub mod table;
+pub mod zeek;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,8 @@ pub enum Format {
     Json,
     Jsonl,
     Csv,
+    /// Zeek's conn.log TSV layout (connections only).
+    Zeek,
 }
 
 /// The packet accounting as printed: totals per bucket and the breakdown of other and skipped.

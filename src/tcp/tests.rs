@@ -105,7 +105,11 @@ mod opening {
         assert_eq!(r.history(), "Sr");
         assert_eq!(r.handshake(), "rejected");
         assert_eq!(r.teardown(), ("reset", Some("resp"), Some("rst")));
-        assert_eq!(r.tcp.seq_bytes(), (0, 0), "a RST with seq 0 must not count 2^32 - 1 bytes");
+        assert_eq!(
+            r.tcp.seq_bytes(),
+            (0, 0),
+            "a RST with seq 0 must not count 2^32 - 1 bytes"
+        );
     }
 
     #[test]
