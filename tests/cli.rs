@@ -190,7 +190,7 @@ fn zeek_format_has_conn_log_headers_and_one_row_per_connection() {
     let text = stdout(&sockscope(&["conns", "--format", "zeek", f]));
     let headers: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
     assert_eq!(headers[0], "#separator \\x09");
-    assert!(headers.iter().any(|h| *h == "#path\tconn"));
+    assert!(headers.contains(&"#path\tconn"));
     let fields = headers.iter().find(|h| h.starts_with("#fields\t")).unwrap();
     let names: Vec<&str> = fields.split('\t').skip(1).collect();
     for required in [
