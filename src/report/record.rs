@@ -42,6 +42,9 @@ pub struct DataPhase {
     pub resp_rexmit_bytes: u64,
     pub orig_zero_windows: u64,
     pub resp_zero_windows: u64,
+    /// Duplicate ACKs (pure ACKs repeating the previous acknowledgement and window).
+    pub orig_dup_acks: u64,
+    pub resp_dup_acks: u64,
     /// Payload segments that arrived ahead of a hole.
     pub orig_out_of_order: u64,
     pub resp_out_of_order: u64,
@@ -69,6 +72,8 @@ impl ConnRecord {
                     resp_rexmit_bytes: p.resp.rexmit_bytes,
                     orig_zero_windows: p.orig.zero_windows,
                     resp_zero_windows: p.resp.zero_windows,
+                    orig_dup_acks: p.orig.dup_acks,
+                    resp_dup_acks: p.resp.dup_acks,
                     orig_out_of_order: p.orig.out_of_order,
                     resp_out_of_order: p.resp.out_of_order,
                     orig_missed_bytes: p.orig.missed_bytes,

@@ -27,6 +27,9 @@ pub struct SideEvents {
     pub rexmit_pkts: u64,
     pub rexmit_bytes: u64,
     pub zero_windows: u64,
+    /// Pure ACKs repeating this side's previous acknowledgement and window (duplicate ACKs).
+    pub dup_acks: u64,
+    last_ack: Option<(SeqNum, u16)>,
     /// Payload segments that arrived ahead of a hole (reordered, or after lost data).
     pub out_of_order: u64,
     /// Bytes acknowledged by the peer but never seen (Zeek's missed_bytes).
@@ -96,6 +99,14 @@ impl Phases {
         }
         if f.rst() && me.first_rst.is_none() {
             me.first_rst = Some(ts);
+        }
+        if f.ack() && !f.rst() {
+            let pure = seg.payload_len == 0 && !f.syn() && !f.fin();
+            let this = (seg.ack, seg.window);
+            if pure && me.last_ack == Some(this) {
+                me.dup_acks += 1;
+            }
+            me.last_ack = Some(this);
         }
     }
 

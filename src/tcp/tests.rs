@@ -288,6 +288,25 @@ mod data {
     }
 
     #[test]
+    fn duplicate_acks_are_counted() {
+        let r = run(&format!(
+            "{HANDSHAKE} S>C PA seq=501 ack=101 len=10; C>S A seq=101 ack=511; C>S A seq=101 ack=511; C>S A seq=101 ack=511"
+        ));
+        assert_eq!(r.tcp.phases.orig.dup_acks, 2);
+        assert_eq!(r.tcp.phases.resp.dup_acks, 0);
+    }
+
+    #[test]
+    fn lost_segment_then_ack_is_a_gap() {
+        let r = run(&format!(
+            "{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S PA seq=121 ack=501 len=10; S>C A seq=501 ack=131"
+        ));
+        assert_eq!(r.history(), "ShADaG");
+        assert_eq!(r.tcp.phases.orig.missed_bytes, 10);
+        assert_eq!(r.tcp.phases.orig.out_of_order, 1);
+    }
+
+    #[test]
     fn zero_window_marks_w() {
         let r = run(&format!("{HANDSHAKE} S>C A seq=501 ack=101 win=0"));
         assert_eq!(r.history(), "ShAaw");
