@@ -18,6 +18,8 @@ pub struct Accounting {
     pub udp: u64,
     pub other: BTreeMap<Other, u64>,
     pub skipped: BTreeMap<Skip, u64>,
+    /// Packets whose timestamp is earlier than the one before (counted, still analyzed).
+    pub time_went_backwards: u64,
 }
 
 impl Accounting {
@@ -54,6 +56,8 @@ pub struct Analysis {
     pub files: Vec<FileReport>,
     pub first_ts: Option<Timestamp>,
     pub last_ts: Option<Timestamp>,
+    /// Connections ended early because `max_connections` were live.
+    pub evicted: u64,
 }
 
 impl Analysis {
@@ -62,9 +66,20 @@ impl Analysis {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Options {
     pub timeouts: Timeouts,
+    /// Most live connections held at once; beyond it the least recently active end early.
+    pub max_connections: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeouts: Timeouts::default(),
+            max_connections: 10_000_000,
+        }
+    }
 }
 
 /// A transport packet and the connection it was attributed to (for `show`).
@@ -97,13 +112,16 @@ pub fn analyze_with(
 ) -> Analysis {
     let mut run = Run {
         observer,
-        table: ConnTable::new(opts.timeouts),
+        table: ConnTable::new(opts.timeouts, opts.max_connections),
+        prev_ts: None,
         accounting: Accounting::default(),
         first_ts: None,
         last_ts: None,
     };
     let files = paths.iter().map(|p| run.file(p)).collect();
+    let evicted = run.table.evicted;
     Analysis {
+        evicted,
         conns: run.table.finish(),
         accounting: run.accounting,
         files,
@@ -115,6 +133,7 @@ pub fn analyze_with(
 struct Run<'o> {
     observer: &'o mut dyn FnMut(&Seen),
     table: ConnTable,
+    prev_ts: Option<Timestamp>,
     accounting: Accounting,
     first_ts: Option<Timestamp>,
     last_ts: Option<Timestamp>,
@@ -175,6 +194,10 @@ impl Run<'_> {
             }
         };
         let ts = frame.ts;
+        if self.prev_ts.is_some_and(|p| ts < p) {
+            self.accounting.time_went_backwards += 1;
+        }
+        self.prev_ts = Some(ts);
         self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
         self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
         match decode::decode(frame.link_type, frame.data) {

@@ -84,6 +84,10 @@ pub struct Input {
     /// Seconds without packets after which a UDP flow ends.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub udp_timeout: f64,
+    /// Most connections held open at once; past it the least recently active are ended early
+    /// (their `end` is "evicted"), so a SYN flood cannot exhaust memory.
+    #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
 }
 
 impl Input {

@@ -149,6 +149,8 @@ pub enum Skip {
     TooManyMplsLabels,
     TruncatedIpHeader,
     BadIpHeader,
+    /// An IPv6 extension header chain that is cut short or malformed.
+    BadIpv6Extension,
     /// A later IPv4/IPv6 fragment: its transport header is in the first fragment.
     IpFragment,
     TruncatedTcpHeader,
@@ -167,6 +169,7 @@ impl fmt::Display for Skip {
             Skip::TooManyMplsLabels => write!(f, "too many MPLS labels"),
             Skip::TruncatedIpHeader => write!(f, "truncated IP header"),
             Skip::BadIpHeader => write!(f, "bad IP header"),
+            Skip::BadIpv6Extension => write!(f, "bad IPv6 extension header"),
             Skip::IpFragment => write!(f, "IP fragment (not reassembled)"),
             Skip::TruncatedTcpHeader => write!(f, "truncated TCP header"),
             Skip::BadTcpHeader => write!(f, "bad TCP header"),
@@ -323,7 +326,7 @@ fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
 }
 
 fn decode_ip(data: &[u8]) -> Decoded {
-    let (ip, _ext_err) = match LaxIpSlice::from_slice(data) {
+    let (ip, ext_err) = match LaxIpSlice::from_slice(data) {
         Ok(v) => v,
         Err(etherparse::err::ip::LaxHeaderSliceError::Len(_)) => {
             return Decoded::Skipped(Skip::TruncatedIpHeader)
@@ -351,6 +354,9 @@ fn decode_ip(data: &[u8]) -> Decoded {
     };
     if later_fragment {
         return Decoded::Skipped(Skip::IpFragment);
+    }
+    if ext_err.is_some() {
+        return Decoded::Skipped(Skip::BadIpv6Extension);
     }
     // Bytes of IP payload the snap length cut off: the header still tells their length.
     let missing = if payload.incomplete {
@@ -589,6 +595,21 @@ mod tests {
         assert!(matches!(
             decode(147, &ip),
             Decoded::Skipped(Skip::UnsupportedLinkType(147))
+        ));
+    }
+
+    #[test]
+    fn ipv6_extension_chain_running_off_the_end() {
+        let mut ip = vec![0x60, 0, 0, 0, 0, 16, 0 /* hop-by-hop */, 64];
+        ip.extend_from_slice(&[0u8; 32]);
+        ip.extend_from_slice(&[
+            6, /* next: TCP */
+            9, /* 80 bytes, but only 8 follow */
+            0, 0, 0, 0, 0, 0,
+        ]);
+        assert!(matches!(
+            decode(LINK_RAW, &ip),
+            Decoded::Skipped(Skip::BadIpv6Extension)
         ));
     }
 

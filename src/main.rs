@@ -146,6 +146,7 @@ fn load(input: &Input) -> Analysis {
 fn options(input: &Input) -> Options {
     Options {
         timeouts: input.timeouts(),
+        max_connections: input.max_connections as usize,
     }
 }
 
@@ -155,6 +156,12 @@ fn accounting(a: &Analysis) -> AccountingRecord {
 
 /// Reports file problems on stderr; exit 2 when a file could not be read.
 fn finish(analysis: &Analysis) -> ExitCode {
+    if analysis.evicted > 0 {
+        eprintln!(
+            "sockscope: warning: {} connection(s) ended early to stay within --max-connections",
+            analysis.evicted
+        );
+    }
     for f in &analysis.files {
         if let Some(w) = &f.warning {
             eprintln!("sockscope: warning: {}: {w}", f.path.display());

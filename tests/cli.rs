@@ -224,3 +224,34 @@ fn zeek_format_has_conn_log_headers_and_one_row_per_connection() {
     let sockets = sockscope(&["sockets", "--format", "zeek", f]);
     assert_eq!(sockets.status.code(), Some(2));
 }
+
+#[test]
+fn max_connections_bounds_the_table_and_says_so() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("ndpi_synscan.pcap");
+    let out = sockscope(&[
+        "conns",
+        "--format",
+        "jsonl",
+        "--max-connections",
+        "100",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("ended early to stay within --max-connections"),
+        "{}",
+        stderr(&out)
+    );
+    let conns = jsonl(&out);
+    let evicted = conns.iter().filter(|c| c["end"] == "evicted").count();
+    assert!(
+        evicted > 1000,
+        "a SYN scan over 100 slots evicts most: {evicted}"
+    );
+    let pkts: u64 = conns
+        .iter()
+        .map(|c| c["orig_pkts"].as_u64().unwrap() + c["resp_pkts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(pkts, 2011, "every packet still belongs to a connection");
+}

@@ -30,6 +30,8 @@ pub enum EndReason {
     Inactivity,
     /// The socket pair started a new connection.
     Reused,
+    /// Ended early to keep the table within `--max-connections`.
+    Evicted,
 }
 
 /// One connection: the packets of one socket pair between its start and its end.

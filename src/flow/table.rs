@@ -39,21 +39,23 @@ pub struct ConnTable {
     next_id: u64,
     timeouts: Timeouts,
     last_sweep: Timestamp,
+    max_live: usize,
+    /// Connections ended early because the table was full.
+    pub evicted: u64,
 }
 
 impl ConnTable {
-    pub fn new(timeouts: Timeouts) -> Self {
+    /// `max_live` bounds the live connections (a SYN flood must not exhaust memory).
+    pub fn new(timeouts: Timeouts, max_live: usize) -> Self {
         ConnTable {
             live: IndexMap::new(),
             done: Vec::new(),
             next_id: 1,
             timeouts,
             last_sweep: Timestamp(0),
+            max_live: max_live.max(1),
+            evicted: 0,
         }
-    }
-
-    pub fn live_len(&self) -> usize {
-        self.live.len()
     }
 
     /// Adds a segment; returns the id of the connection it belongs to.
@@ -68,6 +70,7 @@ impl ConnTable {
         };
         let key = PairKey::new(Proto::Tcp, src, dst);
         self.maybe_sweep(ts);
+        self.make_room(&key);
         let tcp_timeout = self.timeouts.tcp;
         let ended = self.live.get_mut(&key).and_then(|conn| {
             let tcp = conn
@@ -130,6 +133,7 @@ impl ConnTable {
         };
         let key = PairKey::new(Proto::Udp, src, dst);
         self.maybe_sweep(ts);
+        self.make_room(&key);
         let timeout = udp_timeout(self.timeouts.udp, src.port, dst.port);
         if let Some(conn) = self.live.get(&key) {
             if ts.since(conn.last) > timeout {
@@ -164,6 +168,28 @@ impl ConnTable {
     fn end(&mut self, key: &PairKey, why: EndReason) {
         if let Some(mut conn) = self.live.swap_remove(key) {
             conn.end = why;
+            self.done.push(conn);
+        }
+    }
+
+    /// Before a new connection would overfill the table, ends the least recently active
+    /// hundredth of it (at least one): amortized, no per-packet scan.
+    fn make_room(&mut self, key: &PairKey) {
+        if self.live.len() < self.max_live || self.live.contains_key(key) {
+            return;
+        }
+        let batch = (self.max_live / 100).max(1);
+        let mut last: Vec<Timestamp> = self.live.values().map(|c| c.last).collect();
+        let (_, cutoff, _) = last.select_nth_unstable(batch - 1);
+        let cutoff = *cutoff;
+        let mut left = batch;
+        for (_, mut conn) in self.live.extract_if(.., |_, c| {
+            let take = left > 0 && c.last <= cutoff;
+            left -= usize::from(take);
+            take
+        }) {
+            conn.end = EndReason::Evicted;
+            self.evicted += 1;
             self.done.push(conn);
         }
     }

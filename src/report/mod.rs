@@ -36,6 +36,8 @@ pub struct AccountingRecord {
     pub skipped: u64,
     pub other_by_kind: BTreeMap<String, u64>,
     pub skipped_by_reason: BTreeMap<String, u64>,
+    /// Packets stamped earlier than the packet before them (still analyzed).
+    pub time_went_backwards: u64,
 }
 
 impl AccountingRecord {
@@ -48,6 +50,7 @@ impl AccountingRecord {
             skipped: a.skipped_total(),
             other_by_kind: a.other.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             skipped_by_reason: a.skipped.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            time_went_backwards: a.time_went_backwards,
         }
     }
 }

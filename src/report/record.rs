@@ -26,7 +26,7 @@ pub struct ConnRecord {
     pub handshake: Option<Handshake>,
     pub teardown: Option<Teardown>,
     pub data: Option<DataPhase>,
-    /// Why the record ended: "capture_end", "inactivity" or "reused".
+    /// Why the record ended: "capture_end", "inactivity", "reused" or "evicted".
     pub end: &'static str,
 }
 
@@ -109,6 +109,7 @@ impl ConnRecord {
                 EndReason::CaptureEnd => "capture_end",
                 EndReason::Inactivity => "inactivity",
                 EndReason::Reused => "reused",
+                EndReason::Evicted => "evicted",
             },
         }
     }

@@ -44,6 +44,20 @@ pub fn write(out: &mut dyn Write, analysis: &Analysis, conns: &[ConnRecord]) -> 
     for (k, v) in &p.skipped_by_reason {
         writeln!(out, "  skipped {v:>10}  {k}")?;
     }
+    if p.time_went_backwards > 0 {
+        writeln!(
+            out,
+            "  {} packet(s) stamped earlier than the packet before",
+            p.time_went_backwards
+        )?;
+    }
+    if analysis.evicted > 0 {
+        writeln!(
+            out,
+            "  {} connection(s) ended early by --max-connections",
+            analysis.evicted
+        )?;
+    }
 
     let mut by_state: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     let mut handshakes: BTreeMap<&str, u64> = BTreeMap::new();
