@@ -238,3 +238,55 @@ fn flate2_gzip(bytes: &[u8]) -> Vec<u8> {
     e.write_all(bytes).unwrap();
     e.finish().unwrap()
 }
+
+/// Offset of the first Enhanced Packet Block of a little-endian pcapng.
+fn first_epb(ng: &[u8]) -> usize {
+    let mut at = 0;
+    while at + 8 <= ng.len() {
+        let ty = u32::from_le_bytes(ng[at..at + 4].try_into().unwrap());
+        if ty == 6 {
+            return at;
+        }
+        at += u32::from_le_bytes(ng[at + 4..at + 8].try_into().unwrap()) as usize;
+    }
+    panic!("no enhanced packet block");
+}
+
+#[test]
+fn pcapng_packet_for_a_missing_interface_is_one_counted_skip() {
+    let mut ng = std::fs::read(samples().join("udp_and_reuse.pcapng")).unwrap();
+    let epb = first_epb(&ng);
+    ng[epb + 8..epb + 12].copy_from_slice(&7u32.to_le_bytes());
+    let dir = std::env::temp_dir().join(format!("sockscope-hostile-ng-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad-interface.pcapng");
+    std::fs::write(&path, &ng).unwrap();
+    let out = sockscope(&["conns", "--format", "json", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["packets"]["total"], 96);
+    assert_eq!(
+        doc["packets"]["skipped_by_reason"]["pcapng packet for an undeclared interface"],
+        1
+    );
+}
+
+#[test]
+fn pcapng_block_length_not_a_multiple_of_four_names_offset_and_reason() {
+    let mut ng = std::fs::read(samples().join("udp_and_reuse.pcapng")).unwrap();
+    let epb = first_epb(&ng);
+    ng[epb + 4..epb + 8].copy_from_slice(&13u32.to_le_bytes());
+    let dir = std::env::temp_dir().join(format!("sockscope-hostile-ng4-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("unaligned.pcapng");
+    std::fs::write(&path, &ng).unwrap();
+    let out = sockscope(&["conns", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("unaligned.pcapng")
+            && err.contains("not a multiple of 4")
+            && err.contains(&format!("at byte {epb}")),
+        "{err}"
+    );
+}
