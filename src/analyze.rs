@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::capture::{CaptureReader, FileKind, Record, Timestamp};
 use crate::decode::{self, Decoded, Ip, Other, Skip, TcpSegment, UdpDatagram};
-use crate::flow::table::{ConnTable, Timeouts};
+use crate::flow::socket::TunnelKey;
+use crate::flow::table::{ConnTable, Context, Timeouts};
 use crate::flow::Conn;
 
 /// Where every packet went: `tcp + udp + other + skipped == total`.
@@ -71,14 +72,13 @@ pub struct Options {
     pub timeouts: Timeouts,
     /// Most live connections held at once; beyond it the least recently active end early.
     pub max_connections: usize,
+    /// Look through tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, AYIYA, GTP-U).
+    pub decap: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            timeouts: Timeouts::default(),
-            max_connections: 10_000_000,
-        }
+        Options { timeouts: Timeouts::default(), max_connections: 10_000_000, decap: true }
     }
 }
 
@@ -105,15 +105,12 @@ pub fn analyze(paths: &[PathBuf], opts: &Options) -> Analysis {
 }
 
 /// Like [`analyze`], telling `observer` about every TCP and UDP packet.
-pub fn analyze_with(
-    paths: &[PathBuf],
-    opts: &Options,
-    observer: &mut dyn FnMut(&Seen),
-) -> Analysis {
+pub fn analyze_with(paths: &[PathBuf], opts: &Options, observer: &mut dyn FnMut(&Seen)) -> Analysis {
     let mut run = Run {
         observer,
         table: ConnTable::new(opts.timeouts, opts.max_connections),
         prev_ts: None,
+        decap: opts.decap,
         accounting: Accounting::default(),
         first_ts: None,
         last_ts: None,
@@ -133,6 +130,7 @@ pub fn analyze_with(
 struct Run<'o> {
     observer: &'o mut dyn FnMut(&Seen),
     table: ConnTable,
+    decap: bool,
     prev_ts: Option<Timestamp>,
     accounting: Accounting,
     first_ts: Option<Timestamp>,
@@ -185,11 +183,7 @@ impl Run<'_> {
         let frame = match record {
             Record::Frame(f) => f,
             Record::Bad(why) => {
-                *self
-                    .accounting
-                    .skipped
-                    .entry(Skip::BadRecord(why))
-                    .or_default() += 1;
+                *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1;
                 return;
             }
         };
@@ -200,30 +194,31 @@ impl Run<'_> {
         self.prev_ts = Some(ts);
         self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
         self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
-        match decode::decode(frame.link_type, frame.data) {
+        let packet = decode::decode(frame.link_type, frame.data, self.decap);
+        // Outer UDP flows that carry a tunnel are connections too (as in Zeek).
+        let mut ctx = Context::default();
+        let mut parents = Vec::new();
+        for (n, hop) in packet.tunnels.iter().enumerate() {
+            if let Some(d) = &hop.udp {
+                let outer = Context { hops: &packet.tunnels[..n], parents: &parents, ..ctx };
+                parents.push(self.table.udp(ts, &hop.ip, d, &outer));
+            }
+            ctx.tunnel = Some(TunnelKey::new(hop.kind, hop.ip.src, hop.ip.dst));
+        }
+        ctx.hops = &packet.tunnels;
+        ctx.parents = &parents;
+        match packet.inner {
             Decoded::Tcp(ip, seg) => {
                 self.accounting.tcp += 1;
-                let conn_id = self.table.tcp(ts, &ip, &seg);
+                let conn_id = self.table.tcp(ts, &ip, &seg, &ctx);
                 let number = self.accounting.total;
-                (self.observer)(&Seen {
-                    number,
-                    ts,
-                    conn_id,
-                    ip,
-                    transport: Transport::Tcp(seg),
-                });
+                (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Tcp(seg) });
             }
             Decoded::Udp(ip, d) => {
                 self.accounting.udp += 1;
-                let conn_id = self.table.udp(ts, &ip, &d);
+                let conn_id = self.table.udp(ts, &ip, &d, &ctx);
                 let number = self.accounting.total;
-                (self.observer)(&Seen {
-                    number,
-                    ts,
-                    conn_id,
-                    ip,
-                    transport: Transport::Udp(d),
-                });
+                (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Udp(d) });
             }
             Decoded::Other(o) => *self.accounting.other.entry(o).or_default() += 1,
             Decoded::Skipped(s) => *self.accounting.skipped.entry(s).or_default() += 1,

@@ -88,15 +88,16 @@ pub struct Input {
     /// (their `end` is "evicted"), so a SYN flood cannot exhaust memory.
     #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Do not look inside tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, AYIYA, GTP-U): report the
+    /// outer flows only.
+    #[arg(long)]
+    pub no_decap: bool,
 }
 
 impl Input {
     pub fn timeouts(&self) -> Timeouts {
         let d = |s: f64| Duration((s.max(0.0) * 1e9) as u64);
-        Timeouts {
-            tcp: d(self.tcp_timeout),
-            udp: d(self.udp_timeout),
-        }
+        Timeouts { tcp: d(self.tcp_timeout), udp: d(self.udp_timeout) }
     }
 }
 

@@ -7,9 +7,7 @@ use sockscope::analyze::{self, Analysis, Options};
 use sockscope::cli::{Cli, Command, Input};
 use sockscope::flow::inventory::inventory;
 use sockscope::report::record::ConnRecord;
-use sockscope::report::{
-    self, csv, json, jsonl, ladder, summary, table, zeek, AccountingRecord, Format,
-};
+use sockscope::report::{self, csv, json, jsonl, ladder, summary, table, zeek, AccountingRecord, Format};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,13 +32,9 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             let conns: Vec<ConnRecord> = analysis.conns.iter().map(ConnRecord::new).collect();
             match format {
                 Format::Jsonl => jsonl::write(out, &conns)?,
-                Format::Json => json::write(
-                    out,
-                    &analysis.files,
-                    accounting(&analysis),
-                    "connections",
-                    &conns,
-                )?,
+                Format::Json => {
+                    json::write(out, &analysis.files, accounting(&analysis), "connections", &conns)?
+                }
                 Format::Csv => csv::write_conns(out, &conns)?,
                 Format::Table => table::write_conns(out, &conns)?,
                 Format::Zeek => zeek::write_conns(out, &conns)?,
@@ -56,13 +50,9 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             let sockets = inventory(&analysis.conns);
             match format {
                 Format::Jsonl => jsonl::write(out, &sockets)?,
-                Format::Json => json::write(
-                    out,
-                    &analysis.files,
-                    accounting(&analysis),
-                    "sockets",
-                    &sockets,
-                )?,
+                Format::Json => {
+                    json::write(out, &analysis.files, accounting(&analysis), "sockets", &sockets)?
+                }
                 Format::Csv => csv::write_sockets(out, &sockets)?,
                 Format::Table => table::write_sockets(out, &sockets)?,
                 Format::Zeek => unreachable!("rejected above"),
@@ -96,10 +86,7 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             }
             Ok(code)
         }
-        Command::Check {
-            input,
-            fail_on_state,
-        } => {
+        Command::Check { input, fail_on_state } => {
             let analysis = load(&input);
             let mut failed = false;
             for state in &fail_on_state {
@@ -111,21 +98,12 @@ fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                     .collect();
                 if !bad.is_empty() {
                     failed = true;
-                    writeln!(
-                        out,
-                        "FAIL --fail-on-state {}: {} connection(s)",
-                        state.code(),
-                        bad.len()
-                    )?;
+                    writeln!(out, "FAIL --fail-on-state {}: {} connection(s)", state.code(), bad.len())?;
                     table::write_conns(out, &bad)?;
                 }
             }
             if !failed {
-                writeln!(
-                    out,
-                    "ok: {} connection(s), all rules hold",
-                    analysis.conns.len()
-                )?;
+                writeln!(out, "ok: {} connection(s), all rules hold", analysis.conns.len())?;
             }
             let code = finish(&analysis);
             Ok(if code != ExitCode::SUCCESS {
@@ -147,6 +125,7 @@ fn options(input: &Input) -> Options {
     Options {
         timeouts: input.timeouts(),
         max_connections: input.max_connections as usize,
+        decap: !input.no_decap,
     }
 }
 

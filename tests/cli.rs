@@ -10,10 +10,7 @@ fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sockscope-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(bytes)
-        .unwrap();
+    std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
     path
 }
 
@@ -24,30 +21,19 @@ fn not_a_capture_is_exit_2_naming_file_and_reason() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("notes.txt") && err.contains("not a pcap or pcapng file"),
-        "{err}"
-    );
+    assert!(err.contains("notes.txt") && err.contains("not a pcap or pcapng file"), "{err}");
 }
 
 #[test]
 fn missing_file_empty_file_and_directory() {
     let out = sockscope(&["conns", "/nonexistent/x.pcap"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("/nonexistent/x.pcap: no such file"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("/nonexistent/x.pcap: no such file"), "{}", stderr(&out));
 
     let empty = temp_file("empty.pcap", b"");
     let out = sockscope(&["conns", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("empty.pcap: empty file"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("empty.pcap: empty file"), "{}", stderr(&out));
 
     let dir = std::env::temp_dir();
     let out = sockscope(&["conns", dir.to_str().unwrap()]);
@@ -60,20 +46,10 @@ fn bad_file_among_good_ones_still_analyzes_the_others() {
     let Some(dir) = shared_captures() else { return };
     let good = dir.join("zeek_http_get.pcap");
     let bad = temp_file("bad.pcap", b"\xd4\xc3\xb2\xa1garbage");
-    let out = sockscope(&[
-        "conns",
-        "--format",
-        "jsonl",
-        bad.to_str().unwrap(),
-        good.to_str().unwrap(),
-    ]);
+    let out = sockscope(&["conns", "--format", "jsonl", bad.to_str().unwrap(), good.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("bad.pcap"), "{}", stderr(&out));
-    assert_eq!(
-        jsonl(&out).len(),
-        1,
-        "the good file's connection is still reported"
-    );
+    assert_eq!(jsonl(&out).len(), 1, "the good file's connection is still reported");
 }
 
 #[test]
@@ -100,14 +76,7 @@ fn check_exit_codes_both_ways() {
     let failing = sockscope(&["check", f, "--fail-on-state", "RSTOS0"]);
     assert_eq!(failing.status.code(), Some(1), "{}", stdout(&failing));
     assert!(stdout(&failing).contains("FAIL --fail-on-state RSTOS0: 1 connection"));
-    let passing = sockscope(&[
-        "check",
-        f,
-        "--fail-on-state",
-        "REJ",
-        "--fail-on-state",
-        "S0",
-    ]);
+    let passing = sockscope(&["check", f, "--fail-on-state", "REJ", "--fail-on-state", "S0"]);
     assert_eq!(passing.status.code(), Some(0), "{}", stdout(&passing));
     let usage = sockscope(&["check", f, "--fail-on-state", "NOPE"]);
     assert_eq!(usage.status.code(), Some(2));
@@ -136,26 +105,14 @@ fn every_format_prints_the_same_connections() {
 fn show_prints_one_line_per_packet() {
     let Some(dir) = shared_captures() else { return };
     let f = dir.join("zeek_http_get.pcap");
-    let c = &jsonl(&sockscope(&[
-        "conns",
-        "--format",
-        "jsonl",
-        f.to_str().unwrap(),
-    ]))[0];
+    let c = &jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]))[0];
     let packets = c["orig_pkts"].as_u64().unwrap() + c["resp_pkts"].as_u64().unwrap();
     let out = sockscope(&["show", f.to_str().unwrap(), "--conn", "1"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    let ladder: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("------------"))
-        .collect();
+    let ladder: Vec<&str> = text.lines().filter(|l| l.contains("------------")).collect();
     assert_eq!(ladder.len() as u64, packets, "{text}");
-    assert!(
-        ladder[0].contains("S seq=0") && ladder[0].ends_with('>'),
-        "{}",
-        ladder[0]
-    );
+    assert!(ladder[0].contains("S seq=0") && ladder[0].ends_with('>'), "{}", ladder[0]);
     let missing = sockscope(&["show", f.to_str().unwrap(), "--conn", "99"]);
     assert_eq!(missing.status.code(), Some(2));
 }
@@ -172,12 +129,7 @@ fn closed_pipe_is_a_quiet_exit() {
         .unwrap();
     drop(child.stdout.take()); // the reader goes away at once, like `| head -0`
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty());
 }
 
@@ -208,11 +160,8 @@ fn zeek_format_has_conn_log_headers_and_one_row_per_connection() {
     ] {
         assert!(names.contains(&required), "{required} in {fields}");
     }
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split('\t').collect())
-        .collect();
+    let rows: Vec<Vec<&str>> =
+        text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split('\t').collect()).collect();
     assert_eq!(rows.len(), lines.len());
     for (row, c) in rows.iter().zip(&lines) {
         assert_eq!(row.len(), names.len());
@@ -229,29 +178,13 @@ fn zeek_format_has_conn_log_headers_and_one_row_per_connection() {
 fn max_connections_bounds_the_table_and_says_so() {
     let Some(dir) = shared_captures() else { return };
     let f = dir.join("ndpi_synscan.pcap");
-    let out = sockscope(&[
-        "conns",
-        "--format",
-        "jsonl",
-        "--max-connections",
-        "100",
-        f.to_str().unwrap(),
-    ]);
+    let out = sockscope(&["conns", "--format", "jsonl", "--max-connections", "100", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(
-        stderr(&out).contains("ended early to stay within --max-connections"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("ended early to stay within --max-connections"), "{}", stderr(&out));
     let conns = jsonl(&out);
     let evicted = conns.iter().filter(|c| c["end"] == "evicted").count();
-    assert!(
-        evicted > 1000,
-        "a SYN scan over 100 slots evicts most: {evicted}"
-    );
-    let pkts: u64 = conns
-        .iter()
-        .map(|c| c["orig_pkts"].as_u64().unwrap() + c["resp_pkts"].as_u64().unwrap())
-        .sum();
+    assert!(evicted > 1000, "a SYN scan over 100 slots evicts most: {evicted}");
+    let pkts: u64 =
+        conns.iter().map(|c| c["orig_pkts"].as_u64().unwrap() + c["resp_pkts"].as_u64().unwrap()).sum();
     assert_eq!(pkts, 2011, "every packet still belongs to a connection");
 }

@@ -23,7 +23,7 @@ fn read_all(bytes: Vec<u8>) -> (u64, Option<String>) {
         match reader.next_record() {
             Ok(Some(Record::Frame(f))) => {
                 n += 1;
-                let _ = decode::decode(f.link_type, f.data);
+                let _ = decode::decode(f.link_type, f.data, true);
             }
             Ok(Some(Record::Bad(_))) => n += 1,
             Ok(None) => return (n, None),
@@ -81,7 +81,7 @@ proptest! {
     #[test]
     fn arbitrary_frames_never_panic_the_decoder(link in prop_oneof![Just(0u32), Just(1), Just(9), Just(12), Just(50), Just(101), Just(108), Just(113), Just(276), any::<u32>()],
                                                bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = decode::decode(link, &bytes);
+        let _ = decode::decode(link, &bytes, true);
     }
 
     #[test]
@@ -104,10 +104,7 @@ fn truncation_at_every_length_keeps_what_came_before() {
         for cut in 0..seed.len() {
             let (n, err) = read_all(seed[..cut].to_vec());
             assert!(n <= full, "seed {i} cut {cut}");
-            assert!(
-                n >= last || err.is_some(),
-                "seed {i} cut {cut}: fewer records than a shorter cut"
-            );
+            assert!(n >= last || err.is_some(), "seed {i} cut {cut}: fewer records than a shorter cut");
             if err.is_none() {
                 last = n;
             }
@@ -143,10 +140,7 @@ fn forged_length_fields() {
         let (_, err) = read_all(b.clone());
         if forged > 64 << 20 {
             let err = err.expect("a record claiming gigabytes is an error");
-            assert!(
-                err.contains("more than the 64 MiB limit") && err.contains("at byte 24"),
-                "{err}"
-            );
+            assert!(err.contains("more than the 64 MiB limit") && err.contains("at byte 24"), "{err}");
         }
         let mut b = pcap.clone();
         b[36..40].copy_from_slice(&forged.to_le_bytes());
@@ -159,10 +153,7 @@ fn forged_length_fields() {
         let mut b = ng.clone();
         b[shb_len + 4..shb_len + 8].copy_from_slice(&forged.to_le_bytes());
         let (_, err) = read_all(b);
-        assert!(
-            err.is_some(),
-            "forged block length {forged} must be reported"
-        );
+        assert!(err.is_some(), "forged block length {forged} must be reported");
     }
 }
 
@@ -204,24 +195,9 @@ fn damaged_files_give_one_line_naming_file_and_offset() {
     };
     let mut huge = pcap.clone();
     huge[32..36].copy_from_slice(&0x4000_0000u32.to_le_bytes());
-    check(
-        "huge-record.pcap",
-        &huge,
-        2,
-        &["record claims 1073741840 bytes", "at byte 24"],
-    );
-    check(
-        "cut.pcap",
-        &pcap[..pcap.len() - 7],
-        0,
-        &["warning", "file cut short"],
-    );
-    check(
-        "header-only.pcap",
-        &pcap[..10],
-        2,
-        &["pcap file header cut short"],
-    );
+    check("huge-record.pcap", &huge, 2, &["record claims 1073741840 bytes", "at byte 24"]);
+    check("cut.pcap", &pcap[..pcap.len() - 7], 0, &["warning", "file cut short"]);
+    check("header-only.pcap", &pcap[..10], 2, &["pcap file header cut short"]);
     let mut gz = flate2_gzip(&pcap);
     gz.truncate(gz.len() / 2);
     check("cut.pcap.gz", &gz, 0, &["warning", "file cut short"]);
@@ -265,10 +241,7 @@ fn pcapng_packet_for_a_missing_interface_is_one_counted_skip() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["packets"]["total"], 96);
-    assert_eq!(
-        doc["packets"]["skipped_by_reason"]["pcapng packet for an undeclared interface"],
-        1
-    );
+    assert_eq!(doc["packets"]["skipped_by_reason"]["pcapng packet for an undeclared interface"], 1);
 }
 
 #[test]

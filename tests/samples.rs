@@ -8,17 +8,11 @@ use serde_json::Value;
 use common::*;
 
 fn expected() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(samples().join("expected.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(&std::fs::read_to_string(samples().join("expected.json")).unwrap()).unwrap()
 }
 
 fn run(file: &str, format: &str) -> std::process::Output {
-    let out = sockscope(&[
-        "conns",
-        "--format",
-        format,
-        samples().join(file).to_str().unwrap(),
-    ]);
+    let out = sockscope(&["conns", "--format", format, samples().join(file).to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
     out
 }
@@ -33,11 +27,7 @@ fn packet_and_connection_counts() {
         assert_eq!(p["udp"], exp["udp_packets"], "{file}");
         let conns = doc["connections"].as_array().unwrap();
         let count = |proto: &str| conns.iter().filter(|c| c["proto"] == proto).count() as u64;
-        assert_eq!(
-            count("tcp"),
-            exp["tcp_connections"].as_u64().unwrap(),
-            "{file}"
-        );
+        assert_eq!(count("tcp"), exp["tcp_connections"].as_u64().unwrap(), "{file}");
         assert_eq!(count("udp"), exp["udp_flows"].as_u64().unwrap(), "{file}");
     }
 }
@@ -57,11 +47,7 @@ fn tcp_phases_per_scenario() {
                 .filter(|c| c["proto"] == "tcp" && c["resp"]["port"].as_u64() == Some(port))
                 .collect();
             let what = format!("{file} port {port} ({})", s["description"]);
-            assert_eq!(
-                mine.len() as u64,
-                s["connections"].as_u64().unwrap(),
-                "{what}"
-            );
+            assert_eq!(mine.len() as u64, s["connections"].as_u64().unwrap(), "{what}");
             for (c, pc) in mine.iter().zip(s["per_connection"].as_array().unwrap()) {
                 assert_eq!(c["orig"]["port"], pc["client_port"], "{what}");
                 assert_eq!(c["conn_state"], s["conn_state"], "{what}");
@@ -105,9 +91,7 @@ fn tcp_and_udp_on_one_port_are_different_sockets() {
     let on_8081 = |proto: &str, client: u64| {
         conns
             .iter()
-            .filter(|c| {
-                c["proto"] == proto && c["resp"]["port"] == 8081 && c["orig"]["port"] == client
-            })
+            .filter(|c| c["proto"] == proto && c["resp"]["port"] == 8081 && c["orig"]["port"] == client)
             .count()
     };
     // Same addresses and port numbers, two protocols: two connections.
@@ -121,20 +105,12 @@ fn tcp_and_udp_on_one_port_are_different_sockets() {
         samples().join("udp_and_reuse.pcapng").to_str().unwrap(),
     ]);
     let sockets = jsonl(&out);
-    let server = |proto: &str| {
-        sockets
-            .iter()
-            .find(|s| s["proto"] == proto && s["port"] == 8081)
-            .unwrap()
-            .clone()
-    };
+    let server =
+        |proto: &str| sockets.iter().find(|s| s["proto"] == proto && s["port"] == 8081).unwrap().clone();
     let (tcp, udp) = (server("tcp"), server("udp"));
     assert_eq!(tcp["role"], "server");
     assert_eq!(tcp["conns"], 5);
-    assert_eq!(
-        tcp["max_concurrent"], 5,
-        "five clients were connected at once"
-    );
+    assert_eq!(tcp["max_concurrent"], 5, "five clients were connected at once");
     assert_eq!(udp["role"], "server");
     assert_eq!(udp["conns"], 2);
 }

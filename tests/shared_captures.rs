@@ -10,10 +10,7 @@ use common::*;
 
 fn capinfos_packets(capture: &Path) -> u64 {
     let text = std::fs::read_to_string(format!("{}.capinfos.txt", capture.display())).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("Number of packets:"))
-        .expect("packet count");
+    let line = text.lines().find(|l| l.starts_with("Number of packets:")).expect("packet count");
     line.split_whitespace().nth(3).unwrap().parse().unwrap()
 }
 
@@ -21,35 +18,15 @@ fn capinfos_packets(capture: &Path) -> u64 {
 fn every_capture_is_read_and_every_packet_accounted_for() {
     let Some(dir) = shared_captures() else { return };
     let files = capture_files(&dir);
-    assert!(
-        files.len() >= 80,
-        "the corpus has 82 captures, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 80, "the corpus has 82 captures, found {}", files.len());
     for f in files {
         let out = sockscope(&["conns", "--format", "json", f.to_str().unwrap()]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}: {}",
-            f.display(),
-            stderr(&out)
-        );
+        assert_eq!(out.status.code(), Some(0), "{}: {}", f.display(), stderr(&out));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let p = &doc["packets"];
         let n = |k: &str| p[k].as_u64().unwrap();
-        assert_eq!(
-            n("tcp") + n("udp") + n("other") + n("skipped"),
-            n("total"),
-            "{}",
-            f.display()
-        );
-        assert_eq!(
-            n("total"),
-            capinfos_packets(&f),
-            "{}: packets vs capinfos",
-            f.display()
-        );
+        assert_eq!(n("tcp") + n("udp") + n("other") + n("skipped"), n("total"), "{}", f.display());
+        assert_eq!(n("total"), capinfos_packets(&f), "{}: packets vs capinfos", f.display());
     }
 }
 
@@ -60,10 +37,7 @@ fn cut_short_file_keeps_earlier_packets_and_warns() {
     let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let err = stderr(&out);
-    assert!(
-        err.contains("derived-cut_ppp_one_tcp_stream.pcap") && err.contains("cut short"),
-        "{err}"
-    );
+    assert!(err.contains("derived-cut_ppp_one_tcp_stream.pcap") && err.contains("cut short"), "{err}");
     assert_eq!(jsonl(&out).len(), 1);
 }
 
@@ -84,15 +58,9 @@ fn zeek_rows(log: &Path) -> Vec<(String, String, String)> {
             fields = line.split('\t').map(String::from).collect();
             continue;
         }
-        let cols: HashMap<&str, &str> = fields
-            .iter()
-            .map(String::as_str)
-            .zip(line.split('\t'))
-            .collect();
+        let cols: HashMap<&str, &str> = fields.iter().map(String::as_str).zip(line.split('\t')).collect();
         let proto = cols.get("proto").copied().unwrap_or("-");
-        let tunneled = cols
-            .get("tunnel_parents")
-            .is_some_and(|t| *t != "-" && *t != "(empty)");
+        let tunneled = cols.get("tunnel_parents").is_some_and(|t| *t != "-" && *t != "(empty)");
         if !(proto == "tcp" || proto == "udp") || tunneled {
             continue;
         }
@@ -100,11 +68,7 @@ fn zeek_rows(log: &Path) -> Vec<(String, String, String)> {
             "{proto} {}:{} {}:{}",
             cols["id.orig_h"], cols["id.orig_p"], cols["id.resp_h"], cols["id.resp_p"]
         );
-        rows.push((
-            key,
-            cols["conn_state"].to_string(),
-            cols["history"].to_string(),
-        ));
+        rows.push((key, cols["conn_state"].to_string(), cols["history"].to_string()));
     }
     rows
 }
@@ -130,9 +94,7 @@ fn zeek_oracles_agree_on_connections_and_conn_state() {
                 c["resp"]["ip"].as_str().unwrap(),
                 c["resp"]["port"]
             );
-            ours.entry(key)
-                .or_default()
-                .push(c["conn_state"].as_str().unwrap().to_string());
+            ours.entry(key).or_default().push(c["conn_state"].as_str().unwrap().to_string());
         }
         for (key, state, _history) in zeek_rows(&log) {
             total += 1;
@@ -142,10 +104,7 @@ fn zeek_oracles_agree_on_connections_and_conn_state() {
                     if states.contains(&state) {
                         same_state += 1;
                     } else {
-                        misses.push(format!(
-                            "{}: {key} zeek={state} ours={states:?}",
-                            f.display()
-                        ));
+                        misses.push(format!("{}: {key} zeek={state} ours={states:?}", f.display()));
                     }
                 }
                 None => misses.push(format!("{}: {key} not found", f.display())),
@@ -154,14 +113,8 @@ fn zeek_oracles_agree_on_connections_and_conn_state() {
     }
     assert!(total >= 190, "oracle rows outside tunnels: {total}");
     // Known, explained disagreements are listed in the README (oracle run with test-specific scripts).
-    assert!(
-        found * 100 >= total * 97,
-        "found {found}/{total}: {misses:#?}"
-    );
-    assert!(
-        same_state * 100 >= total * 98,
-        "conn_state {same_state}/{total}: {misses:#?}"
-    );
+    assert!(found * 100 >= total * 97, "found {found}/{total}: {misses:#?}");
+    assert!(same_state * 100 >= total * 98, "conn_state {same_state}/{total}: {misses:#?}");
 }
 
 #[test]
@@ -179,11 +132,8 @@ fn tcp_connection_counts_match_tshark_streams_where_no_timeouts_differ() {
     ] {
         let f = dir.join(name);
         let tsv = std::fs::read_to_string(format!("{}.tshark-streams.tsv", f.display())).unwrap();
-        let distinct: BTreeSet<&str> = tsv
-            .lines()
-            .filter_map(|l| l.split('\t').nth(1))
-            .filter(|s| s.parse::<u64>().is_ok())
-            .collect();
+        let distinct: BTreeSet<&str> =
+            tsv.lines().filter_map(|l| l.split('\t').nth(1)).filter(|s| s.parse::<u64>().is_ok()).collect();
         assert_eq!(distinct.len(), streams, "{name}: tshark oracle");
         let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
         let tcp = jsonl(&out).iter().filter(|c| c["proto"] == "tcp").count();
@@ -195,28 +145,14 @@ fn tcp_connection_counts_match_tshark_streams_where_no_timeouts_differ() {
 fn reused_socket_pair_is_split_into_connections() {
     let Some(dir) = shared_captures() else { return };
     let f = dir.join("arkime_tcp_handshake_synthetic.pcap");
-    let conns = jsonl(&sockscope(&[
-        "conns",
-        "--format",
-        "jsonl",
-        f.to_str().unwrap(),
-    ]));
+    let conns = jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]));
     let mut per_pair: HashMap<String, usize> = HashMap::new();
     for c in &conns {
-        *per_pair
-            .entry(format!("{} {}", c["orig"], c["resp"]))
-            .or_default() += 1;
+        *per_pair.entry(format!("{} {}", c["orig"], c["resp"])).or_default() += 1;
     }
-    assert!(
-        per_pair.values().any(|&n| n > 1),
-        "some socket pair is used twice: {per_pair:?}"
-    );
+    assert!(per_pair.values().any(|&n| n > 1), "some socket pair is used twice: {per_pair:?}");
     let ids: Vec<u64> = conns.iter().map(|c| c["id"].as_u64().unwrap()).collect();
-    assert_eq!(
-        ids,
-        (1..=conns.len() as u64).collect::<Vec<_>>(),
-        "ids count up in first-seen order"
-    );
+    assert_eq!(ids, (1..=conns.len() as u64).collect::<Vec<_>>(), "ids count up in first-seen order");
 }
 
 #[test]

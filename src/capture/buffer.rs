@@ -20,15 +20,7 @@ pub(crate) struct StreamBuffer {
 
 impl StreamBuffer {
     pub fn new(source: Box<dyn Read>) -> Self {
-        StreamBuffer {
-            source,
-            buf: vec![0; CHUNK],
-            pos: 0,
-            len: 0,
-            base: 0,
-            eof: false,
-            stream_cut: false,
-        }
+        StreamBuffer { source, buf: vec![0; CHUNK], pos: 0, len: 0, base: 0, eof: false, stream_cut: false }
     }
 
     /// Unconsumed bytes.
@@ -59,10 +51,7 @@ impl StreamBuffer {
         if n > MAX_RECORD_LEN {
             return Err(CaptureError::at(
                 self.offset(),
-                format!(
-                    "record claims {n} bytes, more than the {} MiB limit",
-                    MAX_RECORD_LEN >> 20
-                ),
+                format!("record claims {n} bytes, more than the {} MiB limit", MAX_RECORD_LEN >> 20),
             ));
         }
         while self.len - self.pos < n && !self.eof {
@@ -73,8 +62,7 @@ impl StreamBuffer {
                 self.base += self.pos as u64;
                 self.pos = 0;
                 if n > self.buf.len() {
-                    self.buf
-                        .resize(n.next_power_of_two().min(MAX_RECORD_LEN), 0);
+                    self.buf.resize(n.next_power_of_two().min(MAX_RECORD_LEN), 0);
                 }
             }
             match self.source.read(&mut self.buf[self.len..]) {

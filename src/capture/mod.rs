@@ -23,10 +23,7 @@ pub struct Timestamp(pub u64);
 
 impl Timestamp {
     pub fn from_secs_nanos(secs: u64, nanos: u32) -> Self {
-        Timestamp(
-            secs.saturating_mul(1_000_000_000)
-                .saturating_add(nanos as u64),
-        )
+        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(nanos as u64))
     }
 
     pub fn from_duration(d: std::time::Duration) -> Self {
@@ -86,10 +83,7 @@ pub struct CaptureError {
 
 impl CaptureError {
     fn at(offset: u64, reason: impl Into<String>) -> Self {
-        CaptureError {
-            offset: Some(offset),
-            reason: reason.into(),
-        }
+        CaptureError { offset: Some(offset), reason: reason.into() }
     }
 
     fn io(offset: u64, e: &io::Error) -> Self {
@@ -151,12 +145,8 @@ pub struct CaptureReader {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
-const PCAP_MAGICS: [[u8; 4]; 4] = [
-    [0xd4, 0xc3, 0xb2, 0xa1],
-    [0xa1, 0xb2, 0xc3, 0xd4],
-    [0x4d, 0x3c, 0xb2, 0xa1],
-    [0xa1, 0xb2, 0x3c, 0x4d],
-];
+const PCAP_MAGICS: [[u8; 4]; 4] =
+    [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x4d, 0x3c, 0xb2, 0xa1], [0xa1, 0xb2, 0x3c, 0x4d]];
 
 impl CaptureReader {
     /// Opens a path, or stdin for `-`.
@@ -165,15 +155,10 @@ impl CaptureReader {
             Box::new(io::stdin().lock())
         } else {
             if path.is_dir() {
-                return Err(CaptureError {
-                    offset: None,
-                    reason: "is a directory".into(),
-                });
+                return Err(CaptureError { offset: None, reason: "is a directory".into() });
             }
-            let file = File::open(path).map_err(|e| CaptureError {
-                offset: None,
-                reason: open_reason(&e),
-            })?;
+            let file =
+                File::open(path).map_err(|e| CaptureError { offset: None, reason: open_reason(&e) })?;
             Box::new(file)
         };
         Self::new(input)
@@ -184,11 +169,7 @@ impl CaptureReader {
         let mut raw = BufReader::with_capacity(1 << 16, input);
         let head = raw.fill_buf().map_err(|e| CaptureError::io(0, &e))?;
         let gzip = head.starts_with(&GZIP_MAGIC);
-        let source: Box<dyn Read> = if gzip {
-            Box::new(MultiGzDecoder::new(raw))
-        } else {
-            Box::new(raw)
-        };
+        let source: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
         let mut buf = StreamBuffer::new(source);
         buf.fill_at_least(4)?;
         let magic = buf.data();
@@ -203,19 +184,10 @@ impl CaptureReader {
             let shown: Vec<String> = magic.iter().take(4).map(|b| format!("{b:02x}")).collect();
             return Err(CaptureError::at(
                 0,
-                format!(
-                    "not a pcap or pcapng file (starts with {})",
-                    shown.join(" ")
-                ),
+                format!("not a pcap or pcapng file (starts with {})", shown.join(" ")),
             ));
         };
-        Ok(CaptureReader {
-            buf,
-            format,
-            gzip,
-            truncation: None,
-            done: false,
-        })
+        Ok(CaptureReader { buf, format, gzip, truncation: None, done: false })
     }
 
     pub fn kind(&self) -> FileKind {

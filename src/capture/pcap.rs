@@ -40,9 +40,7 @@ impl PcapFormat {
                     };
                     let meta = FrameMeta {
                         // Fractions past one second are kept as they are (Wireshark does too).
-                        ts: Timestamp(
-                            (raw.ts_sec as u64 * 1_000_000_000).saturating_add(ts_nanos as u64),
-                        ),
+                        ts: Timestamp((raw.ts_sec as u64 * 1_000_000_000).saturating_add(ts_nanos as u64)),
                         link_type: header.datalink.into(),
                         data_start: buf.pos() + RECORD_HEADER_LEN,
                         data_len: raw.incl_len as usize,
@@ -56,12 +54,7 @@ impl PcapFormat {
                     RECORD_HEADER_LEN + n
                 }
                 Err(PcapParseError::IncompleteBuffer(n, _)) => n,
-                Err(e) => {
-                    return Err(CaptureError::at(
-                        buf.offset(),
-                        format!("bad pcap record: {e}"),
-                    ))
-                }
+                Err(e) => return Err(CaptureError::at(buf.offset(), format!("bad pcap record: {e}"))),
             };
             if buf.at_eof() {
                 return Ok(end_or_cut(buf, needed));
@@ -76,10 +69,6 @@ pub(crate) fn end_or_cut(buf: &StreamBuffer, needed: usize) -> Step {
     if buf.data().is_empty() && !buf.stream_cut {
         Step::End
     } else {
-        Step::Truncated(Truncation {
-            offset: buf.offset(),
-            needed,
-            available: buf.data().len(),
-        })
+        Step::Truncated(Truncation { offset: buf.offset(), needed, available: buf.data().len() })
     }
 }

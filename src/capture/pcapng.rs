@@ -33,19 +33,11 @@ impl PcapNgFormat {
                 Ok((rest, parser)) => {
                     let consumed = avail.len() - rest.len();
                     buf.consume(consumed);
-                    return Ok(PcapNgFormat {
-                        parser,
-                        last_ts: Timestamp::default(),
-                    });
+                    return Ok(PcapNgFormat { parser, last_ts: Timestamp::default() });
                 }
-                Err(PcapNgParseError::IncompleteBuffer(..)) => {
-                    block_len_hint(avail, Endianness::Big)
-                }
+                Err(PcapNgParseError::IncompleteBuffer(..)) => block_len_hint(avail, Endianness::Big),
                 Err(e) => {
-                    return Err(CaptureError::at(
-                        0,
-                        format!("bad pcapng section header: {}", describe(&e)),
-                    ))
+                    return Err(CaptureError::at(0, format!("bad pcapng section header: {}", describe(&e))))
                 }
             };
             if buf.at_eof() {
@@ -62,8 +54,7 @@ impl PcapNgFormat {
             let needed = match self.parser.next_raw_block(avail) {
                 Ok((rest, block)) => {
                     let consumed = avail.len() - rest.len();
-                    let body_start =
-                        buf.pos() + (block.body.as_ptr() as usize - avail.as_ptr() as usize);
+                    let body_start = buf.pos() + (block.body.as_ptr() as usize - avail.as_ptr() as usize);
                     let step = self.packet(block.type_, &block.body, body_start, endianness);
                     buf.consume(consumed);
                     match step {
@@ -73,10 +64,7 @@ impl PcapNgFormat {
                 }
                 Err(PcapNgParseError::IncompleteBuffer(..)) => block_len_hint(avail, endianness),
                 Err(e) => {
-                    return Err(CaptureError::at(
-                        buf.offset(),
-                        format!("bad pcapng block: {}", describe(&e)),
-                    ))
+                    return Err(CaptureError::at(buf.offset(), format!("bad pcapng block: {}", describe(&e))))
                 }
             };
             if buf.at_eof() {
@@ -87,13 +75,7 @@ impl PcapNgFormat {
     }
 
     /// A frame for packet blocks, a bad-record step for broken ones, `None` for other blocks.
-    fn packet(
-        &mut self,
-        type_: u32,
-        body: &[u8],
-        body_start: usize,
-        e: Endianness,
-    ) -> Option<Step> {
+    fn packet(&mut self, type_: u32, body: &[u8], body_start: usize, e: Endianness) -> Option<Step> {
         let u32_at = |i: usize| -> Option<u32> {
             let b: [u8; 4] = body.get(i..i + 4)?.try_into().ok()?;
             Some(match e {
@@ -110,24 +92,12 @@ impl PcapNgFormat {
         };
         // (interface, timestamp high/low, captured length, original length, data offset)
         let fields = match type_ {
-            ENHANCED_PACKET_BLOCK => (|| {
-                Some((
-                    u32_at(0)?,
-                    Some((u32_at(4)?, u32_at(8)?)),
-                    u32_at(12)?,
-                    u32_at(16)?,
-                    20,
-                ))
-            })(),
-            PACKET_BLOCK => (|| {
-                Some((
-                    u16_at(0)? as u32,
-                    Some((u32_at(4)?, u32_at(8)?)),
-                    u32_at(12)?,
-                    u32_at(16)?,
-                    20,
-                ))
-            })(),
+            ENHANCED_PACKET_BLOCK => {
+                (|| Some((u32_at(0)?, Some((u32_at(4)?, u32_at(8)?)), u32_at(12)?, u32_at(16)?, 20)))()
+            }
+            PACKET_BLOCK => {
+                (|| Some((u16_at(0)? as u32, Some((u32_at(4)?, u32_at(8)?)), u32_at(12)?, u32_at(16)?, 20)))()
+            }
             SIMPLE_PACKET_BLOCK => (|| {
                 let orig = u32_at(0)?;
                 Some((0, None, orig, orig, 4))

@@ -44,10 +44,7 @@ impl History {
 
     /// Counts an event of a counted letter, writing it at 1, 10, 100 ... occurrences.
     pub fn counted(&mut self, letter: char, is_orig: bool) {
-        let i = COUNTED
-            .iter()
-            .position(|&c| c == letter)
-            .expect("a counted history letter");
+        let i = COUNTED.iter().position(|&c| c == letter).expect("a counted history letter");
         let d = usize::from(!is_orig);
         self.counts[d][i] += 1;
         let threshold = self.next[d][i].max(1);
@@ -71,11 +68,7 @@ impl History {
     }
 
     fn push(&mut self, letter: char, is_orig: bool) {
-        self.letters.push(if is_orig {
-            letter
-        } else {
-            letter.to_ascii_lowercase()
-        });
+        self.letters.push(if is_orig { letter } else { letter.to_ascii_lowercase() });
     }
 }
 

@@ -30,16 +30,10 @@ pub fn inventory(conns: &[Conn]) -> Vec<SocketStats> {
     let mut table: IndexMap<Socket, (SocketStats, Vec<(Timestamp, i8)>)> = IndexMap::new();
     for c in conns {
         for (addr, is_orig) in [(c.orig, true), (c.resp, false)] {
-            let (sent, recv) = if is_orig {
-                (&c.orig_stats, &c.resp_stats)
-            } else {
-                (&c.resp_stats, &c.orig_stats)
-            };
+            let (sent, recv) =
+                if is_orig { (&c.orig_stats, &c.resp_stats) } else { (&c.resp_stats, &c.orig_stats) };
             let (s, spans) = table
-                .entry(Socket {
-                    proto: c.proto,
-                    addr,
-                })
+                .entry(Socket { proto: c.proto, addr })
                 .or_insert_with(|| (empty(c.proto, addr), Vec::new()));
             s.conns += 1;
             if is_orig {

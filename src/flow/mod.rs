@@ -6,7 +6,10 @@ pub mod ports;
 pub mod socket;
 pub mod table;
 
+use std::net::IpAddr;
+
 use crate::capture::{Duration, Timestamp};
+use crate::decode::tunnel::TunnelKind;
 use crate::tcp::TcpConn;
 use history::History;
 use socket::{Addr, Proto, Socket};
@@ -48,22 +51,27 @@ pub struct Conn {
     pub resp_stats: DirStats,
     pub history: History,
     pub tcp: Option<Box<TcpConn>>,
+    /// Set for connections seen inside a tunnel.
+    pub tunnel: Option<Box<TunnelInfo>>,
     pub end: EndReason,
+}
+
+/// The tunnel a connection was seen in.
+#[derive(Clone, Debug)]
+pub struct TunnelInfo {
+    /// The layers outside it on its first packet, outermost first: kind, outer source, outer destination.
+    pub path: Vec<(TunnelKind, IpAddr, IpAddr)>,
+    /// Ids of the outer UDP connections that carried it (Zeek's tunnel_parents).
+    pub parents: Vec<u64>,
 }
 
 impl Conn {
     pub fn orig_socket(&self) -> Socket {
-        Socket {
-            proto: self.proto,
-            addr: self.orig,
-        }
+        Socket { proto: self.proto, addr: self.orig }
     }
 
     pub fn resp_socket(&self) -> Socket {
-        Socket {
-            proto: self.proto,
-            addr: self.resp,
-        }
+        Socket { proto: self.proto, addr: self.resp }
     }
 
     pub fn duration(&self) -> Duration {

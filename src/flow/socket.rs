@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::decode::tunnel::TunnelKind;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
@@ -62,23 +64,34 @@ pub struct PairKey {
     pub proto: Proto,
     pub lo: Addr,
     pub hi: Addr,
+    /// The tunnel the pair was seen in: the same inner addresses in two tunnels are two pairs.
+    pub tunnel: Option<TunnelKey>,
+}
+
+/// Which tunnel: its kind and its endpoints' outer addresses, in either direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TunnelKey {
+    pub kind: TunnelKind,
+    pub lo: IpAddr,
+    pub hi: IpAddr,
+}
+
+impl TunnelKey {
+    pub fn new(kind: TunnelKind, a: IpAddr, b: IpAddr) -> Self {
+        // Teredo relays change the outer addresses mid-connection; Teredo's inner IPv6
+        // addresses already embed the server and client, so the kind alone identifies it.
+        if kind == TunnelKind::Teredo {
+            let none = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+            return TunnelKey { kind, lo: none, hi: none };
+        }
+        TunnelKey { kind, lo: a.min(b), hi: a.max(b) }
+    }
 }
 
 impl PairKey {
-    pub fn new(proto: Proto, a: Addr, b: Addr) -> Self {
-        if a <= b {
-            PairKey {
-                proto,
-                lo: a,
-                hi: b,
-            }
-        } else {
-            PairKey {
-                proto,
-                lo: b,
-                hi: a,
-            }
-        }
+    pub fn new(proto: Proto, a: Addr, b: Addr, tunnel: Option<TunnelKey>) -> Self {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        PairKey { proto, lo, hi, tunnel }
     }
 }
 
@@ -87,57 +100,33 @@ mod tests {
     use super::*;
 
     fn addr(s: &str, port: u16) -> Addr {
-        Addr {
-            ip: s.parse().unwrap(),
-            port,
-        }
+        Addr { ip: s.parse().unwrap(), port }
     }
 
     #[test]
     fn pair_key_ignores_direction() {
         let a = addr("10.0.0.1", 40000);
         let b = addr("10.0.0.2", 80);
-        assert_eq!(
-            PairKey::new(Proto::Tcp, a, b),
-            PairKey::new(Proto::Tcp, b, a)
-        );
+        assert_eq!(PairKey::new(Proto::Tcp, a, b, None), PairKey::new(Proto::Tcp, b, a, None));
     }
 
     #[test]
     fn same_port_other_protocol_is_another_socket_pair() {
         let a = addr("10.0.0.1", 8081);
         let b = addr("10.0.0.2", 5000);
-        assert_ne!(
-            PairKey::new(Proto::Tcp, a, b),
-            PairKey::new(Proto::Udp, a, b)
-        );
-        let tcp = Socket {
-            proto: Proto::Tcp,
-            addr: a,
-        };
-        let udp = Socket {
-            proto: Proto::Udp,
-            addr: a,
-        };
+        assert_ne!(PairKey::new(Proto::Tcp, a, b, None), PairKey::new(Proto::Udp, a, b, None));
+        let tcp = Socket { proto: Proto::Tcp, addr: a };
+        let udp = Socket { proto: Proto::Udp, addr: a };
         assert_ne!(tcp, udp);
         assert_eq!(tcp.to_string(), "10.0.0.1:8081/tcp");
     }
 
     #[test]
     fn two_addresses_of_one_host_are_two_sockets() {
-        let v4 = Socket {
-            proto: Proto::Tcp,
-            addr: addr("10.0.0.1", 22),
-        };
-        let other = Socket {
-            proto: Proto::Tcp,
-            addr: addr("10.0.0.9", 22),
-        };
+        let v4 = Socket { proto: Proto::Tcp, addr: addr("10.0.0.1", 22) };
+        let other = Socket { proto: Proto::Tcp, addr: addr("10.0.0.9", 22) };
         assert_ne!(v4, other);
-        let v6 = Socket {
-            proto: Proto::Tcp,
-            addr: addr("::1", 22),
-        };
+        let v6 = Socket { proto: Proto::Tcp, addr: addr("::1", 22) };
         assert_eq!(v6.to_string(), "[::1]:22/tcp");
     }
 }

@@ -7,10 +7,10 @@
 use indexmap::IndexMap;
 
 use super::history::History;
-use super::socket::{Addr, PairKey, Proto};
-use super::{Conn, DirStats, EndReason};
+use super::socket::{Addr, PairKey, Proto, TunnelKey};
+use super::{Conn, DirStats, EndReason, TunnelInfo};
 use crate::capture::{Duration, Timestamp};
-use crate::decode::{Ip, TcpSegment, UdpDatagram};
+use crate::decode::{Hop, Ip, TcpSegment, UdpDatagram};
 use crate::tcp::{self, TcpConn};
 
 /// Inactivity timeouts (Zeek's defaults: `tcp_inactivity_timeout`, `udp_inactivity_timeout`).
@@ -22,10 +22,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts {
-            tcp: Duration::from_secs(300),
-            udp: Duration::from_secs(60),
-        }
+        Timeouts { tcp: Duration::from_secs(300), udp: Duration::from_secs(60) }
     }
 }
 
@@ -59,24 +56,15 @@ impl ConnTable {
     }
 
     /// Adds a segment; returns the id of the connection it belongs to.
-    pub fn tcp(&mut self, ts: Timestamp, ip: &Ip, seg: &TcpSegment) -> u64 {
-        let src = Addr {
-            ip: ip.src,
-            port: seg.src_port,
-        };
-        let dst = Addr {
-            ip: ip.dst,
-            port: seg.dst_port,
-        };
-        let key = PairKey::new(Proto::Tcp, src, dst);
+    pub fn tcp(&mut self, ts: Timestamp, ip: &Ip, seg: &TcpSegment, ctx: &Context<'_>) -> u64 {
+        let src = Addr { ip: ip.src, port: seg.src_port };
+        let dst = Addr { ip: ip.dst, port: seg.dst_port };
+        let key = PairKey::new(Proto::Tcp, src, dst, ctx.tunnel);
         self.maybe_sweep(ts);
         self.make_room(&key);
         let tcp_timeout = self.timeouts.tcp;
         let ended = self.live.get_mut(&key).and_then(|conn| {
-            let tcp = conn
-                .tcp
-                .as_deref_mut()
-                .expect("TCP connections carry TCP state");
+            let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
             if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.last) {
                 Some(EndReason::Inactivity)
             } else if tcp.starts_new_connection(seg) {
@@ -91,11 +79,7 @@ impl ConnTable {
         let next_id = &mut self.next_id;
         let conn = self.live.entry(key).or_insert_with(|| {
             let o = tcp::orient(seg);
-            let (orig, resp) = if o.sender_is_orig {
-                (src, dst)
-            } else {
-                (dst, src)
-            };
+            let (orig, resp) = if o.sender_is_orig { (src, dst) } else { (dst, src) };
             let mut conn = new_conn(next_id, Proto::Tcp, orig, resp, ts);
             if o.flipped {
                 conn.history.flip();
@@ -103,11 +87,9 @@ impl ConnTable {
             conn.tcp = Some(Box::new(TcpConn::new(ts)));
             conn
         });
+        ctx.note(conn);
         let is_orig = conn.orig == src;
-        let tcp = conn
-            .tcp
-            .as_deref_mut()
-            .expect("TCP connections carry TCP state");
+        let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
         let outcome = tcp.segment(ts, is_orig, seg, &mut conn.history);
         if outcome.flipped {
             std::mem::swap(&mut conn.orig, &mut conn.resp);
@@ -122,16 +104,10 @@ impl ConnTable {
     }
 
     /// Adds a datagram; returns the id of the flow it belongs to.
-    pub fn udp(&mut self, ts: Timestamp, ip: &Ip, d: &UdpDatagram) -> u64 {
-        let src = Addr {
-            ip: ip.src,
-            port: d.src_port,
-        };
-        let dst = Addr {
-            ip: ip.dst,
-            port: d.dst_port,
-        };
-        let key = PairKey::new(Proto::Udp, src, dst);
+    pub fn udp(&mut self, ts: Timestamp, ip: &Ip, d: &UdpDatagram, ctx: &Context<'_>) -> u64 {
+        let src = Addr { ip: ip.src, port: d.src_port };
+        let dst = Addr { ip: ip.dst, port: d.dst_port };
+        let key = PairKey::new(Proto::Udp, src, dst, ctx.tunnel);
         self.maybe_sweep(ts);
         self.make_room(&key);
         let timeout = udp_timeout(self.timeouts.udp, src.port, dst.port);
@@ -150,6 +126,7 @@ impl ConnTable {
             }
             conn
         });
+        ctx.note(conn);
         let is_orig = conn.orig == src;
         count(conn, is_orig, ip.wire_len, d.payload_len);
         conn.last = conn.last.max(ts);
@@ -226,6 +203,37 @@ fn udp_timeout(default: Duration, a: u16, b: u16) -> Duration {
     }
 }
 
+/// Where a packet was seen: outside any tunnel, or inside the tunnel layers named here.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context<'a> {
+    /// The innermost tunnel, part of the connection's key.
+    pub tunnel: Option<TunnelKey>,
+    /// The tunnel layers outside the packet, outermost first.
+    pub hops: &'a [Hop],
+    /// Ids of the outer (UDP) connections that carried it.
+    pub parents: &'a [u64],
+}
+
+impl Context<'_> {
+    /// Records the tunnel a connection was seen in, and each outer connection that carried it.
+    fn note(&self, conn: &mut Conn) {
+        if self.hops.is_empty() {
+            return;
+        }
+        let info = conn.tunnel.get_or_insert_with(|| {
+            Box::new(TunnelInfo {
+                path: self.hops.iter().map(|h| (h.kind, h.ip.src, h.ip.dst)).collect(),
+                parents: Vec::new(),
+            })
+        });
+        for p in self.parents {
+            if !info.parents.contains(p) {
+                info.parents.push(*p);
+            }
+        }
+    }
+}
+
 /// Zeek never flips a flow sent to the broadcast address: the sender is the one asking.
 fn is_broadcast(ip: std::net::IpAddr) -> bool {
     ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
@@ -245,16 +253,13 @@ fn new_conn(next_id: &mut u64, proto: Proto, orig: Addr, resp: Addr, ts: Timesta
         resp_stats: DirStats::default(),
         history: History::default(),
         tcp: None,
+        tunnel: None,
         end: EndReason::CaptureEnd,
     }
 }
 
 fn count(conn: &mut Conn, is_orig: bool, ip_len: u32, payload: u32) {
-    let s = if is_orig {
-        &mut conn.orig_stats
-    } else {
-        &mut conn.resp_stats
-    };
+    let s = if is_orig { &mut conn.orig_stats } else { &mut conn.resp_stats };
     s.pkts += 1;
     s.payload_bytes += payload as u64;
     s.ip_bytes += ip_len as u64;

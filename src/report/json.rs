@@ -24,17 +24,7 @@ pub fn write<T: Serialize>(
     items: &[T],
 ) -> io::Result<()> {
     let mut map = serde_json::Map::new();
-    map.insert(
-        key.to_string(),
-        serde_json::to_value(items).map_err(io::Error::other)?,
-    );
-    serde_json::to_writer_pretty(
-        &mut *out,
-        &Document {
-            files,
-            packets,
-            items: map,
-        },
-    )?;
+    map.insert(key.to_string(), serde_json::to_value(items).map_err(io::Error::other)?);
+    serde_json::to_writer_pretty(&mut *out, &Document { files, packets, items: map })?;
     out.write_all(b"\n")
 }

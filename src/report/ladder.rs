@@ -18,18 +18,12 @@ pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[Seen]) -> io::Resul
         c.orig,
         c.resp,
         c.conn_state,
-        if c.history.is_empty() {
-            "-"
-        } else {
-            &c.history
-        },
+        if c.history.is_empty() { "-" } else { &c.history },
         packets.len(),
         c.duration
     )?;
     if let Some(h) = &c.handshake {
-        let rtt = h
-            .rtt
-            .map_or(String::new(), |r| format!(", rtt {:.3} ms", r * 1e3));
+        let rtt = h.rtt.map_or(String::new(), |r| format!(", rtt {:.3} ms", r * 1e3));
         writeln!(out, "handshake: {}{rtt}", h.state)?;
     }
     if let Some(t) = &c.teardown {
@@ -41,14 +35,7 @@ pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[Seen]) -> io::Resul
             t.initiator.map_or(String::new(), |i| format!(" by {i}"))
         )?;
     }
-    writeln!(
-        out,
-        "{:>7}  {:>10}  client {:<38} server {}",
-        "pkt",
-        "time",
-        c.orig.to_string(),
-        c.resp
-    )?;
+    writeln!(out, "{:>7}  {:>10}  client {:<38} server {}", "pkt", "time", c.orig.to_string(), c.resp)?;
     let Some(first) = packets.first() else {
         return Ok(());
     };
@@ -101,11 +88,7 @@ pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[Seen]) -> io::Resul
         } else {
             format!("{:<45} <{} {label}", "", "-".repeat(ARROW))
         };
-        let notes = if notes.is_empty() {
-            String::new()
-        } else {
-            format!("  [{}]", notes.join(", "))
-        };
+        let notes = if notes.is_empty() { String::new() } else { format!("  [{}]", notes.join(", ")) };
         writeln!(out, "{:>7}  {t:>10.6}  {arrow}{notes}", p.number)?;
     }
     Ok(())

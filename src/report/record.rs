@@ -79,11 +79,7 @@ impl ConnRecord {
                     orig_missed_bytes: p.orig.missed_bytes,
                     resp_missed_bytes: p.resp.missed_bytes,
                 };
-                (
-                    Some(p.handshake(conn_state == "REJ")),
-                    Some(p.teardown()),
-                    Some(data),
-                )
+                (Some(p.handshake(conn_state == "REJ")), Some(p.teardown()), Some(data))
             }
             None => (None, None, None),
         };

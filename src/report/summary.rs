@@ -9,19 +9,9 @@ use crate::analyze::Analysis;
 
 pub fn write(out: &mut dyn Write, analysis: &Analysis, conns: &[ConnRecord]) -> io::Result<()> {
     for f in &analysis.files {
-        let kind = f.format.map_or("-".to_string(), |k| {
-            if f.gzip {
-                format!("{k}+gzip")
-            } else {
-                k.to_string()
-            }
-        });
-        writeln!(
-            out,
-            "file {}: {kind}, {} packets",
-            f.path.display(),
-            f.packets
-        )?;
+        let kind =
+            f.format.map_or("-".to_string(), |k| if f.gzip { format!("{k}+gzip") } else { k.to_string() });
+        writeln!(out, "file {}: {kind}, {} packets", f.path.display(), f.packets)?;
     }
     if let (Some(a), Some(b)) = (analysis.first_ts, analysis.last_ts) {
         writeln!(
@@ -45,18 +35,10 @@ pub fn write(out: &mut dyn Write, analysis: &Analysis, conns: &[ConnRecord]) -> 
         writeln!(out, "  skipped {v:>10}  {k}")?;
     }
     if p.time_went_backwards > 0 {
-        writeln!(
-            out,
-            "  {} packet(s) stamped earlier than the packet before",
-            p.time_went_backwards
-        )?;
+        writeln!(out, "  {} packet(s) stamped earlier than the packet before", p.time_went_backwards)?;
     }
     if analysis.evicted > 0 {
-        writeln!(
-            out,
-            "  {} connection(s) ended early by --max-connections",
-            analysis.evicted
-        )?;
+        writeln!(out, "  {} connection(s) ended early by --max-connections", analysis.evicted)?;
     }
 
     let mut by_state: BTreeMap<(&str, &str), u64> = BTreeMap::new();
@@ -78,13 +60,7 @@ pub fn write(out: &mut dyn Write, analysis: &Analysis, conns: &[ConnRecord]) -> 
         }
     }
     let tcp = conns.iter().filter(|c| c.proto == "tcp").count();
-    writeln!(
-        out,
-        "\nconnections: {} ({} tcp, {} udp)",
-        conns.len(),
-        tcp,
-        conns.len() - tcp
-    )?;
+    writeln!(out, "\nconnections: {} ({} tcp, {} udp)", conns.len(), tcp, conns.len() - tcp)?;
     for ((proto, state), n) in &by_state {
         writeln!(out, "  {proto} {state:<7} {n:>8}")?;
     }

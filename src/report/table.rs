@@ -50,13 +50,10 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
     let rows: Vec<Vec<String>> = conns
         .iter()
         .map(|c| {
-            let handshake = c
-                .handshake
-                .as_ref()
-                .map_or("-".to_string(), |h| match h.rtt {
-                    Some(rtt) => format!("{} rtt={:.3}ms", h.state, rtt * 1e3),
-                    None => h.state.to_string(),
-                });
+            let handshake = c.handshake.as_ref().map_or("-".to_string(), |h| match h.rtt {
+                Some(rtt) => format!("{} rtt={:.3}ms", h.state, rtt * 1e3),
+                None => h.state.to_string(),
+            });
             let teardown = c.teardown.as_ref().map_or("-".to_string(), |t| {
                 let mut s = t.state.to_string();
                 if let Some(k) = t.kind {
@@ -86,21 +83,11 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
 }
 
 pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats]) -> io::Result<()> {
-    let header = [
-        "SOCKET",
-        "ROLE",
-        "CONNS",
-        "MAX OPEN",
-        "PKTS out/in",
-        "BYTES out/in",
-    ];
+    let header = ["SOCKET", "ROLE", "CONNS", "MAX OPEN", "PKTS out/in", "BYTES out/in"];
     let rows: Vec<Vec<String>> = sockets
         .iter()
         .map(|s| {
-            let addr = crate::flow::socket::Addr {
-                ip: s.ip,
-                port: s.port,
-            };
+            let addr = crate::flow::socket::Addr { ip: s.ip, port: s.port };
             vec![
                 format!("{}/{}", addr, s.proto),
                 s.role.to_string(),
@@ -121,14 +108,8 @@ mod tests {
     #[test]
     fn columns_align_to_widest_cell() {
         let mut out = Vec::new();
-        let rows = vec![
-            vec!["1".to_string(), "long value".to_string()],
-            vec!["22".into(), "x".into()],
-        ];
+        let rows = vec![vec!["1".to_string(), "long value".to_string()], vec!["22".into(), "x".into()]];
         write_rows(&mut out, &["A", "B"], &rows).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "A   B\n1   long value\n22  x\n"
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "A   B\n1   long value\n22  x\n");
     }
 }

@@ -42,23 +42,12 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
     for c in conns {
         // Like Zeek, duration and byte counts are logged only for connections that lasted.
         let (duration, orig_bytes, resp_bytes) = if c.duration > 0.0 {
-            (
-                format!("{:.6}", c.duration),
-                c.orig_bytes.to_string(),
-                c.resp_bytes.to_string(),
-            )
+            (format!("{:.6}", c.duration), c.orig_bytes.to_string(), c.resp_bytes.to_string())
         } else {
             ("-".into(), "-".into(), "-".into())
         };
-        let missed = c
-            .data
-            .as_ref()
-            .map_or(0, |d| d.orig_missed_bytes + d.resp_missed_bytes);
-        let history = if c.history.is_empty() {
-            "-"
-        } else {
-            &c.history
-        };
+        let missed = c.data.as_ref().map_or(0, |d| d.orig_missed_bytes + d.resp_missed_bytes);
+        let history = if c.history.is_empty() { "-" } else { &c.history };
         let ip_proto = if c.proto == "tcp" { 6 } else { 17 };
         writeln!(
             out,

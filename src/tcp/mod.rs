@@ -49,10 +49,7 @@ pub fn orient(seg: &TcpSegment) -> Orientation {
             true
         };
     }
-    Orientation {
-        sender_is_orig: !flipped,
-        flipped,
-    }
+    Orientation { sender_is_orig: !flipped, flipped }
 }
 
 /// What a segment did to the connection record.
@@ -145,11 +142,7 @@ impl TcpConn {
                 return true;
             }
         }
-        let idle = if t.left_handshake {
-            Duration::from_secs(300)
-        } else {
-            HANDSHAKE_INACTIVITY
-        };
+        let idle = if t.left_handshake { Duration::from_secs(300) } else { HANDSHAKE_INACTIVITY };
         if now.since(last) >= idle {
             return true;
         }
@@ -180,13 +173,7 @@ impl TcpConn {
     }
 
     /// Zeek's `Process` for one segment from the originator (`is_orig`) or the responder.
-    pub fn segment(
-        &mut self,
-        ts: Timestamp,
-        is_orig: bool,
-        seg: &TcpSegment,
-        hist: &mut History,
-    ) -> Outcome {
+    pub fn segment(&mut self, ts: Timestamp, is_orig: bool, seg: &TcpSegment, hist: &mut History) -> Outcome {
         let f = seg.flags;
         let len = seg.payload_len;
         let base = seg.seq;
@@ -197,11 +184,8 @@ impl TcpConn {
 
         let both_closed = self.orig.did_close && self.resp.did_close;
         let orig_state = self.orig.state;
-        let (ep, peer) = if is_orig {
-            (&mut self.orig, &mut self.resp)
-        } else {
-            (&mut self.resp, &mut self.orig)
-        };
+        let (ep, peer) =
+            if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
 
         init_endpoint(ep, f.syn(), base, base.advance(seg_len));
         let (rel_seq, _) = ep.relative(base, ep.last_seq, ep.seq_wraps);
@@ -268,19 +252,12 @@ impl TcpConn {
             std::mem::swap(&mut self.orig, &mut self.resp);
             self.phases.flip();
         }
-        Outcome {
-            touch: outcome_touch,
-            flipped,
-        }
+        Outcome { touch: outcome_touch, flipped }
     }
 
     /// Zeek's `ConnectionClosed` for the endpoint that just sent FIN or RST.
     fn connection_closed(&mut self, is_orig: bool, now: Timestamp) {
-        let (ep, peer) = if is_orig {
-            (&mut self.orig, &self.resp)
-        } else {
-            (&mut self.resp, &self.orig)
-        };
+        let (ep, peer) = if is_orig { (&mut self.orig, &self.resp) } else { (&mut self.resp, &self.orig) };
         if ep.did_close {
             if ep.state == State::Reset && peer.state != State::Closed {
                 // A RST after this side's own FIN: the reset timer removes the connection.
@@ -301,14 +278,8 @@ impl TcpConn {
 
     pub fn conn_state(&self, hist: &History) -> ConnState {
         verdict::conn_state(
-            Side {
-                state: self.orig.state,
-                size: self.orig.size(&self.resp),
-            },
-            Side {
-                state: self.resp.state,
-                size: self.resp.size(&self.orig),
-            },
+            Side { state: self.orig.state, size: self.orig.size(&self.resp) },
+            Side { state: self.resp.state, size: self.resp.size(&self.orig) },
             hist.as_str(),
         )
     }
@@ -321,8 +292,7 @@ impl TcpConn {
 
 /// Zeek reports content gaps only while both sides are established (or closed from there).
 fn clean(ep: &Endpoint) -> bool {
-    ep.state == State::Established
-        || (ep.state == State::Closed && ep.prev_state == State::Established)
+    ep.state == State::Established || (ep.state == State::Closed && ep.prev_state == State::Established)
 }
 
 /// Sets up an endpoint's sequence space on its first segment or on a new SYN.
@@ -354,13 +324,7 @@ fn init_endpoint(ep: &mut Endpoint, syn: bool, base: SeqNum, last: SeqNum) {
     }
 }
 
-fn update_history(
-    hist: &mut History,
-    ep: &mut Endpoint,
-    is_orig: bool,
-    seg: &TcpSegment,
-    rel_seq: i64,
-) {
+fn update_history(hist: &mut History, ep: &mut Endpoint, is_orig: bool, seg: &TcpSegment, rel_seq: i64) {
     let f = seg.flags;
     let bits = u8::from(f.syn()) + u8::from(f.fin()) + u8::from(f.rst());
     if bits > 1 {
@@ -442,11 +406,7 @@ fn state_machine(
         State::Inactive => {
             if f.syn() {
                 if is_orig {
-                    ep.set_state(if f.ack() {
-                        State::SynAckSent
-                    } else {
-                        State::SynSent
-                    });
+                    ep.set_state(if f.ack() { State::SynAckSent } else { State::SynSent });
                 } else {
                     if !f.ack() && peer.state == State::SynAckSent && seg.seq == ep.start_seq() {
                         // The SYN arrived after its SYN+ACK: the roles were guessed wrong.

@@ -60,11 +60,8 @@ impl Phases {
     /// Records a segment from the originator (`is_orig`) or the responder.
     pub fn segment(&mut self, ts: Timestamp, is_orig: bool, seg: &TcpSegment) {
         let f = seg.flags;
-        let (me, other) = if is_orig {
-            (&mut self.orig, &mut self.resp)
-        } else {
-            (&mut self.resp, &mut self.orig)
-        };
+        let (me, other) =
+            if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
         if f.syn() && !f.rst() && !f.fin() && f.ack() != is_orig {
             // A pure SYN from the originator, a SYN+ACK from the responder.
             if me.syn.is_none() {
@@ -125,11 +122,7 @@ impl Phases {
             syn_ts: o.syn.map(Timestamp::as_secs_f64),
             synack_ts: r.syn.map(Timestamp::as_secs_f64),
             ack_ts: self.handshake_ack.map(Timestamp::as_secs_f64),
-            rtt: if state == "complete" {
-                secs(o.syn, self.handshake_ack)
-            } else {
-                None
-            },
+            rtt: if state == "complete" { secs(o.syn, self.handshake_ack) } else { None },
             rtt_server: secs(o.syn, r.syn),
             rtt_client: secs(r.syn, self.handshake_ack),
             syn_retransmissions: o.syns.saturating_sub(1),
@@ -176,18 +169,10 @@ impl Phases {
             } else {
                 "four_way"
             };
-            let initiator = if kind == "simultaneous" {
-                "both"
-            } else {
-                initiator
-            };
+            let initiator = if kind == "simultaneous" { "both" } else { initiator };
             ("closed", Some(initiator), Some(kind))
         } else if first_fin.is_some() {
-            (
-                "half_closed",
-                who(o.first_fin, r.first_fin),
-                Some("half_close"),
-            )
+            ("half_closed", who(o.first_fin, r.first_fin), Some("half_close"))
         } else {
             ("open", None, None)
         };

@@ -15,12 +15,7 @@ fn run(script: &str) -> Run {
     let mut tcp = TcpConn::new(Timestamp(0));
     let mut hist = History::default();
     let mut now = 0u64;
-    for (i, step) in script
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .enumerate()
-    {
+    for (i, step) in script.split(';').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
         let mut words = step.split_whitespace();
         let is_orig = match words.next() {
             Some("C>S") => true,
@@ -83,8 +78,7 @@ impl Run {
 }
 
 const HANDSHAKE: &str = "C>S S seq=100; S>C SA seq=500 ack=101; C>S A seq=101 ack=501;";
-const DATA: &str =
-    "C>S PA seq=101 ack=501 len=10; S>C PA seq=501 ack=111 len=20; C>S A seq=111 ack=521;";
+const DATA: &str = "C>S PA seq=101 ack=501 len=10; S>C PA seq=501 ack=111 len=20; C>S A seq=111 ack=521;";
 
 mod opening {
     use super::*;
@@ -105,11 +99,7 @@ mod opening {
         assert_eq!(r.history(), "Sr");
         assert_eq!(r.handshake(), "rejected");
         assert_eq!(r.teardown(), ("reset", Some("resp"), Some("rst")));
-        assert_eq!(
-            r.tcp.seq_bytes(),
-            (0, 0),
-            "a RST with seq 0 must not count 2^32 - 1 bytes"
-        );
+        assert_eq!(r.tcp.seq_bytes(), (0, 0), "a RST with seq 0 must not count 2^32 - 1 bytes");
     }
 
     #[test]
@@ -174,7 +164,9 @@ mod closing {
 
     #[test]
     fn server_closes_combined() {
-        let r = run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C A seq=522 ack=112"));
+        let r = run(&format!(
+            "{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C A seq=522 ack=112"
+        ));
         assert_eq!(r.state(), "SF");
         assert_eq!(r.teardown(), ("closed", Some("resp"), Some("combined")));
         let t = r.tcp.phases.teardown();
@@ -183,7 +175,9 @@ mod closing {
 
     #[test]
     fn simultaneous_close() {
-        let r = run(&format!("{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C FA seq=521 ack=111; C>S A seq=112 ack=522"));
+        let r = run(&format!(
+            "{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C FA seq=521 ack=111; C>S A seq=112 ack=522"
+        ));
         assert_eq!(r.state(), "SF");
         assert_eq!(r.teardown(), ("closed", Some("both"), Some("simultaneous")));
     }
@@ -199,24 +193,16 @@ mod closing {
 
     #[test]
     fn only_client_closed_is_s2() {
-        let r = run(&format!(
-            "{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C A seq=521 ack=112"
-        ));
+        let r = run(&format!("{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C A seq=521 ack=112"));
         assert_eq!(r.state(), "S2");
-        assert_eq!(
-            r.teardown(),
-            ("half_closed", Some("orig"), Some("half_close"))
-        );
+        assert_eq!(r.teardown(), ("half_closed", Some("orig"), Some("half_close")));
     }
 
     #[test]
     fn only_server_closed_is_s3() {
         let r = run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111"));
         assert_eq!(r.state(), "S3");
-        assert_eq!(
-            r.teardown(),
-            ("half_closed", Some("resp"), Some("half_close"))
-        );
+        assert_eq!(r.teardown(), ("half_closed", Some("resp"), Some("half_close")));
     }
 
     #[test]
@@ -247,9 +233,8 @@ mod resetting {
 
     #[test]
     fn fin_then_rst() {
-        let r = run(&format!(
-            "{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C R seq=522"
-        ));
+        let r =
+            run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C R seq=522"));
         assert_eq!(r.teardown(), ("reset", Some("resp"), Some("fin_then_rst")));
     }
 
@@ -279,9 +264,7 @@ mod data {
 
     #[test]
     fn retransmission_marks_t_and_counts() {
-        let r = run(&format!(
-            "{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S PA seq=101 ack=501 len=10"
-        ));
+        let r = run(&format!("{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S PA seq=101 ack=501 len=10"));
         assert_eq!(r.history(), "ShADT");
         assert_eq!(r.tcp.phases.orig.rexmit_pkts, 1);
         assert_eq!(r.tcp.phases.orig.rexmit_bytes, 10);
@@ -315,10 +298,8 @@ mod data {
 
     #[test]
     fn bytes_survive_sequence_wrap() {
-        let r = run(
-            "C>S S seq=4294967290; S>C SA seq=7 ack=4294967291; C>S A seq=4294967291 ack=8; \
-             C>S PA seq=4294967291 ack=8 len=100; S>C A seq=8 ack=95",
-        );
+        let r = run("C>S S seq=4294967290; S>C SA seq=7 ack=4294967291; C>S A seq=4294967291 ack=8; \
+             C>S PA seq=4294967291 ack=8 len=100; S>C A seq=8 ack=95");
         assert_eq!(r.tcp.seq_bytes().0, 100);
         assert_eq!(r.state(), "S1");
     }

@@ -58,9 +58,7 @@ impl ConnState {
     }
 
     pub fn parse(s: &str) -> Option<ConnState> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.code().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s))
     }
 }
 
@@ -163,10 +161,7 @@ mod tests {
         assert_eq!(st(Partial, Reset), ConnState::RSTRH);
         assert_eq!(st(Reset, Established), ConnState::RSTO);
         assert_eq!(st(Reset, Closed), ConnState::RSTO);
-        let sized = |n| Side {
-            state: Reset,
-            size: n,
-        };
+        let sized = |n| Side { state: Reset, size: n };
         assert_eq!(conn_state(sized(0), sized(0), "ShR"), ConnState::REJ);
         assert_eq!(conn_state(sized(5), sized(0), "ShADR"), ConnState::RSTR);
     }
@@ -174,14 +169,8 @@ mod tests {
     #[test]
     fn originator_reset_without_reply_follows_history() {
         // Zeek's conn_state-RST-behavior baseline: R -> OTH, SR -> RSTOS0, SaR -> RSTOS0, SaFR -> OTH.
-        let o = Side {
-            state: Reset,
-            size: 0,
-        };
-        let r = Side {
-            state: Inactive,
-            size: 0,
-        };
+        let o = Side { state: Reset, size: 0 };
+        let r = Side { state: Inactive, size: 0 };
         assert_eq!(conn_state(o, r, "R"), ConnState::OTH);
         assert_eq!(conn_state(o, r, "SR"), ConnState::RSTOS0);
         assert_eq!(conn_state(o, r, "SaR"), ConnState::RSTOS0);

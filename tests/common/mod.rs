@@ -22,10 +22,7 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn jsonl(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+    stdout(o).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
 }
 
 /// `../shared/captures`, or None (with a note) when this checkout has no shared corpus.

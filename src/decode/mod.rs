@@ -9,9 +9,31 @@
 use std::fmt;
 use std::net::IpAddr;
 
+pub mod tunnel;
+
 use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice};
 
 use crate::tcp::seq::SeqNum;
+use tunnel::{Encap, TunnelKind};
+
+/// A decoded frame: the tunnels it came through, outermost first, and what was inside.
+#[derive(Debug)]
+pub struct Packet {
+    /// Empty (and not allocated) for the usual packet outside any tunnel.
+    pub tunnels: Vec<Hop>,
+    pub inner: Decoded,
+}
+
+/// At most this many tunnel layers are looked through (a tunnel in a tunnel in a tunnel ...).
+pub const MAX_TUNNEL_DEPTH: usize = 4;
+
+/// One tunnel layer: its kind, the outer IP header, and the outer UDP datagram for UDP tunnels.
+#[derive(Clone, Copy, Debug)]
+pub struct Hop {
+    pub kind: TunnelKind,
+    pub ip: Ip,
+    pub udp: Option<UdpDatagram>,
+}
 
 /// What one frame turned out to be.
 #[derive(Debug)]
@@ -208,12 +230,45 @@ const ETH_FABRICPATH: u16 = 0x8903;
 const MAX_VLAN_TAGS: usize = 8;
 const MAX_MPLS_LABELS: usize = 16;
 
-/// Decodes one frame of the given link type.
-pub fn decode(link_type: u32, data: &[u8]) -> Decoded {
-    match link(link_type, data) {
-        Ok(Net::Ip(ip)) => decode_ip(ip),
-        Ok(Net::Other(o)) => Decoded::Other(o),
-        Err(skip) => Decoded::Skipped(skip),
+/// Decodes one frame of the given link type, looking through tunnels when `decap` is set.
+pub fn decode(link_type: u32, data: &[u8], decap: bool) -> Packet {
+    let mut walk = Walk { decap, tunnels: Vec::new() };
+    let inner = walk.net(link(link_type, data));
+    Packet { tunnels: walk.tunnels, inner }
+}
+
+/// The descent through one frame's layers, collecting tunnel layers on the way.
+struct Walk {
+    decap: bool,
+    tunnels: Vec<Hop>,
+}
+
+impl Walk {
+    fn net(&mut self, net: Result<Net<'_>, Skip>) -> Decoded {
+        match net {
+            Ok(Net::Ip(ip)) => self.ip(ip),
+            Ok(Net::Other(o)) => Decoded::Other(o),
+            Err(skip) => Decoded::Skipped(skip),
+        }
+    }
+
+    /// Decodes what a tunnel carries. `None` (and the layer forgotten) when the payload does not
+    /// decode: then the tunnel was not one, and the outer packet stands for itself.
+    fn enter(&mut self, hop: Hop, encap: Encap<'_>) -> Option<Decoded> {
+        if !self.decap || self.tunnels.len() == MAX_TUNNEL_DEPTH {
+            return None;
+        }
+        self.tunnels.push(hop);
+        let inner = match encap {
+            Encap::Ip(b) => self.ip(b),
+            Encap::Ethernet(b) => self.net(ethernet(b, 0)),
+            Encap::Ppp(b) => self.net(ppp(b)),
+        };
+        if matches!(inner, Decoded::Skipped(_)) {
+            self.tunnels.pop();
+            return None;
+        }
+        Some(inner)
     }
 }
 
@@ -246,9 +301,7 @@ fn link(link_type: u32, data: &[u8]) -> Result<Net<'_>, Skip> {
         }
         LINK_LINUX_SLL2 => {
             let proto = be16(data, 0).ok_or(Skip::TruncatedLinkHeader)?;
-            data.get(20..)
-                .ok_or(Skip::TruncatedLinkHeader)
-                .and_then(|rest| ether_type(proto, rest, 0))
+            data.get(20..).ok_or(Skip::TruncatedLinkHeader).and_then(|rest| ether_type(proto, rest, 0))
         }
         LINK_PPP | LINK_PPP_HDLC => ppp(data),
         n => Err(Skip::UnsupportedLinkType(n)),
@@ -325,63 +378,64 @@ fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
     }
 }
 
-fn decode_ip(data: &[u8]) -> Decoded {
-    let (ip, ext_err) = match LaxIpSlice::from_slice(data) {
-        Ok(v) => v,
-        Err(etherparse::err::ip::LaxHeaderSliceError::Len(_)) => {
-            return Decoded::Skipped(Skip::TruncatedIpHeader)
+impl Walk {
+    fn ip(&mut self, data: &[u8]) -> Decoded {
+        let (ip, ext_err) = match LaxIpSlice::from_slice(data) {
+            Ok(v) => v,
+            Err(etherparse::err::ip::LaxHeaderSliceError::Len(_)) => {
+                return Decoded::Skipped(Skip::TruncatedIpHeader)
+            }
+            Err(etherparse::err::ip::LaxHeaderSliceError::Content(_)) => {
+                return Decoded::Skipped(Skip::BadIpHeader)
+            }
+        };
+        let payload = ip.payload();
+        let (wire_len, later_fragment) = match &ip {
+            LaxIpSlice::Ipv4(v4) => {
+                let h = v4.header();
+                (h.total_len() as u32, h.fragments_offset().value() != 0)
+            }
+            LaxIpSlice::Ipv6(v6) => {
+                let offset = v6.extensions().clone().into_iter().find_map(|e| match e {
+                    Ipv6ExtensionSlice::Fragment(f) => Some(f.fragment_offset().value()),
+                    _ => None,
+                });
+                (40 + v6.header().payload_length() as u32, offset.unwrap_or(0) != 0)
+            }
+        };
+        if later_fragment {
+            return Decoded::Skipped(Skip::IpFragment);
         }
-        Err(etherparse::err::ip::LaxHeaderSliceError::Content(_)) => {
-            return Decoded::Skipped(Skip::BadIpHeader)
+        if ext_err.is_some() {
+            return Decoded::Skipped(Skip::BadIpv6Extension);
         }
-    };
-    let payload = ip.payload();
-    let (wire_len, later_fragment) = match &ip {
-        LaxIpSlice::Ipv4(v4) => {
-            let h = v4.header();
-            (h.total_len() as u32, h.fragments_offset().value() != 0)
+        // Bytes of IP payload the snap length cut off: the header still tells their length.
+        let missing = if payload.incomplete { wire_len.saturating_sub(data.len() as u32) } else { 0 };
+        let meta = Ip { src: ip.source_addr(), dst: ip.destination_addr(), wire_len };
+        let body = payload.payload;
+        match payload.ip_number {
+            IpNumber::TCP => match tcp(body, missing) {
+                Ok(seg) => Decoded::Tcp(meta, seg),
+                Err(skip) => Decoded::Skipped(skip),
+            },
+            IpNumber::UDP => match udp(body) {
+                Some(d) => {
+                    let inner = tunnel::udp(d.src_port, d.dst_port, &body[8..])
+                        .and_then(|(kind, encap)| self.enter(Hop { kind, ip: meta, udp: Some(d) }, encap));
+                    inner.unwrap_or(Decoded::Udp(meta, d))
+                }
+                None => Decoded::Skipped(Skip::TruncatedUdpHeader),
+            },
+            IpNumber::IPV4 | IpNumber::IPV6 => self
+                .enter(Hop { kind: TunnelKind::IpInIp, ip: meta, udp: None }, Encap::Ip(body))
+                .unwrap_or(Decoded::Other(Other::IpProto(payload.ip_number.0))),
+            IpNumber::GRE => tunnel::gre(body)
+                .and_then(|encap| self.enter(Hop { kind: TunnelKind::Gre, ip: meta, udp: None }, encap))
+                .unwrap_or(Decoded::Other(Other::IpProto(payload.ip_number.0))),
+            IpNumber::ICMP => Decoded::Other(Other::Icmp),
+            IpNumber::IPV6_ICMP => Decoded::Other(Other::Icmpv6),
+            n => Decoded::Other(Other::IpProto(n.0)),
         }
-        LaxIpSlice::Ipv6(v6) => {
-            let offset = v6.extensions().clone().into_iter().find_map(|e| match e {
-                Ipv6ExtensionSlice::Fragment(f) => Some(f.fragment_offset().value()),
-                _ => None,
-            });
-            (
-                40 + v6.header().payload_length() as u32,
-                offset.unwrap_or(0) != 0,
-            )
-        }
-    };
-    if later_fragment {
-        return Decoded::Skipped(Skip::IpFragment);
-    }
-    if ext_err.is_some() {
-        return Decoded::Skipped(Skip::BadIpv6Extension);
-    }
-    // Bytes of IP payload the snap length cut off: the header still tells their length.
-    let missing = if payload.incomplete {
-        wire_len.saturating_sub(data.len() as u32)
-    } else {
-        0
-    };
-    let meta = Ip {
-        src: ip.source_addr(),
-        dst: ip.destination_addr(),
-        wire_len,
-    };
-    let body = payload.payload;
-    match payload.ip_number {
-        IpNumber::TCP => match tcp(body, missing) {
-            Ok(seg) => Decoded::Tcp(meta, seg),
-            Err(skip) => Decoded::Skipped(skip),
-        },
-        IpNumber::UDP => match udp(body) {
-            Some(d) => Decoded::Udp(meta, d),
-            None => Decoded::Skipped(Skip::TruncatedUdpHeader),
-        },
-        IpNumber::ICMP => Decoded::Other(Other::Icmp),
-        IpNumber::IPV6_ICMP => Decoded::Other(Other::Icmpv6),
-        n => Decoded::Other(Other::IpProto(n.0)),
     }
 }
 
@@ -396,10 +450,7 @@ fn tcp(b: &[u8], missing: u32) -> Result<TcpSegment, Skip> {
     }
     let flags = TcpFlags(u16::from_be_bytes([b[12] & 0x01, b[13]]));
     // Options the snap length cut are simply not seen; the payload length stays right.
-    let options = b
-        .get(20..header_len.min(b.len()))
-        .map(tcp_options)
-        .unwrap_or_default();
+    let options = b.get(20..header_len.min(b.len())).map(tcp_options).unwrap_or_default();
     let payload_len = (b.len() as u32 + missing).saturating_sub(header_len as u32);
     Ok(TcpSegment {
         src_port: u16::from_be_bytes([b[0], b[1]]),
@@ -445,11 +496,7 @@ fn udp(b: &[u8]) -> Option<UdpDatagram> {
     let h = b.get(..8)?;
     let len = u16::from_be_bytes([h[4], h[5]]) as u32;
     // A zero length (jumbograms, TSO captures) falls back to what was captured.
-    let payload_len = if len >= 8 {
-        len - 8
-    } else {
-        b.len() as u32 - 8
-    };
+    let payload_len = if len >= 8 { len - 8 } else { b.len() as u32 - 8 };
     Some(UdpDatagram {
         src_port: u16::from_be_bytes([h[0], h[1]]),
         dst_port: u16::from_be_bytes([h[2], h[3]]),
@@ -467,11 +514,13 @@ mod tests {
     use super::*;
     use etherparse::PacketBuilder;
 
+    fn dec(link_type: u32, data: &[u8]) -> Decoded {
+        decode(link_type, data, true).inner
+    }
+
     /// An IPv4 TCP packet (no link layer) with `payload` bytes of payload.
     fn ipv4_tcp(payload: usize) -> Vec<u8> {
-        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .tcp(40000, 80, 1000, 512)
-            .syn();
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(40000, 80, 1000, 512).syn();
         let mut out = Vec::new();
         b.write(&mut out, &vec![7u8; payload]).unwrap();
         out
@@ -495,13 +544,10 @@ mod tests {
     #[test]
     fn raw_ip_and_ethernet() {
         let ip = ipv4_tcp(10);
-        let seg = tcp_of(decode(LINK_RAW, &ip));
-        assert_eq!(
-            (seg.src_port, seg.dst_port, seg.payload_len),
-            (40000, 80, 10)
-        );
+        let seg = tcp_of(dec(LINK_RAW, &ip));
+        assert_eq!((seg.src_port, seg.dst_port, seg.payload_len), (40000, 80, 10));
         assert!(seg.flags.syn());
-        let seg = tcp_of(decode(LINK_ETHERNET, &ethernet(ETH_IPV4, &ip)));
+        let seg = tcp_of(dec(LINK_ETHERNET, &ethernet(ETH_IPV4, &ip)));
         assert_eq!(seg.seq, SeqNum(1000));
     }
 
@@ -515,7 +561,7 @@ mod tests {
         }
         frame.extend_from_slice(&ETH_IPV4.to_be_bytes());
         frame.extend_from_slice(&ip);
-        assert!(matches!(decode(LINK_ETHERNET, &frame), Decoded::Tcp(..)));
+        assert!(matches!(dec(LINK_ETHERNET, &frame), Decoded::Tcp(..)));
 
         let mut deep = vec![0u8; 12];
         for _ in 0..=MAX_VLAN_TAGS {
@@ -524,10 +570,7 @@ mod tests {
         }
         deep.extend_from_slice(&ETH_IPV4.to_be_bytes());
         deep.extend_from_slice(&ip);
-        assert!(matches!(
-            decode(LINK_ETHERNET, &deep),
-            Decoded::Skipped(Skip::TooManyVlanTags)
-        ));
+        assert!(matches!(dec(LINK_ETHERNET, &deep), Decoded::Skipped(Skip::TooManyVlanTags)));
     }
 
     #[test]
@@ -537,7 +580,7 @@ mod tests {
         frame.extend_from_slice(&[0x00, 0x01, 0x00, 0x40]); // label, not bottom
         frame.extend_from_slice(&[0x00, 0x02, 0x01, 0x40]); // bottom of stack
         frame.extend_from_slice(&ipv4_tcp(3));
-        assert_eq!(tcp_of(decode(LINK_ETHERNET, &frame)).payload_len, 3);
+        assert_eq!(tcp_of(dec(LINK_ETHERNET, &frame)).payload_len, 3);
     }
 
     #[test]
@@ -545,8 +588,8 @@ mod tests {
         let ip = ipv4_tcp(0);
         for family in [[2, 0, 0, 0], [0, 0, 0, 2]] {
             let frame = [&family[..], &ip].concat();
-            assert!(matches!(decode(LINK_NULL, &frame), Decoded::Tcp(..)));
-            assert!(matches!(decode(LINK_LOOP, &frame), Decoded::Tcp(..)));
+            assert!(matches!(dec(LINK_NULL, &frame), Decoded::Tcp(..)));
+            assert!(matches!(dec(LINK_LOOP, &frame), Decoded::Tcp(..)));
         }
     }
 
@@ -556,46 +599,31 @@ mod tests {
         let mut sll = vec![0u8; 14];
         sll.extend_from_slice(&ETH_IPV4.to_be_bytes());
         sll.extend_from_slice(&ip);
-        assert!(matches!(decode(LINK_LINUX_SLL, &sll), Decoded::Tcp(..)));
+        assert!(matches!(dec(LINK_LINUX_SLL, &sll), Decoded::Tcp(..)));
         let mut sll2 = ETH_IPV4.to_be_bytes().to_vec();
         sll2.extend_from_slice(&[0u8; 18]);
         sll2.extend_from_slice(&ip);
-        assert!(matches!(decode(LINK_LINUX_SLL2, &sll2), Decoded::Tcp(..)));
+        assert!(matches!(dec(LINK_LINUX_SLL2, &sll2), Decoded::Tcp(..)));
         let ppp = [&[0xff, 0x03, 0x00, 0x21][..], &ip].concat();
-        assert!(matches!(decode(LINK_PPP_HDLC, &ppp), Decoded::Tcp(..)));
+        assert!(matches!(dec(LINK_PPP_HDLC, &ppp), Decoded::Tcp(..)));
         let lcp = [0xff, 0x03, 0xc0, 0x21, 1, 2, 3];
-        assert!(matches!(
-            decode(LINK_PPP, &lcp),
-            Decoded::Other(Other::PppControl)
-        ));
+        assert!(matches!(dec(LINK_PPP, &lcp), Decoded::Other(Other::PppControl)));
     }
 
     #[test]
     fn snaplen_cut_payload_keeps_its_length() {
         let ip = ipv4_tcp(500);
         let cut = &ip[..20 + 20 + 10]; // IP header, TCP header, 10 of 500 payload bytes
-        assert_eq!(tcp_of(decode(LINK_RAW, cut)).payload_len, 500);
+        assert_eq!(tcp_of(dec(LINK_RAW, cut)).payload_len, 500);
     }
 
     #[test]
     fn truncated_headers_are_named_skips() {
         let ip = ipv4_tcp(0);
-        assert!(matches!(
-            decode(LINK_RAW, &ip[..30]),
-            Decoded::Skipped(Skip::TruncatedTcpHeader)
-        ));
-        assert!(matches!(
-            decode(LINK_RAW, &ip[..10]),
-            Decoded::Skipped(Skip::TruncatedIpHeader)
-        ));
-        assert!(matches!(
-            decode(LINK_ETHERNET, &[0u8; 8]),
-            Decoded::Skipped(Skip::TruncatedLinkHeader)
-        ));
-        assert!(matches!(
-            decode(147, &ip),
-            Decoded::Skipped(Skip::UnsupportedLinkType(147))
-        ));
+        assert!(matches!(dec(LINK_RAW, &ip[..30]), Decoded::Skipped(Skip::TruncatedTcpHeader)));
+        assert!(matches!(dec(LINK_RAW, &ip[..10]), Decoded::Skipped(Skip::TruncatedIpHeader)));
+        assert!(matches!(dec(LINK_ETHERNET, &[0u8; 8]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+        assert!(matches!(dec(147, &ip), Decoded::Skipped(Skip::UnsupportedLinkType(147))));
     }
 
     #[test]
@@ -607,21 +635,12 @@ mod tests {
             9, /* 80 bytes, but only 8 follow */
             0, 0, 0, 0, 0, 0,
         ]);
-        assert!(matches!(
-            decode(LINK_RAW, &ip),
-            Decoded::Skipped(Skip::BadIpv6Extension)
-        ));
+        assert!(matches!(dec(LINK_RAW, &ip), Decoded::Skipped(Skip::BadIpv6Extension)));
     }
 
     #[test]
     fn non_ip_is_other() {
-        assert!(matches!(
-            decode(LINK_ETHERNET, &ethernet(ETH_ARP, &[0; 28])),
-            Decoded::Other(Other::Arp)
-        ));
-        assert!(matches!(
-            decode(LINK_ETHERNET, &ethernet(0x0026, &[0; 28])),
-            Decoded::Other(Other::Llc)
-        ));
+        assert!(matches!(dec(LINK_ETHERNET, &ethernet(ETH_ARP, &[0; 28])), Decoded::Other(Other::Arp)));
+        assert!(matches!(dec(LINK_ETHERNET, &ethernet(0x0026, &[0; 28])), Decoded::Other(Other::Llc)));
     }
 }
