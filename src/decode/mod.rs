@@ -638,6 +638,77 @@ mod tests {
         assert!(matches!(dec(LINK_RAW, &ip), Decoded::Skipped(Skip::BadIpv6Extension)));
     }
 
+    /// An IPv4 header around `payload` with the given protocol number.
+    fn ipv4_around(proto: u8, payload: &[u8]) -> Vec<u8> {
+        let total = (20 + payload.len()) as u16;
+        let mut h = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(payload);
+        h
+    }
+
+    fn udp_around(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = Vec::new();
+        u.extend_from_slice(&src.to_be_bytes());
+        u.extend_from_slice(&dst.to_be_bytes());
+        u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(payload);
+        u
+    }
+
+    #[test]
+    fn tunnel_in_a_tunnel() {
+        // TCP in IPv4 in Ethernet in VXLAN in UDP in IPv4 in GRE in IPv4.
+        let inner = ethernet(ETH_IPV4, &ipv4_tcp(5));
+        let vxlan = [&[0x08, 0, 0, 0, 0, 0, 1, 0][..], &inner].concat();
+        let outer_udp = ipv4_around(17, &udp_around(40000, tunnel::PORT_VXLAN, &vxlan));
+        let gre = [&[0, 0, 0x08, 0x00][..], &outer_udp].concat();
+        let packet = decode(LINK_RAW, &ipv4_around(47, &gre), true);
+        let kinds: Vec<TunnelKind> = packet.tunnels.iter().map(|h| h.kind).collect();
+        assert_eq!(kinds, [TunnelKind::Gre, TunnelKind::Vxlan]);
+        assert!(packet.tunnels[0].udp.is_none());
+        assert_eq!(packet.tunnels[1].udp.map(|d| d.dst_port), Some(tunnel::PORT_VXLAN));
+        assert_eq!(tcp_of(packet.inner).payload_len, 5);
+
+        let flat = decode(LINK_RAW, &ipv4_around(47, &gre), false);
+        assert!(flat.tunnels.is_empty());
+        assert!(matches!(flat.inner, Decoded::Other(Other::IpProto(47))));
+    }
+
+    #[test]
+    fn truncated_inner_header_leaves_the_outer_flow() {
+        let vxlan = [&[0x08, 0, 0, 0, 0, 0, 1, 0][..], &[0u8; 6]].concat(); // Ethernet cut short
+        let packet = decode(LINK_RAW, &ipv4_around(17, &udp_around(1, tunnel::PORT_VXLAN, &vxlan)), true);
+        assert!(packet.tunnels.is_empty());
+        assert!(matches!(packet.inner, Decoded::Udp(_, d) if d.dst_port == tunnel::PORT_VXLAN));
+    }
+
+    #[test]
+    fn gre_with_unknown_protocol_is_other() {
+        let packet = decode(LINK_RAW, &ipv4_around(47, &[0, 0, 0x12, 0x34, 1, 2, 3, 4]), true);
+        assert!(packet.tunnels.is_empty());
+        assert!(matches!(packet.inner, Decoded::Other(Other::IpProto(47))));
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let mut p = ipv4_tcp(1);
+        for _ in 0..10 {
+            p = ipv4_around(4, &p);
+        }
+        let packet = decode(LINK_RAW, &p, true);
+        assert_eq!(packet.tunnels.len(), MAX_TUNNEL_DEPTH);
+        assert!(matches!(packet.inner, Decoded::Other(Other::IpProto(4))), "past the limit: other");
+        let mut p = ipv4_tcp(1);
+        for _ in 0..MAX_TUNNEL_DEPTH {
+            p = ipv4_around(4, &p);
+        }
+        let packet = decode(LINK_RAW, &p, true);
+        assert_eq!(packet.tunnels.len(), MAX_TUNNEL_DEPTH);
+        assert!(matches!(packet.inner, Decoded::Tcp(..)));
+    }
+
     #[test]
     fn non_ip_is_other() {
         assert!(matches!(dec(LINK_ETHERNET, &ethernet(ETH_ARP, &[0; 28])), Decoded::Other(Other::Arp)));

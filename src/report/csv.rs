@@ -31,6 +31,10 @@ struct ConnRow<'a> {
     teardown_state: Option<&'a str>,
     teardown_initiator: Option<&'a str>,
     teardown_kind: Option<&'a str>,
+    /// Tunnel kinds outermost first, joined by '/', e.g. "gre" or "vxlan/gtpu".
+    tunnel: Option<String>,
+    /// Ids of the outer connections, joined by ' '.
+    tunnel_parents: Option<String>,
     end: &'a str,
 }
 
@@ -59,6 +63,11 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
             teardown_state: c.teardown.as_ref().map(|t| t.state),
             teardown_initiator: c.teardown.as_ref().and_then(|t| t.initiator),
             teardown_kind: c.teardown.as_ref().and_then(|t| t.kind),
+            tunnel: c.tunnel.as_ref().map(|t| t.path.iter().map(|h| h.kind).collect::<Vec<_>>().join("/")),
+            tunnel_parents: c
+                .tunnel
+                .as_ref()
+                .map(|t| t.parents.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")),
             end: c.end,
         })
         .map_err(to_io)?;

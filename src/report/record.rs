@@ -1,5 +1,7 @@
 //! The connection record every format prints: one flat, stable schema (see the README).
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
 use crate::flow::socket::Addr;
@@ -26,8 +28,26 @@ pub struct ConnRecord {
     pub handshake: Option<Handshake>,
     pub teardown: Option<Teardown>,
     pub data: Option<DataPhase>,
+    /// Set for connections inside a tunnel: the layers around it and the outer connections.
+    pub tunnel: Option<TunnelRecord>,
     /// Why the record ended: "capture_end", "inactivity", "reused" or "evicted".
     pub end: &'static str,
+}
+
+/// The tunnel a connection was seen in.
+#[derive(Debug, Serialize)]
+pub struct TunnelRecord {
+    /// Layers outside the connection on its first packet, outermost first.
+    pub path: Vec<TunnelHop>,
+    /// Ids of the outer UDP connections that carried it (Zeek's tunnel_parents).
+    pub parents: Vec<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TunnelHop {
+    pub kind: &'static str,
+    pub src: IpAddr,
+    pub dst: IpAddr,
 }
 
 /// Per-direction data-phase counters (TCP).
@@ -101,6 +121,14 @@ impl ConnRecord {
             handshake,
             teardown,
             data,
+            tunnel: c.tunnel.as_ref().map(|t| TunnelRecord {
+                path: t
+                    .path
+                    .iter()
+                    .map(|&(kind, src, dst)| TunnelHop { kind: kind.as_str(), src, dst })
+                    .collect(),
+                parents: t.parents.clone(),
+            }),
             end: match c.end {
                 EndReason::CaptureEnd => "capture_end",
                 EndReason::Inactivity => "inactivity",

@@ -49,11 +49,17 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
         let missed = c.data.as_ref().map_or(0, |d| d.orig_missed_bytes + d.resp_missed_bytes);
         let history = if c.history.is_empty() { "-" } else { &c.history };
         let ip_proto = if c.proto == "tcp" { 6 } else { 17 };
+        let parents = match &c.tunnel {
+            // IP-level tunnels (IP-in-IP, GRE) have no outer connection: name the tunnel itself.
+            Some(t) if t.parents.is_empty() => uid(u64::MAX - c.id),
+            Some(t) => t.parents.iter().map(|&p| uid(p)).collect::<Vec<_>>().join(","),
+            None => "-".to_string(),
+        };
         writeln!(
             out,
-            "{:.6}\t{}\t{}\t{}\t{}\t{}\t{}\t-\t{duration}\t{orig_bytes}\t{resp_bytes}\t{}\t-\t-\t{missed}\t{history}\t{}\t{}\t{}\t{}\t-\t{ip_proto}",
+            "{:.6}\t{}\t{}\t{}\t{}\t{}\t{}\t-\t{duration}\t{orig_bytes}\t{resp_bytes}\t{}\t-\t-\t{missed}\t{history}\t{}\t{}\t{}\t{}\t{parents}\t{ip_proto}",
             c.ts,
-            uid(c.id, c.ts),
+            uid(c.id),
             c.orig.ip,
             c.orig.port,
             c.resp.ip,
@@ -69,11 +75,11 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
     Ok(())
 }
 
-/// A Zeek-style connection uid ("C" + base62), derived from the id and start time so that the
-/// same input always gives the same uids.
-fn uid(id: u64, ts: f64) -> String {
+/// A Zeek-style connection uid ("C" + base62), derived from the id so that the same input
+/// always gives the same uids and a parent's uid can be named from its id.
+fn uid(id: u64) -> String {
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut x = id ^ ts.to_bits().rotate_left(17);
+    let mut x = id;
     let mut s = String::from("C");
     for _ in 0..17 {
         x = splitmix64(x);
@@ -96,9 +102,9 @@ mod tests {
 
     #[test]
     fn uids_are_stable_and_distinct() {
-        assert_eq!(uid(1, 10.5), uid(1, 10.5));
-        assert_ne!(uid(1, 10.5), uid(2, 10.5));
-        assert_eq!(uid(1, 10.5).len(), 18);
-        assert!(uid(3, 1.0).starts_with('C'));
+        assert_eq!(uid(1), uid(1));
+        assert_ne!(uid(1), uid(2));
+        assert_eq!(uid(1).len(), 18);
+        assert!(uid(3).starts_with('C'));
     }
 }
