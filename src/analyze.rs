@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::capture::{CaptureReader, FileKind, Record, Timestamp};
-use crate::decode::{self, Decoded, Ip, Other, Skip, TcpSegment, UdpDatagram};
+use crate::decode::frag::{Added, Defragmenter, GiveUp};
+use crate::decode::{self, Decoded, Hop, Ip, Other, Packet, Skip, TcpSegment, UdpDatagram};
 use crate::flow::socket::TunnelKey;
 use crate::flow::table::{ConnTable, Context, Timeouts};
 use crate::flow::Conn;
@@ -21,6 +22,8 @@ pub struct Accounting {
     pub skipped: BTreeMap<Skip, u64>,
     /// Packets whose timestamp is earlier than the one before (counted, still analyzed).
     pub time_went_backwards: u64,
+    /// Fragments that overlapped bytes already held (the first arrival's bytes were kept).
+    pub overlapping_fragments: u64,
 }
 
 impl Accounting {
@@ -110,12 +113,16 @@ pub fn analyze_with(paths: &[PathBuf], opts: &Options, observer: &mut dyn FnMut(
         observer,
         table: ConnTable::new(opts.timeouts, opts.max_connections),
         prev_ts: None,
+        defrag: Defragmenter::default(),
         decap: opts.decap,
         accounting: Accounting::default(),
         first_ts: None,
         last_ts: None,
     };
     let files = paths.iter().map(|p| run.file(p)).collect();
+    for g in run.defrag.finish() {
+        *run.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
+    }
     let evicted = run.table.evicted;
     Analysis {
         evicted,
@@ -130,6 +137,7 @@ pub fn analyze_with(paths: &[PathBuf], opts: &Options, observer: &mut dyn FnMut(
 struct Run<'o> {
     observer: &'o mut dyn FnMut(&Seen),
     table: ConnTable,
+    defrag: Defragmenter,
     decap: bool,
     prev_ts: Option<Timestamp>,
     accounting: Accounting,
@@ -195,33 +203,69 @@ impl Run<'_> {
         self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
         self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
         let packet = decode::decode(frame.link_type, frame.data, self.decap);
+        self.deliver(ts, Vec::new(), Vec::new(), packet, 1);
+        self.account_given_up();
+    }
+
+    /// Hands a decoded packet to the connection table. `outer` and `parents` are the tunnel layers
+    /// and outer connections already passed (for a datagram rebuilt from fragments); `frames` is
+    /// how many captured packets it stands for in the accounting.
+    fn deliver(
+        &mut self,
+        ts: Timestamp,
+        outer: Vec<Hop>,
+        mut parents: Vec<u64>,
+        packet: Packet,
+        frames: u64,
+    ) {
+        let mut hops = outer;
+        let mut tunnel = hops.last().map(|h| TunnelKey::new(h.kind, h.ip.src, h.ip.dst));
         // Outer UDP flows that carry a tunnel are connections too (as in Zeek).
-        let mut ctx = Context::default();
-        let mut parents = Vec::new();
-        for (n, hop) in packet.tunnels.iter().enumerate() {
+        for hop in packet.tunnels {
             if let Some(d) = &hop.udp {
-                let outer = Context { hops: &packet.tunnels[..n], parents: &parents, ..ctx };
-                parents.push(self.table.udp(ts, &hop.ip, d, &outer));
+                let ctx = Context { tunnel, hops: &hops, parents: &parents };
+                parents.push(self.table.udp(ts, &hop.ip, d, &ctx));
             }
-            ctx.tunnel = Some(TunnelKey::new(hop.kind, hop.ip.src, hop.ip.dst));
+            tunnel = Some(TunnelKey::new(hop.kind, hop.ip.src, hop.ip.dst));
+            hops.push(hop);
         }
-        ctx.hops = &packet.tunnels;
-        ctx.parents = &parents;
+        let ctx = Context { tunnel, hops: &hops, parents: &parents };
+        let number = self.accounting.total;
         match packet.inner {
             Decoded::Tcp(ip, seg) => {
-                self.accounting.tcp += 1;
+                self.accounting.tcp += frames;
                 let conn_id = self.table.tcp(ts, &ip, &seg, &ctx);
-                let number = self.accounting.total;
                 (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Tcp(seg) });
             }
             Decoded::Udp(ip, d) => {
-                self.accounting.udp += 1;
+                self.accounting.udp += frames;
                 let conn_id = self.table.udp(ts, &ip, &d, &ctx);
-                let number = self.accounting.total;
                 (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Udp(d) });
             }
-            Decoded::Other(o) => *self.accounting.other.entry(o).or_default() += 1,
-            Decoded::Skipped(s) => *self.accounting.skipped.entry(s).or_default() += 1,
+            Decoded::Other(o) => *self.accounting.other.entry(o).or_default() += frames,
+            Decoded::Skipped(s) => *self.accounting.skipped.entry(s).or_default() += frames,
+            Decoded::Fragment(f) => {
+                // Accounted for when its datagram completes or is given up.
+                if let Added::Complete { packet, frames, overlaps } = self.defrag.add(ts, *f) {
+                    self.accounting.overlapping_fragments += overlaps;
+                    let whole = decode::decode(decode::LINK_RAW, &packet, self.decap);
+                    self.deliver(ts, hops, parents, whole, frames);
+                }
+            }
         }
+    }
+
+    /// Fragments of datagrams that will never complete are skipped packets.
+    fn account_given_up(&mut self) {
+        for g in self.defrag.take_given_up() {
+            *self.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
+        }
+    }
+}
+
+fn give_up_reason(why: GiveUp) -> Skip {
+    match why {
+        GiveUp::Incomplete => Skip::FragmentIncomplete,
+        GiveUp::TooBig => Skip::FragmentTooBig,
     }
 }

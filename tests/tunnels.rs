@@ -131,3 +131,25 @@ fn zeek_format_names_tunnel_parents() {
     let parent = rows.iter().find(|r| r[at("uid")] == parent_uid).expect("the parent is a logged connection");
     assert_eq!(parent[at("id.resp_p")], "5072");
 }
+
+#[test]
+fn fragmented_datagrams_are_reassembled_and_counted_once_per_connection() {
+    let Some(dir) = shared_captures() else { return };
+    let run = |name: &str| -> Value {
+        let f = dir.join(name);
+        serde_json::from_slice(&sockscope(&["conns", "--format", "json", f.to_str().unwrap()]).stdout)
+            .unwrap()
+    };
+    // A SYN split into two fragments: two tcp packets in the accounting, one in the connection.
+    let syn = run("zeek_ipv4_fragmented-syn.pcap");
+    assert_eq!(syn["packets"]["tcp"], 2);
+    let c = &syn["connections"][0];
+    assert_eq!((c["orig_pkts"].as_u64(), c["conn_state"].as_str()), (Some(1), Some("S0")));
+
+    // DNS over IPv6: one answer in three fragments, and a lone last fragment that never completes.
+    let dns = run("zeek_ipv6-fragmented-dns.pcap");
+    assert_eq!(dns["packets"]["skipped_by_reason"]["IP fragment of a datagram that never completed"], 1);
+    let second = &dns["connections"][1];
+    assert_eq!((second["orig_pkts"].as_u64(), second["resp_pkts"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(second["resp_bytes"], 3230, "the whole reassembled answer, not its first fragment");
+}

@@ -9,11 +9,13 @@
 use std::fmt;
 use std::net::IpAddr;
 
+pub mod frag;
 pub mod tunnel;
 
 use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice};
 
 use crate::tcp::seq::SeqNum;
+use frag::{FragKey, Fragment};
 use tunnel::{Encap, TunnelKind};
 
 /// A decoded frame: the tunnels it came through, outermost first, and what was inside.
@@ -42,6 +44,8 @@ pub enum Decoded {
     Udp(Ip, UdpDatagram),
     Other(Other),
     Skipped(Skip),
+    /// A piece of a fragmented IP datagram, to be reassembled.
+    Fragment(Box<Fragment>),
 }
 
 /// The IP layer facts the flow table needs.
@@ -173,8 +177,12 @@ pub enum Skip {
     BadIpHeader,
     /// An IPv6 extension header chain that is cut short or malformed.
     BadIpv6Extension,
-    /// A later IPv4/IPv6 fragment: its transport header is in the first fragment.
+    /// A fragment cut short by the snap length: it cannot be reassembled.
     IpFragment,
+    /// Fragments of a datagram that never completed (timeout or end of input).
+    FragmentIncomplete,
+    /// Fragments of a datagram larger than 64 KiB or with too many pieces.
+    FragmentTooBig,
     TruncatedTcpHeader,
     BadTcpHeader,
     TruncatedUdpHeader,
@@ -192,7 +200,9 @@ impl fmt::Display for Skip {
             Skip::TruncatedIpHeader => write!(f, "truncated IP header"),
             Skip::BadIpHeader => write!(f, "bad IP header"),
             Skip::BadIpv6Extension => write!(f, "bad IPv6 extension header"),
-            Skip::IpFragment => write!(f, "IP fragment (not reassembled)"),
+            Skip::IpFragment => write!(f, "IP fragment cut short by the snap length"),
+            Skip::FragmentIncomplete => write!(f, "IP fragment of a datagram that never completed"),
+            Skip::FragmentTooBig => write!(f, "IP fragment of an oversized datagram"),
             Skip::TruncatedTcpHeader => write!(f, "truncated TCP header"),
             Skip::BadTcpHeader => write!(f, "bad TCP header"),
             Skip::TruncatedUdpHeader => write!(f, "truncated UDP header"),
@@ -208,7 +218,7 @@ const LINK_PPP: u32 = 9;
 const LINK_RAW_12: u32 = 12;
 const LINK_RAW_14: u32 = 14;
 const LINK_PPP_HDLC: u32 = 50;
-const LINK_RAW: u32 = 101;
+pub const LINK_RAW: u32 = 101;
 const LINK_LOOP: u32 = 108;
 const LINK_LINUX_SLL: u32 = 113;
 const LINK_IPV4: u32 = 228;
@@ -390,21 +400,50 @@ impl Walk {
             }
         };
         let payload = ip.payload();
-        let (wire_len, later_fragment) = match &ip {
+        // (length on the wire, fragment: identification, byte offset, more fragments follow)
+        let (wire_len, fragment) = match &ip {
             LaxIpSlice::Ipv4(v4) => {
                 let h = v4.header();
-                (h.total_len() as u32, h.fragments_offset().value() != 0)
+                let offset = h.fragments_offset().value() as u32 * 8;
+                let frag = (h.more_fragments() || offset != 0)
+                    .then(|| (h.identification() as u32, offset, h.more_fragments()));
+                (h.total_len() as u32, frag)
             }
             LaxIpSlice::Ipv6(v6) => {
-                let offset = v6.extensions().clone().into_iter().find_map(|e| match e {
-                    Ipv6ExtensionSlice::Fragment(f) => Some(f.fragment_offset().value()),
+                let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
+                    Ipv6ExtensionSlice::Fragment(f) if f.is_fragmenting_payload() => {
+                        Some((f.identification(), f.fragment_offset().value() as u32 * 8, f.more_fragments()))
+                    }
                     _ => None,
                 });
-                (40 + v6.header().payload_length() as u32, offset.unwrap_or(0) != 0)
+                (40 + v6.header().payload_length() as u32, frag)
             }
         };
-        if later_fragment {
-            return Decoded::Skipped(Skip::IpFragment);
+        if let Some((id, offset, more)) = fragment {
+            if payload.incomplete {
+                // A first fragment cut by the snap length still shows its transport header.
+                if offset != 0 {
+                    return Decoded::Skipped(Skip::IpFragment);
+                }
+            } else {
+                let header = (offset == 0).then(|| match &ip {
+                    LaxIpSlice::Ipv4(v4) => v4.header().slice().to_vec(),
+                    LaxIpSlice::Ipv6(v6) => frag::ipv6_header(
+                        v6.header().source_addr(),
+                        v6.header().destination_addr(),
+                        payload.ip_number.0,
+                    ),
+                });
+                let key = FragKey {
+                    src: ip.source_addr(),
+                    dst: ip.destination_addr(),
+                    id,
+                    proto: payload.ip_number.0,
+                    outer: self.tunnels.last().map(|h| (h.ip.src, h.ip.dst)),
+                };
+                let data = payload.payload.to_vec();
+                return Decoded::Fragment(Box::new(Fragment { key, offset, more, header, data }));
+            }
         }
         if ext_err.is_some() {
             return Decoded::Skipped(Skip::BadIpv6Extension);

@@ -38,6 +38,8 @@ pub struct AccountingRecord {
     pub skipped_by_reason: BTreeMap<String, u64>,
     /// Packets stamped earlier than the packet before them (still analyzed).
     pub time_went_backwards: u64,
+    /// Fragments that overlapped bytes already held (the first arrival's bytes were kept).
+    pub overlapping_fragments: u64,
 }
 
 impl AccountingRecord {
@@ -51,6 +53,7 @@ impl AccountingRecord {
             other_by_kind: a.other.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             skipped_by_reason: a.skipped.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             time_went_backwards: a.time_went_backwards,
+            overlapping_fragments: a.overlapping_fragments,
         }
     }
 }

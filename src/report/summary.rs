@@ -37,6 +37,13 @@ pub fn write(out: &mut dyn Write, analysis: &Analysis, conns: &[ConnRecord]) -> 
     if p.time_went_backwards > 0 {
         writeln!(out, "  {} packet(s) stamped earlier than the packet before", p.time_went_backwards)?;
     }
+    if p.overlapping_fragments > 0 {
+        writeln!(
+            out,
+            "  {} overlapping IP fragment(s): the first arrival's bytes were kept",
+            p.overlapping_fragments
+        )?;
+    }
     if analysis.evicted > 0 {
         writeln!(out, "  {} connection(s) ended early by --max-connections", analysis.evicted)?;
     }
