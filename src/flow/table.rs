@@ -31,7 +31,9 @@ impl Default for Timeouts {
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 pub struct ConnTable {
-    live: IndexMap<PairKey, Conn>,
+    /// foldhash: fast on these small keys, and randomly seeded per run so crafted socket pairs
+    /// cannot be aimed at one bucket.
+    live: IndexMap<PairKey, Conn, foldhash::fast::RandomState>,
     done: Vec<Conn>,
     next_id: u64,
     timeouts: Timeouts,
@@ -45,7 +47,7 @@ impl ConnTable {
     /// `max_live` bounds the live connections (a SYN flood must not exhaust memory).
     pub fn new(timeouts: Timeouts, max_live: usize) -> Self {
         ConnTable {
-            live: IndexMap::new(),
+            live: IndexMap::default(),
             done: Vec::new(),
             next_id: 1,
             timeouts,
@@ -61,32 +63,31 @@ impl ConnTable {
         let dst = Addr { ip: ip.dst, port: seg.dst_port };
         let key = PairKey::new(Proto::Tcp, src, dst, ctx.tunnel);
         self.maybe_sweep(ts);
-        self.make_room(&key);
         let tcp_timeout = self.timeouts.tcp;
-        let ended = self.live.get_mut(&key).and_then(|conn| {
-            let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
-            if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.last) {
-                Some(EndReason::Inactivity)
-            } else if tcp.starts_new_connection(seg) {
-                Some(EndReason::Reused)
-            } else {
-                None
-            }
-        });
-        if let Some(why) = ended {
-            self.end(&key, why);
-        }
-        let next_id = &mut self.next_id;
-        let conn = self.live.entry(key).or_insert_with(|| {
-            let o = tcp::orient(seg);
-            let (orig, resp) = if o.sender_is_orig { (src, dst) } else { (dst, src) };
-            let mut conn = new_conn(next_id, Proto::Tcp, orig, resp, ts);
-            if o.flipped {
-                conn.history.flip();
-            }
-            conn.tcp = Some(Box::new(TcpConn::new(ts)));
-            conn
-        });
+        let at = self.slot(
+            key,
+            |conn| {
+                let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
+                if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.last) {
+                    Some(EndReason::Inactivity)
+                } else if tcp.starts_new_connection(seg) {
+                    Some(EndReason::Reused)
+                } else {
+                    None
+                }
+            },
+            |id| {
+                let o = tcp::orient(seg);
+                let (orig, resp) = if o.sender_is_orig { (src, dst) } else { (dst, src) };
+                let mut conn = new_conn(id, Proto::Tcp, orig, resp, ts);
+                if o.flipped {
+                    conn.history.flip();
+                }
+                conn.tcp = Some(Box::new(TcpConn::new(ts)));
+                conn
+            },
+        );
+        let conn = &mut self.live[at];
         ctx.note(conn);
         let is_orig = conn.orig == src;
         let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
@@ -109,23 +110,21 @@ impl ConnTable {
         let dst = Addr { ip: ip.dst, port: d.dst_port };
         let key = PairKey::new(Proto::Udp, src, dst, ctx.tunnel);
         self.maybe_sweep(ts);
-        self.make_room(&key);
         let timeout = udp_timeout(self.timeouts.udp, src.port, dst.port);
-        if let Some(conn) = self.live.get(&key) {
-            if ts.since(conn.last) > timeout {
-                self.end(&key, EndReason::Inactivity);
-            }
-        }
-        let next_id = &mut self.next_id;
-        let conn = self.live.entry(key).or_insert_with(|| {
-            let flip = super::ports::udp_should_flip(src.port, dst.port) && !is_broadcast(dst.ip);
-            let (orig, resp) = if flip { (dst, src) } else { (src, dst) };
-            let mut conn = new_conn(next_id, Proto::Udp, orig, resp, ts);
-            if flip {
-                conn.history.flip();
-            }
-            conn
-        });
+        let at = self.slot(
+            key,
+            |conn| (ts.since(conn.last) > timeout).then_some(EndReason::Inactivity),
+            |id| {
+                let flip = super::ports::udp_should_flip(src.port, dst.port) && !is_broadcast(dst.ip);
+                let (orig, resp) = if flip { (dst, src) } else { (src, dst) };
+                let mut conn = new_conn(id, Proto::Udp, orig, resp, ts);
+                if flip {
+                    conn.history.flip();
+                }
+                conn
+            },
+        );
+        let conn = &mut self.live[at];
         ctx.note(conn);
         let is_orig = conn.orig == src;
         count(conn, is_orig, ip.wire_len, d.payload_len);
@@ -142,17 +141,31 @@ impl ConnTable {
         self.done
     }
 
-    fn end(&mut self, key: &PairKey, why: EndReason) {
-        if let Some(mut conn) = self.live.swap_remove(key) {
-            conn.end = why;
-            self.done.push(conn);
+    /// Index of the live connection for `key`, with one hash lookup on the usual path. An
+    /// existing connection for which `ends` gives a reason is ended first; a new one is made by
+    /// `create` from its id.
+    fn slot(
+        &mut self,
+        key: PairKey,
+        ends: impl FnOnce(&mut Conn) -> Option<EndReason>,
+        create: impl FnOnce(u64) -> Conn,
+    ) -> usize {
+        if let Some(at) = self.live.get_index_of(&key) {
+            let Some(why) = ends(&mut self.live[at]) else { return at };
+            let (_, mut old) = self.live.swap_remove_index(at).expect("index just found");
+            old.end = why;
+            self.done.push(old);
         }
+        self.make_room();
+        let id = self.next_id;
+        self.next_id += 1;
+        self.live.insert_full(key, create(id)).0
     }
 
     /// Before a new connection would overfill the table, ends the least recently active
     /// hundredth of it (at least one): amortized, no per-packet scan.
-    fn make_room(&mut self, key: &PairKey) {
-        if self.live.len() < self.max_live || self.live.contains_key(key) {
+    fn make_room(&mut self) {
+        if self.live.len() < self.max_live {
             return;
         }
         let batch = (self.max_live / 100).max(1);
@@ -239,9 +252,7 @@ fn is_broadcast(ip: std::net::IpAddr) -> bool {
     ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
 }
 
-fn new_conn(next_id: &mut u64, proto: Proto, orig: Addr, resp: Addr, ts: Timestamp) -> Conn {
-    let id = *next_id;
-    *next_id += 1;
+fn new_conn(id: u64, proto: Proto, orig: Addr, resp: Addr, ts: Timestamp) -> Conn {
     Conn {
         id,
         proto,

@@ -131,6 +131,14 @@ impl TcpConn {
     /// connection's last-activity time.
     pub fn expired(&mut self, now: Timestamp, last: Timestamp) -> bool {
         let t = &mut self.timers;
+        // Fast path: every timer is at least 5 s past some event no later than `last`, so a
+        // busy connection cannot have expired unless a removal or attempt time has come.
+        if now.0 <= last.0 + CONNECTION_LINGER.0
+            && t.remove_at.is_none_or(|at| now < at)
+            && t.attempt_at.is_none_or(|at| now < at)
+        {
+            return false;
+        }
         if t.remove_at.is_some_and(|at| now >= at) {
             return true;
         }
