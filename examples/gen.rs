@@ -223,7 +223,9 @@ struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     fn header(&mut self) -> std::io::Result<()> {
         // pcap, little endian, microseconds, v2.4, snaplen 65535, Ethernet.
-        self.out.write_all(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0])
+        self.out.write_all(&[
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+        ])
     }
 
     fn packet(&mut self, ts_us: u64, f: &Flow, st: &Step) -> std::io::Result<()> {

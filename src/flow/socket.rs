@@ -59,21 +59,33 @@ impl fmt::Display for Socket {
 }
 
 /// A socket pair with no direction: both directions of a connection map to the same key.
+/// Addresses are kept as 128-bit numbers so the per-packet lookup hashes and compares plain
+/// integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PairKey {
-    pub proto: Proto,
-    pub lo: Addr,
-    pub hi: Addr,
+    lo_ip: u128,
+    hi_ip: u128,
+    lo_port: u16,
+    hi_port: u16,
+    proto: Proto,
     /// The tunnel the pair was seen in: the same inner addresses in two tunnels are two pairs.
-    pub tunnel: Option<TunnelKey>,
+    tunnel: Option<TunnelKey>,
 }
 
 /// Which tunnel: its kind and its endpoints' outer addresses, in either direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TunnelKey {
-    pub kind: TunnelKind,
-    pub lo: IpAddr,
-    pub hi: IpAddr,
+    kind: TunnelKind,
+    lo: u128,
+    hi: u128,
+}
+
+/// IPv4 as IPv4-mapped IPv6: one 128-bit number for either family.
+fn wide(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(a) => a.to_bits(),
+    }
 }
 
 impl TunnelKey {
@@ -81,17 +93,18 @@ impl TunnelKey {
         // Teredo relays change the outer addresses mid-connection; Teredo's inner IPv6
         // addresses already embed the server and client, so the kind alone identifies it.
         if kind == TunnelKind::Teredo {
-            let none = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-            return TunnelKey { kind, lo: none, hi: none };
+            return TunnelKey { kind, lo: 0, hi: 0 };
         }
+        let (a, b) = (wide(a), wide(b));
         TunnelKey { kind, lo: a.min(b), hi: a.max(b) }
     }
 }
 
 impl PairKey {
     pub fn new(proto: Proto, a: Addr, b: Addr, tunnel: Option<TunnelKey>) -> Self {
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        PairKey { proto, lo, hi, tunnel }
+        let (a, b) = ((wide(a.ip), a.port), (wide(b.ip), b.port));
+        let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a <= b { (a, b) } else { (b, a) };
+        PairKey { lo_ip, hi_ip, lo_port, hi_port, proto, tunnel }
     }
 }
 

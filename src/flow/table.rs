@@ -28,7 +28,7 @@ impl Default for Timeouts {
 
 /// Idle connections are swept out at most this often (in capture time), keeping memory bound
 /// to the live ones without scanning the table on every packet.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub struct ConnTable {
     /// foldhash: fast on these small keys, and randomly seeded per run so crafted socket pairs
@@ -38,6 +38,7 @@ pub struct ConnTable {
     next_id: u64,
     timeouts: Timeouts,
     last_sweep: Timestamp,
+    since_sweep: usize,
     max_live: usize,
     /// Connections ended early because the table was full.
     pub evicted: u64,
@@ -52,6 +53,7 @@ impl ConnTable {
             next_id: 1,
             timeouts,
             last_sweep: Timestamp(0),
+            since_sweep: 0,
             max_live: max_live.max(1),
             evicted: 0,
         }
@@ -184,18 +186,20 @@ impl ConnTable {
         }
     }
 
+    /// Ends the connections that are over by `now` (idle, or past Zeek's close timers), so the
+    /// table holds live connections only. Runs at most once per second of capture time and only
+    /// after a number of packets proportional to the table, so its cost per packet stays constant.
     fn maybe_sweep(&mut self, now: Timestamp) {
-        if now.since(self.last_sweep) < SWEEP_EVERY {
+        self.since_sweep += 1;
+        if now.since(self.last_sweep) < SWEEP_EVERY || self.since_sweep < self.live.len() / 8 {
             return;
         }
         self.last_sweep = now;
+        self.since_sweep = 0;
         let timeouts = self.timeouts;
-        let idle = |_: &PairKey, conn: &mut Conn| {
-            let limit = match conn.proto {
-                Proto::Tcp => timeouts.tcp,
-                Proto::Udp => udp_timeout(timeouts.udp, conn.orig.port, conn.resp.port),
-            };
-            now.since(conn.last) > limit
+        let idle = |_: &PairKey, conn: &mut Conn| match conn.tcp.as_deref_mut() {
+            Some(tcp) => now.since(conn.last) > timeouts.tcp || tcp.expired(now, conn.last),
+            None => now.since(conn.last) > udp_timeout(timeouts.udp, conn.orig.port, conn.resp.port),
         };
         for (_, mut conn) in self.live.extract_if(.., idle) {
             conn.end = EndReason::Inactivity;
