@@ -1,6 +1,7 @@
 //! The data path: capture files -> frames -> decoded segments -> connection table.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -53,9 +54,8 @@ pub struct FileReport {
     pub error: Option<String>,
 }
 
-/// Everything the reports are made from.
+/// What a run found besides the connections, which go to the sink as they end.
 pub struct Analysis {
-    pub conns: Vec<Conn>,
     pub accounting: Accounting,
     pub files: Vec<FileReport>,
     pub first_ts: Option<Timestamp>,
@@ -102,15 +102,21 @@ pub enum Transport {
     Udp(UdpDatagram),
 }
 
-/// Reads the files in order as one timeline (the pieces of one rotated capture).
-pub fn analyze(paths: &[PathBuf], opts: &Options) -> Analysis {
-    analyze_with(paths, opts, &mut |_| {})
-}
+/// Where ended connections go, as they end (not in id order: see `report::stream`).
+/// An error (a closed output pipe) stops the run.
+pub type Sink<'s> = dyn FnMut(Conn) -> io::Result<()> + 's;
 
-/// Like [`analyze`], telling `observer` about every TCP and UDP packet.
-pub fn analyze_with(paths: &[PathBuf], opts: &Options, observer: &mut dyn FnMut(&Seen)) -> Analysis {
+/// Reads the files in order as one timeline (the pieces of one rotated capture), telling
+/// `observer` about every TCP and UDP packet and handing each connection to `sink` when it ends.
+pub fn analyze(
+    paths: &[PathBuf],
+    opts: &Options,
+    observer: &mut dyn FnMut(&Seen),
+    sink: &mut Sink<'_>,
+) -> io::Result<Analysis> {
     let mut run = Run {
         observer,
+        sink,
         table: ConnTable::new(opts.timeouts, opts.max_connections),
         prev_ts: None,
         defrag: Defragmenter::default(),
@@ -119,23 +125,23 @@ pub fn analyze_with(paths: &[PathBuf], opts: &Options, observer: &mut dyn FnMut(
         first_ts: None,
         last_ts: None,
     };
-    let files = paths.iter().map(|p| run.file(p)).collect();
+    let mut files = Vec::with_capacity(paths.len());
+    for p in paths {
+        files.push(run.file(p)?);
+    }
     for g in run.defrag.finish() {
         *run.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
     }
     let evicted = run.table.evicted;
-    Analysis {
-        evicted,
-        conns: run.table.finish(),
-        accounting: run.accounting,
-        files,
-        first_ts: run.first_ts,
-        last_ts: run.last_ts,
+    for conn in run.table.finish() {
+        (run.sink)(conn)?;
     }
+    Ok(Analysis { evicted, accounting: run.accounting, files, first_ts: run.first_ts, last_ts: run.last_ts })
 }
 
-struct Run<'o> {
+struct Run<'o, 's> {
     observer: &'o mut dyn FnMut(&Seen),
+    sink: &'o mut Sink<'s>,
     table: ConnTable,
     defrag: Defragmenter,
     decap: bool,
@@ -145,8 +151,8 @@ struct Run<'o> {
     last_ts: Option<Timestamp>,
 }
 
-impl Run<'_> {
-    fn file(&mut self, path: &Path) -> FileReport {
+impl Run<'_, '_> {
+    fn file(&mut self, path: &Path) -> io::Result<FileReport> {
         let mut report = FileReport {
             path: path.to_path_buf(),
             format: None,
@@ -159,7 +165,7 @@ impl Run<'_> {
             Ok(r) => r,
             Err(e) => {
                 report.error = Some(e.to_string());
-                return report;
+                return Ok(report);
             }
         };
         report.format = Some(match reader.kind() {
@@ -172,6 +178,9 @@ impl Run<'_> {
                 Ok(Some(record)) => {
                     report.packets += 1;
                     self.record(record);
+                    for conn in self.table.drain_ended() {
+                        (self.sink)(conn)?;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -183,7 +192,7 @@ impl Run<'_> {
         if let Some(t) = reader.truncation() {
             report.warning = Some(t.to_string());
         }
-        report
+        Ok(report)
     }
 
     fn record(&mut self, record: Record<'_>) {

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::capture::Duration;
 use crate::flow::table::Timeouts;
+use crate::report::stream::Order;
 use crate::report::Format;
 use crate::tcp::verdict::ConnState;
 
@@ -36,6 +37,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// first-seen: by id, the order of first packets (held back while an older connection
+        /// is open); end: each connection as it ends, nothing held back (for unbounded inputs).
+        #[arg(long, value_enum, default_value_t = Order::FirstSeen)]
+        order: Order,
     },
     /// The socket inventory: each <protocol, IP, port>, its role and its connections.
     ///

@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod cli;
+pub mod commands;
 pub mod decode;
 pub mod flow;
 pub mod report;

@@ -188,3 +188,18 @@ fn max_connections_bounds_the_table_and_says_so() {
         conns.iter().map(|c| c["orig_pkts"].as_u64().unwrap() + c["resp_pkts"].as_u64().unwrap()).sum();
     assert_eq!(pkts, 2011, "every packet still belongs to a connection");
 }
+
+#[test]
+fn end_order_streams_the_same_connections() {
+    let Some(dir) = shared_captures() else { return };
+    let f = dir.join("ndpi_synscan.pcap");
+    let f = f.to_str().unwrap();
+    let first_seen = jsonl(&sockscope(&["conns", "--format", "jsonl", f]));
+    let ids: Vec<u64> = first_seen.iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    let mut by_end = jsonl(&sockscope(&["conns", "--format", "jsonl", "--order", "end", f]));
+    let end_ids: Vec<u64> = by_end.iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    assert_ne!(end_ids, ids, "a SYN scan's connections end out of order");
+    by_end.sort_by_key(|c| c["id"].as_u64());
+    assert_eq!(by_end, first_seen);
+}

@@ -25,16 +25,29 @@ pub struct SocketStats {
     pub bytes_received: u64,
 }
 
-/// Builds the inventory in order of first appearance.
-pub fn inventory(conns: &[Conn]) -> Vec<SocketStats> {
-    let mut table: IndexMap<Socket, (SocketStats, Vec<(Timestamp, i8)>)> = IndexMap::new();
-    for c in conns {
+/// Builds the inventory from connections as they end.
+/// One socket's counters, the first connection it appeared in (id, as responder), and the start
+/// and end of each of its connections.
+type Entry = (SocketStats, (u64, bool), Vec<(Timestamp, i8)>);
+
+#[derive(Default)]
+pub struct Inventory {
+    /// Per socket: its counters, the first connection it appeared in, and the start and
+    /// end of each of its connections (for the most open at once).
+    sockets: IndexMap<Socket, Entry, foldhash::fast::RandomState>,
+}
+
+impl Inventory {
+    pub fn add(&mut self, c: &Conn) {
         for (addr, is_orig) in [(c.orig, true), (c.resp, false)] {
             let (sent, recv) =
                 if is_orig { (&c.orig_stats, &c.resp_stats) } else { (&c.resp_stats, &c.orig_stats) };
-            let (s, spans) = table
+            let (s, first_id, spans) = self
+                .sockets
                 .entry(Socket { proto: c.proto, addr })
-                .or_insert_with(|| (empty(c.proto, addr), Vec::new()));
+                .or_insert_with(|| (empty(c.proto, addr), (c.id, !is_orig), Vec::new()));
+            // The originator of a connection is listed before its responder.
+            *first_id = (*first_id).min((c.id, !is_orig));
             s.conns += 1;
             if is_orig {
                 s.as_client += 1;
@@ -49,24 +62,31 @@ pub fn inventory(conns: &[Conn]) -> Vec<SocketStats> {
             spans.push((c.last, -1));
         }
     }
-    table
-        .into_values()
-        .map(|(mut s, mut spans)| {
-            s.role = match (s.as_server > 0, s.as_client > 0) {
-                (true, true) => "both",
-                (true, false) => "server",
-                _ => "client",
-            };
-            // Opens sort before closes at the same instant: touching connections overlap.
-            spans.sort_unstable_by_key(|&(t, delta)| (t, -delta));
-            let mut open = 0i64;
-            for (_, delta) in spans {
-                open += delta as i64;
-                s.max_concurrent = s.max_concurrent.max(open as u64);
-            }
-            s
-        })
-        .collect()
+
+    /// The sockets in order of first appearance (the id of their first connection).
+    pub fn finish(self) -> Vec<SocketStats> {
+        let mut sockets: Vec<((u64, bool), SocketStats)> = self
+            .sockets
+            .into_values()
+            .map(|(mut s, first_id, mut spans)| {
+                s.role = match (s.as_server > 0, s.as_client > 0) {
+                    (true, true) => "both",
+                    (true, false) => "server",
+                    _ => "client",
+                };
+                // Opens sort before closes at the same instant: touching connections overlap.
+                spans.sort_unstable_by_key(|&(t, delta)| (t, -delta));
+                let mut open = 0i64;
+                for (_, delta) in spans {
+                    open += delta as i64;
+                    s.max_concurrent = s.max_concurrent.max(open as u64);
+                }
+                (first_id, s)
+            })
+            .collect();
+        sockets.sort_by_key(|(first, _)| *first);
+        sockets.into_iter().map(|(_, s)| s).collect()
+    }
 }
 
 fn empty(proto: Proto, addr: Addr) -> SocketStats {

@@ -34,7 +34,8 @@ pub struct ConnTable {
     /// foldhash: fast on these small keys, and randomly seeded per run so crafted socket pairs
     /// cannot be aimed at one bucket.
     live: IndexMap<PairKey, Conn, foldhash::fast::RandomState>,
-    done: Vec<Conn>,
+    /// Connections that ended and were not yet handed out.
+    ended: Vec<Conn>,
     next_id: u64,
     timeouts: Timeouts,
     last_sweep: Timestamp,
@@ -49,7 +50,7 @@ impl ConnTable {
     pub fn new(timeouts: Timeouts, max_live: usize) -> Self {
         ConnTable {
             live: IndexMap::default(),
-            done: Vec::new(),
+            ended: Vec::new(),
             next_id: 1,
             timeouts,
             last_sweep: Timestamp(0),
@@ -136,11 +137,16 @@ impl ConnTable {
         conn.id
     }
 
-    /// Ends every connection and returns all of them in order of first packet.
+    /// The connections that ended since the last call, in the order they ended.
+    pub fn drain_ended(&mut self) -> std::vec::Drain<'_, Conn> {
+        self.ended.drain(..)
+    }
+
+    /// Ends every connection (the input is over) and returns them, in order of first packet.
     pub fn finish(mut self) -> Vec<Conn> {
-        self.done.extend(self.live.drain(..).map(|(_, c)| c));
-        self.done.sort_unstable_by_key(|c| c.id);
-        self.done
+        self.ended.extend(self.live.drain(..).map(|(_, c)| c));
+        self.ended.sort_unstable_by_key(|c| c.id);
+        self.ended
     }
 
     /// Index of the live connection for `key`, with one hash lookup on the usual path. An
@@ -156,7 +162,7 @@ impl ConnTable {
             let Some(why) = ends(&mut self.live[at]) else { return at };
             let (_, mut old) = self.live.swap_remove_index(at).expect("index just found");
             old.end = why;
-            self.done.push(old);
+            self.ended.push(old);
         }
         self.make_room();
         let id = self.next_id;
@@ -182,7 +188,7 @@ impl ConnTable {
         }) {
             conn.end = EndReason::Evicted;
             self.evicted += 1;
-            self.done.push(conn);
+            self.ended.push(conn);
         }
     }
 
@@ -203,7 +209,7 @@ impl ConnTable {
         };
         for (_, mut conn) in self.live.extract_if(.., idle) {
             conn.end = EndReason::Inactivity;
-            self.done.push(conn);
+            self.ended.push(conn);
         }
     }
 }

@@ -1,30 +1,45 @@
-//! One JSON document: the items plus the packet accounting and what happened to each file.
+//! One JSON document: `{"<items>": [...], "files": [...], "packets": {...}}`, written as it goes
+//! so that connections need not be held until the end.
 
 use std::io::{self, Write};
-
-use serde::Serialize;
 
 use super::AccountingRecord;
 use crate::analyze::FileReport;
 
-#[derive(Serialize)]
-struct Document<'a, T: Serialize> {
-    files: &'a [FileReport],
-    packets: AccountingRecord,
-    #[serde(flatten)]
-    items: T,
+/// Starts the document and its item array.
+pub fn open(out: &mut dyn Write, key: &str) -> io::Result<()> {
+    writeln!(out, "{{\"{key}\": [")
 }
 
-/// Writes `{"files": [...], "packets": {...}, "<key>": [...]}`.
-pub fn write<T: Serialize>(
-    out: &mut dyn Write,
-    files: &[FileReport],
-    packets: AccountingRecord,
-    key: &str,
-    items: &[T],
-) -> io::Result<()> {
-    let mut map = serde_json::Map::new();
-    map.insert(key.to_string(), serde_json::to_value(items).map_err(io::Error::other)?);
-    serde_json::to_writer_pretty(&mut *out, &Document { files, packets, items: map })?;
-    out.write_all(b"\n")
+/// Separates array items: call before each item but the first.
+pub fn separator(out: &mut dyn Write) -> io::Result<()> {
+    out.write_all(b",\n")
+}
+
+/// Ends the item array and the document.
+pub fn close(out: &mut dyn Write, files: &[FileReport], packets: &AccountingRecord) -> io::Result<()> {
+    out.write_all(b"\n],\n\"files\": ")?;
+    serde_json::to_writer(&mut *out, files)?;
+    out.write_all(b",\n\"packets\": ")?;
+    serde_json::to_writer(&mut *out, packets)?;
+    out.write_all(b"\n}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::Accounting;
+
+    #[test]
+    fn the_document_parses() {
+        let mut out = Vec::new();
+        open(&mut out, "things").unwrap();
+        out.extend_from_slice(b"{\"a\":1}");
+        separator(&mut out).unwrap();
+        out.extend_from_slice(b"{\"a\":2}");
+        close(&mut out, &[], &AccountingRecord::new(&Accounting::default())).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["things"][1]["a"], 2);
+        assert_eq!(doc["packets"]["total"], 0);
+    }
 }

@@ -1,16 +1,11 @@
-//! One JSON object per line: connections, or sockets.
-
-use std::io::{self, Write};
+//! One JSON object per line.
 
 use serde::Serialize;
 
-/// Writes each item as one line of JSON.
-pub fn write<T: Serialize>(out: &mut dyn Write, items: impl IntoIterator<Item = T>) -> io::Result<()> {
-    for item in items {
-        serde_json::to_writer(&mut *out, &item)?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
+/// Appends `item` as one line of JSON.
+pub fn line<T: Serialize>(buf: &mut Vec<u8>, item: &T) {
+    serde_json::to_writer(&mut *buf, item).expect("records serialize to JSON");
+    buf.push(b'\n');
 }
 
 #[cfg(test)]
@@ -20,7 +15,8 @@ mod tests {
     #[test]
     fn one_object_per_line() {
         let mut out = Vec::new();
-        write(&mut out, [serde_json::json!({"a": 1}), serde_json::json!({"b": [2]})]).unwrap();
+        line(&mut out, &serde_json::json!({"a": 1}));
+        line(&mut out, &serde_json::json!({"b": [2]}));
         assert_eq!(String::from_utf8(out).unwrap(), "{\"a\":1}\n{\"b\":[2]}\n");
     }
 }

@@ -5,6 +5,7 @@ pub mod json;
 pub mod jsonl;
 pub mod ladder;
 pub mod record;
+pub mod stream;
 pub mod summary;
 pub mod table;
 pub mod zeek;

@@ -7,93 +7,108 @@ use super::record::ConnRecord;
 use super::AccountingRecord;
 use crate::analyze::Analysis;
 
-pub fn write(out: &mut dyn Write, analysis: &Analysis, conns: &[ConnRecord]) -> io::Result<()> {
-    for f in &analysis.files {
-        let kind =
-            f.format.map_or("-".to_string(), |k| if f.gzip { format!("{k}+gzip") } else { k.to_string() });
-        writeln!(out, "file {}: {kind}, {} packets", f.path.display(), f.packets)?;
-    }
-    if let (Some(a), Some(b)) = (analysis.first_ts, analysis.last_ts) {
-        writeln!(
-            out,
-            "time span: {:.6} .. {:.6} ({:.3} s)",
-            a.as_secs_f64(),
-            b.as_secs_f64(),
-            b.since(a).as_secs_f64()
-        )?;
-    }
-    let p = AccountingRecord::new(&analysis.accounting);
-    writeln!(
-        out,
-        "\npackets: {} total = {} tcp + {} udp + {} other + {} skipped",
-        p.total, p.tcp, p.udp, p.other, p.skipped
-    )?;
-    for (k, v) in &p.other_by_kind {
-        writeln!(out, "  other   {v:>10}  {k}")?;
-    }
-    for (k, v) in &p.skipped_by_reason {
-        writeln!(out, "  skipped {v:>10}  {k}")?;
-    }
-    if p.time_went_backwards > 0 {
-        writeln!(out, "  {} packet(s) stamped earlier than the packet before", p.time_went_backwards)?;
-    }
-    if p.overlapping_fragments > 0 {
-        writeln!(
-            out,
-            "  {} overlapping IP fragment(s): the first arrival's bytes were kept",
-            p.overlapping_fragments
-        )?;
-    }
-    if analysis.evicted > 0 {
-        writeln!(out, "  {} connection(s) ended early by --max-connections", analysis.evicted)?;
-    }
+/// Totals over connections, gathered as they end.
+#[derive(Default)]
+pub struct Summary {
+    conns: u64,
+    tcp: u64,
+    by_state: BTreeMap<(&'static str, &'static str), u64>,
+    handshakes: BTreeMap<&'static str, u64>,
+    teardowns: BTreeMap<String, u64>,
+    rtts: Vec<f64>,
+}
 
-    let mut by_state: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    let mut handshakes: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut teardowns: BTreeMap<String, u64> = BTreeMap::new();
-    let mut rtts: Vec<f64> = Vec::new();
-    for c in conns {
-        *by_state.entry((c.proto, c.conn_state)).or_default() += 1;
+impl Summary {
+    pub fn add(&mut self, c: &ConnRecord) {
+        self.conns += 1;
+        if c.proto == "tcp" {
+            self.tcp += 1;
+        }
+        *self.by_state.entry((c.proto, c.conn_state)).or_default() += 1;
         if let Some(h) = &c.handshake {
-            *handshakes.entry(h.state).or_default() += 1;
-            rtts.extend(h.rtt);
+            *self.handshakes.entry(h.state).or_default() += 1;
+            self.rtts.extend(h.rtt);
         }
         if let Some(t) = &c.teardown {
             let key = match (t.kind, t.initiator) {
                 (Some(k), Some(i)) => format!("{} {k} by {i}", t.state),
                 _ => t.state.to_string(),
             };
-            *teardowns.entry(key).or_default() += 1;
+            *self.teardowns.entry(key).or_default() += 1;
         }
     }
-    let tcp = conns.iter().filter(|c| c.proto == "tcp").count();
-    writeln!(out, "\nconnections: {} ({} tcp, {} udp)", conns.len(), tcp, conns.len() - tcp)?;
-    for ((proto, state), n) in &by_state {
-        writeln!(out, "  {proto} {state:<7} {n:>8}")?;
-    }
-    if !handshakes.is_empty() {
-        writeln!(out, "\nhandshakes:")?;
-        for (k, n) in &handshakes {
-            writeln!(out, "  {k:<12} {n:>8}")?;
+
+    pub fn write(mut self, out: &mut dyn Write, analysis: &Analysis) -> io::Result<()> {
+        for f in &analysis.files {
+            let kind =
+                f.format
+                    .map_or("-".to_string(), |k| if f.gzip { format!("{k}+gzip") } else { k.to_string() });
+            writeln!(out, "file {}: {kind}, {} packets", f.path.display(), f.packets)?;
         }
-    }
-    if !rtts.is_empty() {
-        rtts.sort_by(f64::total_cmp);
-        let q = |f: f64| rtts[((rtts.len() - 1) as f64 * f).round() as usize] * 1e3;
+        if let (Some(a), Some(b)) = (analysis.first_ts, analysis.last_ts) {
+            writeln!(
+                out,
+                "time span: {:.6} .. {:.6} ({:.3} s)",
+                a.as_secs_f64(),
+                b.as_secs_f64(),
+                b.since(a).as_secs_f64()
+            )?;
+        }
+        let p = AccountingRecord::new(&analysis.accounting);
         writeln!(
             out,
-            "  rtt ms: min {:.3}  median {:.3}  p95 {:.3}  max {:.3}",
-            q(0.0),
-            q(0.5),
-            q(0.95),
-            q(1.0)
+            "\npackets: {} total = {} tcp + {} udp + {} other + {} skipped",
+            p.total, p.tcp, p.udp, p.other, p.skipped
         )?;
-    }
-    if !teardowns.is_empty() {
-        writeln!(out, "\nteardowns:")?;
-        for (k, n) in &teardowns {
-            writeln!(out, "  {k:<32} {n:>8}")?;
+        for (k, v) in &p.other_by_kind {
+            writeln!(out, "  other   {v:>10}  {k}")?;
         }
+        for (k, v) in &p.skipped_by_reason {
+            writeln!(out, "  skipped {v:>10}  {k}")?;
+        }
+        if p.time_went_backwards > 0 {
+            writeln!(out, "  {} packet(s) stamped earlier than the packet before", p.time_went_backwards)?;
+        }
+        if p.overlapping_fragments > 0 {
+            writeln!(
+                out,
+                "  {} overlapping IP fragment(s): the first arrival's bytes were kept",
+                p.overlapping_fragments
+            )?;
+        }
+        if analysis.evicted > 0 {
+            writeln!(out, "  {} connection(s) ended early by --max-connections", analysis.evicted)?;
+        }
+
+        writeln!(out, "\nconnections: {} ({} tcp, {} udp)", self.conns, self.tcp, self.conns - self.tcp)?;
+        for ((proto, state), n) in &self.by_state {
+            writeln!(out, "  {proto} {state:<7} {n:>8}")?;
+        }
+        if !self.handshakes.is_empty() {
+            writeln!(out, "\nhandshakes:")?;
+            for (k, n) in &self.handshakes {
+                writeln!(out, "  {k:<12} {n:>8}")?;
+            }
+        }
+        if !self.rtts.is_empty() {
+            self.rtts.sort_by(f64::total_cmp);
+            let rtts = &self.rtts;
+            let q = |f: f64| rtts[((rtts.len() - 1) as f64 * f).round() as usize] * 1e3;
+            writeln!(
+                out,
+                "  rtt ms: min {:.3}  median {:.3}  p95 {:.3}  max {:.3}",
+                q(0.0),
+                q(0.5),
+                q(0.95),
+                q(1.0)
+            )?;
+        }
+        if !self.teardowns.is_empty() {
+            writeln!(out, "\nteardowns:")?;
+            for (k, n) in &self.teardowns {
+                writeln!(out, "  {k:<32} {n:>8}")?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }

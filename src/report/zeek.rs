@@ -29,7 +29,8 @@ const FIELDS: [(&str, &str); 22] = [
     ("ip_proto", "count"),
 ];
 
-pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> {
+/// The header lines of a conn.log.
+pub fn header(out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "#separator \\x09")?;
     writeln!(out, "#set_separator\t,")?;
     writeln!(out, "#empty_field\t(empty)")?;
@@ -38,8 +39,12 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
     let names: Vec<&str> = FIELDS.iter().map(|f| f.0).collect();
     let types: Vec<&str> = FIELDS.iter().map(|f| f.1).collect();
     writeln!(out, "#fields\t{}", names.join("\t"))?;
-    writeln!(out, "#types\t{}", types.join("\t"))?;
-    for c in conns {
+    writeln!(out, "#types\t{}", types.join("\t"))
+}
+
+/// Appends one connection as a conn.log row.
+pub fn row(buf: &mut Vec<u8>, c: &ConnRecord) {
+    {
         // Like Zeek, duration and byte counts are logged only for connections that lasted.
         let (duration, orig_bytes, resp_bytes) = if c.duration > 0.0 {
             (format!("{:.6}", c.duration), c.orig_bytes.to_string(), c.resp_bytes.to_string())
@@ -56,7 +61,7 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
             None => "-".to_string(),
         };
         writeln!(
-            out,
+            buf,
             "{:.6}\t{}\t{}\t{}\t{}\t{}\t{}\t-\t{duration}\t{orig_bytes}\t{resp_bytes}\t{}\t-\t-\t{missed}\t{history}\t{}\t{}\t{}\t{}\t{parents}\t{ip_proto}",
             c.ts,
             uid(c.id),
@@ -70,9 +75,9 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
             c.orig_ip_bytes,
             c.resp_pkts,
             c.resp_ip_bytes,
-        )?;
+        )
+        .expect("rows format into memory");
     }
-    Ok(())
 }
 
 /// A Zeek-style connection uid ("C" + base62), derived from the id so that the same input
