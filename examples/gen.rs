@@ -51,7 +51,7 @@ fn profile(name: &str) -> Option<Profile> {
         "realistic" => Profile {
             concurrent: 2_000,
             segments: (1, 24),
-            payload: (600, 1460),
+            payload: (100, 1370),
             udp_percent: 15,
             rexmit_percent: 3,
             reorder_percent: 2,
@@ -59,7 +59,7 @@ fn profile(name: &str) -> Option<Profile> {
         "tiny" => Profile {
             concurrent: 2_000,
             segments: (1, 24),
-            payload: (1, 40),
+            payload: (1, 24),
             udp_percent: 15,
             rexmit_percent: 3,
             reorder_percent: 2,
@@ -133,7 +133,7 @@ const ACK: u8 = 0x10;
 fn script(rng: &mut Rng, p: &Profile) -> (bool, Vec<Step>) {
     let udp = rng.chance(p.udp_percent);
     let mut steps = Vec::new();
-    let mut payload = |rng: &mut Rng| (p.payload.0 + rng.below(p.payload.1 - p.payload.0 + 1)) as u16;
+    let payload = |rng: &mut Rng| (p.payload.0 + rng.below(p.payload.1 - p.payload.0 + 1)) as u16;
     if udp {
         for _ in 0..1 + rng.below(3) {
             steps.push(Step { from_client: true, flags: 0, seq: 0, ack: 0, len: payload(rng) });
