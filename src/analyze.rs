@@ -77,11 +77,13 @@ pub struct Options {
     pub max_connections: usize,
     /// Look through tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, AYIYA, GTP-U).
     pub decap: bool,
+    /// Threads: 1 does everything on one; 2 or more read and decode on a second thread.
+    pub jobs: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { timeouts: Timeouts::default(), max_connections: 10_000_000, decap: true }
+        Options { timeouts: Timeouts::default(), max_connections: 10_000_000, decap: true, jobs: 1 }
     }
 }
 
@@ -108,6 +110,9 @@ pub type Sink<'s> = dyn FnMut(Conn) -> io::Result<()> + 's;
 
 /// Reads the files in order as one timeline (the pieces of one rotated capture), telling
 /// `observer` about every TCP and UDP packet and handing each connection to `sink` when it ends.
+///
+/// With `opts.jobs` of 2 or more, reading and decoding run on a thread of their own, ahead of
+/// the connection table: the two halves of the work overlap.
 pub fn analyze(
     paths: &[PathBuf],
     opts: &Options,
@@ -125,10 +130,7 @@ pub fn analyze(
         first_ts: None,
         last_ts: None,
     };
-    let mut files = Vec::with_capacity(paths.len());
-    for p in paths {
-        files.push(run.file(p)?);
-    }
+    let files = if opts.jobs > 1 { run.pipelined(paths)? } else { run.sequential(paths)? };
     for g in run.defrag.finish() {
         *run.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
     }
@@ -137,6 +139,71 @@ pub fn analyze(
         (run.sink)(conn)?;
     }
     Ok(Analysis { evicted, accounting: run.accounting, files, first_ts: run.first_ts, last_ts: run.last_ts })
+}
+
+/// One capture record, decoded: what the reader side hands to the table side.
+enum Item {
+    Bad(&'static str),
+    Packet(Timestamp, Packet),
+}
+
+/// From the reader thread: decoded records, or the end of a file.
+enum Msg {
+    Items(Vec<Item>),
+    FileDone(FileReport),
+}
+
+/// Records per message between the threads, and messages in flight (bounding memory).
+const BATCH: usize = 1024;
+const IN_FLIGHT: usize = 8;
+
+/// Reads one file, handing every decoded record to `each`.
+fn read_file(
+    path: &Path,
+    decap: bool,
+    each: &mut dyn FnMut(Item) -> io::Result<()>,
+) -> io::Result<FileReport> {
+    let mut report = FileReport {
+        path: path.to_path_buf(),
+        format: None,
+        gzip: false,
+        packets: 0,
+        warning: None,
+        error: None,
+    };
+    let mut reader = match CaptureReader::open(path) {
+        Ok(r) => r,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return Ok(report);
+        }
+    };
+    report.format = Some(match reader.kind() {
+        FileKind::Pcap => "pcap",
+        FileKind::PcapNg => "pcapng",
+    });
+    report.gzip = reader.gzip;
+    loop {
+        match reader.next_record() {
+            Ok(Some(Record::Frame(f))) => {
+                report.packets += 1;
+                each(Item::Packet(f.ts, decode::decode(f.link_type, f.data, decap)))?;
+            }
+            Ok(Some(Record::Bad(why))) => {
+                report.packets += 1;
+                each(Item::Bad(why))?;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if let Some(t) = reader.truncation() {
+        report.warning = Some(t.to_string());
+    }
+    Ok(report)
 }
 
 struct Run<'o, 's> {
@@ -152,68 +219,70 @@ struct Run<'o, 's> {
 }
 
 impl Run<'_, '_> {
-    fn file(&mut self, path: &Path) -> io::Result<FileReport> {
-        let mut report = FileReport {
-            path: path.to_path_buf(),
-            format: None,
-            gzip: false,
-            packets: 0,
-            warning: None,
-            error: None,
-        };
-        let mut reader = match CaptureReader::open(path) {
-            Ok(r) => r,
-            Err(e) => {
-                report.error = Some(e.to_string());
-                return Ok(report);
-            }
-        };
-        report.format = Some(match reader.kind() {
-            FileKind::Pcap => "pcap",
-            FileKind::PcapNg => "pcapng",
-        });
-        report.gzip = reader.gzip;
-        loop {
-            match reader.next_record() {
-                Ok(Some(record)) => {
-                    report.packets += 1;
-                    self.record(record);
-                    for conn in self.table.drain_ended() {
-                        (self.sink)(conn)?;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    report.error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        if let Some(t) = reader.truncation() {
-            report.warning = Some(t.to_string());
-        }
-        Ok(report)
+    fn sequential(&mut self, paths: &[PathBuf]) -> io::Result<Vec<FileReport>> {
+        let decap = self.decap;
+        paths.iter().map(|p| read_file(p, decap, &mut |item| self.apply(item))).collect()
     }
 
-    fn record(&mut self, record: Record<'_>) {
-        self.accounting.total += 1;
-        let frame = match record {
-            Record::Frame(f) => f,
-            Record::Bad(why) => {
-                *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1;
-                return;
+    /// The reader thread decodes ahead; this thread keeps the table. A closed output stops
+    /// both: the reader notices when its channel is gone.
+    fn pipelined(&mut self, paths: &[PathBuf]) -> io::Result<Vec<FileReport>> {
+        let decap = self.decap;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(IN_FLIGHT);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for p in paths {
+                    let mut batch = Vec::with_capacity(BATCH);
+                    let gone = || io::Error::from(io::ErrorKind::BrokenPipe);
+                    let report = read_file(p, decap, &mut |item| {
+                        batch.push(item);
+                        if batch.len() == BATCH {
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                            tx.send(Msg::Items(full)).map_err(|_| gone())?;
+                        }
+                        Ok(())
+                    });
+                    let Ok(report) = report else { return };
+                    if tx.send(Msg::Items(batch)).and_then(|_| tx.send(Msg::FileDone(report))).is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut files = Vec::with_capacity(paths.len());
+            for msg in rx {
+                match msg {
+                    Msg::Items(items) => {
+                        for item in items {
+                            self.apply(item)?;
+                        }
+                    }
+                    Msg::FileDone(report) => files.push(report),
+                }
             }
-        };
-        let ts = frame.ts;
-        if self.prev_ts.is_some_and(|p| ts < p) {
-            self.accounting.time_went_backwards += 1;
+            Ok(files)
+        })
+    }
+
+    /// Accounts for one record and runs it through the table; ended connections go to the sink.
+    fn apply(&mut self, item: Item) -> io::Result<()> {
+        self.accounting.total += 1;
+        match item {
+            Item::Bad(why) => *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1,
+            Item::Packet(ts, packet) => {
+                if self.prev_ts.is_some_and(|p| ts < p) {
+                    self.accounting.time_went_backwards += 1;
+                }
+                self.prev_ts = Some(ts);
+                self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
+                self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+                self.deliver(ts, Vec::new(), Vec::new(), packet, 1);
+                self.account_given_up();
+            }
         }
-        self.prev_ts = Some(ts);
-        self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
-        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
-        let packet = decode::decode(frame.link_type, frame.data, self.decap);
-        self.deliver(ts, Vec::new(), Vec::new(), packet, 1);
-        self.account_given_up();
+        for conn in self.table.drain_ended() {
+            (self.sink)(conn)?;
+        }
+        Ok(())
     }
 
     /// Hands a decoded packet to the connection table. `outer` and `parents` are the tunnel layers

@@ -97,9 +97,20 @@ pub struct Input {
     /// outer flows only.
     #[arg(long)]
     pub no_decap: bool,
+    /// Threads to use; 0 picks by the machine (2 when it has 2 cores or more: one reads and
+    /// decodes, one keeps the connection table).
+    #[arg(long, short, value_name = "N", default_value_t = 0)]
+    pub jobs: usize,
 }
 
 impl Input {
+    pub fn jobs(&self) -> usize {
+        match self.jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            n => n,
+        }
+    }
+
     pub fn timeouts(&self) -> Timeouts {
         let d = |s: f64| Duration((s.max(0.0) * 1e9) as u64);
         Timeouts { tcp: d(self.tcp_timeout), udp: d(self.udp_timeout) }

@@ -139,6 +139,7 @@ fn analyze(
         timeouts: input.timeouts(),
         max_connections: input.max_connections as usize,
         decap: !input.no_decap,
+        jobs: input.jobs(),
     };
     analyze::analyze(&input.files, &options, observer, sink)
 }

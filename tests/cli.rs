@@ -203,3 +203,22 @@ fn end_order_streams_the_same_connections() {
     by_end.sort_by_key(|c| c["id"].as_u64());
     assert_eq!(by_end, first_seen);
 }
+
+#[test]
+fn one_thread_and_two_threads_agree() {
+    let mut files = vec![samples().join("teardowns.pcap"), samples().join("udp_and_reuse.pcapng")];
+    if let Some(dir) = shared_captures() {
+        files.extend(
+            ["zeek_tunnels_Teredo.pcap", "derived-cut_ppp_one_tcp_stream.pcap", "ndpi_synscan.pcap"]
+                .map(|n| dir.join(n)),
+        );
+    }
+    for f in files {
+        let f = f.to_str().unwrap();
+        let one = sockscope(&["conns", "--format", "json", "--jobs", "1", f]);
+        let two = sockscope(&["conns", "--format", "json", "--jobs", "2", f]);
+        assert_eq!(one.status.code(), two.status.code(), "{f}");
+        assert_eq!(stdout(&one), stdout(&two), "{f}");
+        assert_eq!(stderr(&one), stderr(&two), "{f}");
+    }
+}
