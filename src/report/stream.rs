@@ -1,12 +1,14 @@
 //! Connections written as they end, in order of first packet (or in end order on request).
 //!
 //! The table hands out a connection when it ends. For first-seen order, a connection that ends
-//! before an older one is kept here, already formatted (a few hundred bytes instead of its full
-//! TCP state), until every older one has been written; so memory follows the connections still
-//! open plus those waiting behind the oldest open one. `--order end` writes each at once.
+//! before an older one waits here, already formatted (instead of its full TCP state), until every
+//! older one has been written. Waiting records beyond 32 MiB move to an unnamed temporary file, so
+//! memory stays bounded even when one long-lived connection holds back millions of others (each
+//! then costs an index entry). `--order end` writes each at once.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use super::record::ConnRecord;
 use super::{csv, json, jsonl, table, zeek, AccountingRecord, Format};
@@ -26,7 +28,7 @@ pub struct ConnWriter<'a> {
     format: Format,
     order: Order,
     next_id: u64,
-    waiting: BTreeMap<u64, Vec<u8>>,
+    waiting: Waiting,
     /// The table format needs every row to size its columns.
     rows: Vec<ConnRecord>,
     written: u64,
@@ -46,7 +48,7 @@ impl<'a> ConnWriter<'a> {
             format,
             order,
             next_id: 1,
-            waiting: BTreeMap::new(),
+            waiting: Waiting::default(),
             rows: Vec::new(),
             written: 0,
         })
@@ -69,12 +71,12 @@ impl<'a> ConnWriter<'a> {
         if self.order == Order::End || c.id == self.next_id {
             self.emit(&bytes)?;
             self.next_id = self.next_id.max(c.id + 1);
-            while let Some(next) = self.waiting.remove(&self.next_id) {
+            while let Some(next) = self.waiting.take(self.next_id)? {
                 self.emit(&next)?;
                 self.next_id += 1;
             }
         } else {
-            self.waiting.insert(c.id, bytes);
+            self.waiting.put(c.id, bytes)?;
         }
         Ok(())
     }
@@ -82,7 +84,7 @@ impl<'a> ConnWriter<'a> {
     /// Ends the output: the table, or the JSON document's closing with files and accounting.
     pub fn finish(mut self, analysis: &Analysis) -> io::Result<()> {
         // Every id has ended by now, so nothing waits; this only guards against a gap.
-        for bytes in std::mem::take(&mut self.waiting).into_values() {
+        for bytes in self.waiting.drain()? {
             self.emit(&bytes)?;
         }
         match self.format {
@@ -108,5 +110,92 @@ impl<'a> ConnWriter<'a> {
         }
         self.written += 1;
         Ok(())
+    }
+}
+
+/// Formatted records waiting for their turn: in memory up to a limit, then in a temporary file.
+#[derive(Default)]
+struct Waiting {
+    memory: BTreeMap<u64, Vec<u8>>,
+    memory_bytes: usize,
+    spilled: Option<Spill>,
+}
+
+/// An unnamed temporary file (gone when closed) and where each record sits in it.
+struct Spill {
+    file: File,
+    at: BTreeMap<u64, (u64, u32)>,
+    end: u64,
+}
+
+const MEMORY_LIMIT: usize = 32 << 20;
+
+impl Waiting {
+    fn put(&mut self, id: u64, bytes: Vec<u8>) -> io::Result<()> {
+        self.memory_bytes += bytes.len();
+        self.memory.insert(id, bytes);
+        if self.memory_bytes > MEMORY_LIMIT {
+            let spill = match &mut self.spilled {
+                Some(s) => s,
+                None => {
+                    self.spilled.insert(Spill { file: tempfile::tempfile()?, at: BTreeMap::new(), end: 0 })
+                }
+            };
+            let mut w = BufWriter::new(&spill.file);
+            w.seek(SeekFrom::Start(spill.end))?;
+            for (id, bytes) in std::mem::take(&mut self.memory) {
+                w.write_all(&bytes)?;
+                spill.at.insert(id, (spill.end, bytes.len() as u32));
+                spill.end += bytes.len() as u64;
+            }
+            w.flush()?;
+            self.memory_bytes = 0;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, id: u64) -> io::Result<Option<Vec<u8>>> {
+        if let Some(bytes) = self.memory.remove(&id) {
+            self.memory_bytes -= bytes.len();
+            return Ok(Some(bytes));
+        }
+        let Some(spill) = &mut self.spilled else { return Ok(None) };
+        let Some((offset, len)) = spill.at.remove(&id) else { return Ok(None) };
+        let mut bytes = vec![0; len as usize];
+        spill.file.seek(SeekFrom::Start(offset))?;
+        spill.file.read_exact(&mut bytes)?;
+        Ok(Some(bytes))
+    }
+
+    /// Everything still waiting, in id order.
+    fn drain(&mut self) -> io::Result<Vec<Vec<u8>>> {
+        let mut ids: Vec<u64> = self.memory.keys().copied().collect();
+        if let Some(s) = &self.spilled {
+            ids.extend(s.at.keys());
+        }
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|id| self.take(id).transpose()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_records_come_back_in_order_from_memory_and_file() {
+        let mut w = Waiting::default();
+        let record = |id: u64| format!("record {id} {}", "x".repeat(1 << 20)).into_bytes();
+        for id in (2..60).rev() {
+            w.put(id, record(id)).unwrap();
+        }
+        assert!(w.spilled.is_some(), "58 MiB spill past the 32 MiB limit");
+        assert!(w.memory_bytes <= MEMORY_LIMIT);
+        assert_eq!(w.take(1).unwrap(), None);
+        assert_eq!(w.take(59).unwrap(), Some(record(59)));
+        let rest = w.drain().unwrap();
+        assert_eq!(rest.len(), 57);
+        assert_eq!(rest[0], record(2));
+        assert_eq!(rest[56], record(58));
     }
 }
