@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Speed and memory of `sockscope conns --format jsonl FILE > /dev/null` on generated captures,
+# next to `cat FILE` (the I/O floor) and, when installed, tshark and tcptrace on the same file.
+#
+#   bench/run.sh [PACKETS]        (default 2000000 per profile; inputs go to target/bench-data)
+#
+# Inputs are generated once by `cargo run --release --example gen` and never committed.
+# Each tool runs after the file was read once (page cache warm); the best of 3 runs is kept.
+# Needs GNU time (/usr/bin/time) for max RSS. tshark: apt-get install tshark; tcptrace: apt-get
+# install tcptrace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packets=${1:-2000000}
+data=target/bench-data
+mkdir -p "$data"
+cargo build --release --quiet --bin sockscope --example gen
+bin=target/release/sockscope
+
+# best_of CMD...: prints "seconds max_rss_kb" of the fastest of 3 runs.
+best_of() {
+    local best="" line out
+    out=$(mktemp)
+    for _ in 1 2 3; do
+        /usr/bin/time -o "$out" -f "%e %M" "$@" > /dev/null 2>&1 || true
+        line=$(tail -n 1 "$out")
+        if [ -z "$best" ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then best=$line; fi
+    done
+    rm -f "$out"
+    echo "$best"
+}
+
+row() { # name packets bytes seconds rss_kb [ratio_base_seconds]
+    awk -v n="$1" -v p="$2" -v b="$3" -v s="$4" -v r="$5" -v base="${6:-}" 'BEGIN {
+        s = (s < 0.005) ? 0.005 : s;
+        ratio = (base == "") ? "" : sprintf("%.1fx slower", s / base);
+        printf "  %-26s %8.2f s %8.2f Mpps %8.0f MB/s %8.0f MB RSS  %s\n", n, s, p / s / 1e6, b / s / 1e6, r / 1024, ratio }'
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+for profile in realistic tiny manyconn; do
+    file=$data/$profile-$packets.pcap
+    [ -f "$file" ] || target/release/examples/gen "$profile" "$packets" "$file"
+    bytes=$(stat -c %s "$file")
+    cat "$file" > /dev/null
+    echo "$profile: $packets packets, $((bytes / 1000000)) MB, $((bytes / packets)) bytes/packet"
+    read -r s1 m1 <<< "$(best_of "$bin" conns --format jsonl --jobs 1 "$file")"
+    row "sockscope --jobs 1" "$packets" "$bytes" "$s1" "$m1"
+    read -r s2 m2 <<< "$(best_of "$bin" conns --format jsonl --jobs 2 "$file")"
+    row "sockscope --jobs 2" "$packets" "$bytes" "$s2" "$m2"
+    awk -v a="$s1" -v b="$s2" 'BEGIN { printf "  %-26s %.2fx\n", "two threads vs one", a / b }'
+    read -r s m <<< "$(best_of cat "$file")"
+    row "cat (I/O floor)" "$packets" "$bytes" "$s" "$m"
+    read -r s m <<< "$(best_of "$bin" conns --format jsonl --jobs 1 --order end "$file")"
+    row "sockscope --order end" "$packets" "$bytes" "$s" "$m"
+    read -r s m <<< "$(best_of "$bin" summary --jobs 1 "$file")"
+    row "sockscope summary (no rows)" "$packets" "$bytes" "$s" "$m"
+    if command -v tshark > /dev/null; then
+        read -r s m <<< "$(best_of tshark -n -q -r "$file" -z conv,tcp -z conv,udp)"
+        row "tshark conv,tcp conv,udp" "$packets" "$bytes" "$s" "$m" "$s1"
+    fi
+    if command -v tcptrace > /dev/null; then
+        read -r s m <<< "$(best_of tcptrace -n "$file")"
+        row "tcptrace -n" "$packets" "$bytes" "$s" "$m" "$s1"
+    fi
+done
