@@ -11,19 +11,40 @@ mod pcapng;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::num::NonZeroU64;
 use std::path::Path;
 
 use flate2::bufread::MultiGzDecoder;
 
 use buffer::StreamBuffer;
 
-/// Nanoseconds since the Unix epoch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(pub u64);
+/// Nanoseconds since the Unix epoch. Never zero (the epoch itself reads as 1 ns), so that an
+/// `Option<Timestamp>` takes 8 bytes in the per-connection state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(NonZeroU64);
+
+impl Default for Timestamp {
+    fn default() -> Self {
+        Timestamp::from_nanos(0)
+    }
+}
 
 impl Timestamp {
+    pub fn from_nanos(nanos: u64) -> Self {
+        Timestamp(NonZeroU64::new(nanos).unwrap_or(NonZeroU64::MIN))
+    }
+
+    pub fn nanos(self) -> u64 {
+        self.0.get()
+    }
+
     pub fn from_secs_nanos(secs: u64, nanos: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(nanos as u64))
+        Self::from_nanos(secs.saturating_mul(1_000_000_000).saturating_add(nanos as u64))
+    }
+
+    /// `self + d`.
+    pub fn plus(self, d: Duration) -> Self {
+        Self::from_nanos(self.nanos().saturating_add(d.0))
     }
 
     pub fn from_duration(d: std::time::Duration) -> Self {
@@ -31,12 +52,12 @@ impl Timestamp {
     }
 
     pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
+        self.nanos() as f64 / 1e9
     }
 
     /// `self - earlier`, zero when time went backwards.
     pub fn since(self, earlier: Timestamp) -> Duration {
-        Duration(self.0.saturating_sub(earlier.0))
+        Duration(self.nanos().saturating_sub(earlier.nanos()))
     }
 }
 

@@ -40,7 +40,9 @@ impl PcapFormat {
                     };
                     let meta = FrameMeta {
                         // Fractions past one second are kept as they are (Wireshark does too).
-                        ts: Timestamp((raw.ts_sec as u64 * 1_000_000_000).saturating_add(ts_nanos as u64)),
+                        ts: Timestamp::from_nanos(
+                            (raw.ts_sec as u64 * 1_000_000_000).saturating_add(ts_nanos as u64),
+                        ),
                         link_type: header.datalink.into(),
                         data_start: buf.pos() + RECORD_HEADER_LEN,
                         data_len: raw.incl_len as usize,

@@ -241,7 +241,8 @@ mod tests {
             let mut d = Defragmenter::default();
             let mut done = None;
             for i in order {
-                if let Added::Complete { packet, frames, .. } = d.add(Timestamp(0), pieces[i].clone()) {
+                if let Added::Complete { packet, frames, .. } = d.add(Timestamp::default(), pieces[i].clone())
+                {
                     done = Some((packet, frames));
                 }
             }
@@ -257,10 +258,11 @@ mod tests {
     #[test]
     fn overlaps_keep_the_first_arrival() {
         let mut d = Defragmenter::default();
-        d.add(Timestamp(0), frag(0, true, &[1; 8]));
-        d.add(Timestamp(0), frag(8, true, &[2; 8]));
-        d.add(Timestamp(0), frag(8, true, &[9; 8]));
-        let Added::Complete { packet, frames, overlaps } = d.add(Timestamp(0), frag(16, false, &[3; 4]))
+        d.add(Timestamp::default(), frag(0, true, &[1; 8]));
+        d.add(Timestamp::default(), frag(8, true, &[2; 8]));
+        d.add(Timestamp::default(), frag(8, true, &[9; 8]));
+        let Added::Complete { packet, frames, overlaps } =
+            d.add(Timestamp::default(), frag(16, false, &[3; 4]))
         else {
             panic!("complete")
         };
@@ -271,9 +273,9 @@ mod tests {
     #[test]
     fn incomplete_datagrams_time_out() {
         let mut d = Defragmenter::default();
-        d.add(Timestamp(0), frag(0, true, &[1; 8]));
-        d.add(Timestamp(0), frag(8, true, &[1; 8]));
-        let later = Timestamp(Duration::from_secs(31).0);
+        d.add(Timestamp::default(), frag(0, true, &[1; 8]));
+        d.add(Timestamp::default(), frag(8, true, &[1; 8]));
+        let later = Timestamp::default().plus(Duration::from_secs(31));
         let other = Fragment { key: FragKey { id: 8, ..key() }, ..frag(0, true, &[1; 8]) };
         d.add(later, other);
         assert_eq!(d.take_given_up(), [GivenUp { frames: 2, why: GiveUp::Incomplete }]);
@@ -283,8 +285,8 @@ mod tests {
     #[test]
     fn oversized_datagram_is_given_up() {
         let mut d = Defragmenter::default();
-        d.add(Timestamp(0), frag(0, true, &[1; 8]));
-        d.add(Timestamp(0), frag(65_530, false, &[1; 8]));
+        d.add(Timestamp::default(), frag(0, true, &[1; 8]));
+        d.add(Timestamp::default(), frag(65_530, false, &[1; 8]));
         assert_eq!(d.take_given_up(), [GivenUp { frames: 2, why: GiveUp::TooBig }]);
         assert!(d.pending.is_empty());
         assert_eq!(d.held, 0);

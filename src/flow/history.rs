@@ -9,8 +9,6 @@ pub struct History {
     seen: u64,
     /// Occurrences of the counted letters (C G T W), per direction: [orig, resp].
     counts: [[u32; 4]; 2],
-    /// Next threshold at which a counted letter is written again (1, 10, 100, ...).
-    next: [[u32; 4]; 2],
 }
 
 /// Letters recorded at most once per direction.
@@ -46,10 +44,9 @@ impl History {
     pub fn counted(&mut self, letter: char, is_orig: bool) {
         let i = COUNTED.iter().position(|&c| c == letter).expect("a counted history letter");
         let d = usize::from(!is_orig);
-        self.counts[d][i] += 1;
-        let threshold = self.next[d][i].max(1);
-        if self.counts[d][i] >= threshold {
-            self.next[d][i] = threshold.saturating_mul(10);
+        let n = self.counts[d][i].saturating_add(1);
+        self.counts[d][i] = n;
+        if is_power_of_ten(n) {
             self.push(letter, is_orig);
         }
     }
@@ -70,6 +67,13 @@ impl History {
     fn push(&mut self, letter: char, is_orig: bool) {
         self.letters.push(if is_orig { letter } else { letter.to_ascii_lowercase() });
     }
+}
+
+fn is_power_of_ten(mut n: u32) -> bool {
+    while n >= 10 && n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
 }
 
 #[cfg(test)]
@@ -94,6 +98,12 @@ mod tests {
         }
         h.counted('T', false);
         assert_eq!(h.as_str(), "TTTt");
+    }
+
+    #[test]
+    fn powers_of_ten() {
+        let hits: Vec<u32> = (1..=100_000).filter(|&n| is_power_of_ten(n)).collect();
+        assert_eq!(hits, [1, 10, 100, 1000, 10_000, 100_000]);
     }
 
     #[test]

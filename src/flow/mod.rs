@@ -96,3 +96,18 @@ fn udp_conn_state(orig_active: bool, resp_active: bool) -> &'static str {
         (false, false) => "OTH",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-connection memory is a benchmark target (issue: about 300 bytes held per connection);
+    /// this keeps an eye on the live state's size so growth is a conscious choice.
+    #[test]
+    fn live_state_stays_compact() {
+        let conn = std::mem::size_of::<Conn>();
+        let tcp = std::mem::size_of::<TcpConn>();
+        assert!(conn <= 200, "Conn is {conn} bytes");
+        assert!(tcp <= 456, "TcpConn is {tcp} bytes");
+    }
+}

@@ -53,7 +53,7 @@ impl ConnTable {
             ended: Vec::new(),
             next_id: 1,
             timeouts,
-            last_sweep: Timestamp(0),
+            last_sweep: Timestamp::default(),
             since_sweep: 0,
             max_live: max_live.max(1),
             evicted: 0,

@@ -94,7 +94,7 @@ impl TcpConn {
             timers: Timers {
                 remove_at: None,
                 attempt_at: None,
-                expire_from: [Some(Timestamp(first.0 + SYN_TIMEOUT.0)), None],
+                expire_from: [Some(first.plus(SYN_TIMEOUT)), None],
                 left_handshake: false,
                 prev_packet: first,
             },
@@ -133,7 +133,7 @@ impl TcpConn {
         let t = &mut self.timers;
         // Fast path: every timer is at least 5 s past some event no later than `last`, so a
         // busy connection cannot have expired unless a removal or attempt time has come.
-        if now.0 <= last.0 + CONNECTION_LINGER.0
+        if now <= last.plus(CONNECTION_LINGER)
             && t.remove_at.is_none_or(|at| now < at)
             && t.attempt_at.is_none_or(|at| now < at)
         {
@@ -170,9 +170,9 @@ impl TcpConn {
                 if now < *start {
                     continue;
                 }
-                let k = (now.0 - start.0) / SESSION_TIMER.0;
-                let fire = Timestamp(start.0 + k * SESSION_TIMER.0);
-                if fire > prev && last.0 + CONNECTION_LINGER.0 < fire.0 {
+                let k = now.since(*start).0 / SESSION_TIMER.0;
+                let fire = start.plus(Duration(k * SESSION_TIMER.0));
+                if fire > prev && last.plus(CONNECTION_LINGER) < fire {
                     return true;
                 }
             }
@@ -200,7 +200,8 @@ impl TcpConn {
         update_history(hist, ep, is_orig, seg, rel_seq);
         if seg.window == 0 && !f.rst() && peer.state != State::Closed && ep.state != State::Reset {
             hist.counted('W', is_orig);
-            self.phases.side_mut(is_orig).zero_windows += 1;
+            let side = self.phases.side_mut(is_orig);
+            side.zero_windows = side.zero_windows.saturating_add(1);
         }
         let outcome_touch = !both_closed;
         if f.fin() {
@@ -225,7 +226,7 @@ impl TcpConn {
         if update_last_seq(ep, base.advance(seg_len), seg) {
             hist.counted('T', is_orig);
             let side = self.phases.side_mut(is_orig);
-            side.rexmit_pkts += 1;
+            side.rexmit_pkts = side.rexmit_pkts.saturating_add(1);
             side.rexmit_bytes += len as u64;
         }
 
@@ -235,7 +236,8 @@ impl TcpConn {
         if !f.rst() && seg_len > u32::from(f.syn()) {
             let first = base.advance(u32::from(f.syn()));
             if ep.coverage.seen(first, base.advance(seg_len)) && len > 0 {
-                self.phases.side_mut(is_orig).out_of_order += 1;
+                let side = self.phases.side_mut(is_orig);
+                side.out_of_order = side.out_of_order.saturating_add(1);
             }
         }
         if f.ack() && peer_was_active {
@@ -250,7 +252,7 @@ impl TcpConn {
             self.timers.left_handshake = true;
         }
         if was_inactive && is_orig && f.syn() {
-            self.timers.attempt_at = Some(Timestamp(ts.0 + ATTEMPT_DELAY.0));
+            self.timers.attempt_at = Some(ts.plus(ATTEMPT_DELAY));
         }
         if do_close {
             self.connection_closed(is_orig, ts);
@@ -269,7 +271,7 @@ impl TcpConn {
         if ep.did_close {
             if ep.state == State::Reset && peer.state != State::Closed {
                 // A RST after this side's own FIN: the reset timer removes the connection.
-                let at = Timestamp(now.0 + RESET_DELAY.0);
+                let at = now.plus(RESET_DELAY);
                 self.timers.remove_at = Some(self.timers.remove_at.map_or(at, |r| r.min(at)));
             }
             return;
@@ -278,9 +280,9 @@ impl TcpConn {
         let complete = ep.state == State::Reset || peer.did_close || peer.state == State::Inactive;
         if complete {
             self.timers.attempt_at = None;
-            self.timers.remove_at = Some(Timestamp(now.0 + CLOSE_DELAY.0));
+            self.timers.remove_at = Some(now.plus(CLOSE_DELAY));
         } else if ep.prev_state != State::Inactive {
-            self.timers.expire_from[1] = Some(Timestamp(now.0 + SESSION_TIMER.0));
+            self.timers.expire_from[1] = Some(now.plus(SESSION_TIMER));
         }
     }
 

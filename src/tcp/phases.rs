@@ -24,14 +24,14 @@ pub struct SideEvents {
     pub first_rst: Option<Timestamp>,
     /// Payload sent after the peer had closed its direction.
     pub data_after_peer_fin: bool,
-    pub rexmit_pkts: u64,
+    pub rexmit_pkts: u32,
     pub rexmit_bytes: u64,
-    pub zero_windows: u64,
+    pub zero_windows: u32,
     /// Pure ACKs repeating this side's previous acknowledgement and window (duplicate ACKs).
-    pub dup_acks: u64,
+    pub dup_acks: u32,
     last_ack: Option<(SeqNum, u16)>,
     /// Payload segments that arrived ahead of a hole (reordered, or after lost data).
-    pub out_of_order: u64,
+    pub out_of_order: u32,
     /// Bytes acknowledged by the peer but never seen (Zeek's missed_bytes).
     pub missed_bytes: u64,
 }
@@ -101,7 +101,7 @@ impl Phases {
             let pure = seg.payload_len == 0 && !f.syn() && !f.fin();
             let this = (seg.ack, seg.window);
             if pure && me.last_ack == Some(this) {
-                me.dup_acks += 1;
+                me.dup_acks = me.dup_acks.saturating_add(1);
             }
             me.last_ack = Some(this);
         }

@@ -12,7 +12,7 @@ struct Run {
 }
 
 fn run(script: &str) -> Run {
-    let mut tcp = TcpConn::new(Timestamp(0));
+    let mut tcp = TcpConn::new(Timestamp::default());
     let mut hist = History::default();
     let mut now = 0u64;
     for (i, step) in script.split(';').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
@@ -55,7 +55,7 @@ fn run(script: &str) -> Run {
                 }
             }
         }
-        let out = tcp.segment(Timestamp(now), is_orig, &seg, &mut hist);
+        let out = tcp.segment(Timestamp::from_nanos(now), is_orig, &seg, &mut hist);
         assert!(!out.flipped, "these scripts keep the roles they start with");
     }
     Run { tcp, hist }
