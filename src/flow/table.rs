@@ -181,14 +181,26 @@ impl ConnTable {
         let (_, cutoff, _) = last.select_nth_unstable(batch - 1);
         let cutoff = *cutoff;
         let mut left = batch;
-        for (_, mut conn) in self.live.extract_if(.., |_, c| {
+        self.end_where(EndReason::Evicted, |c| {
             let take = left > 0 && c.last <= cutoff;
             left -= usize::from(take);
             take
-        }) {
-            conn.end = EndReason::Evicted;
-            self.evicted += 1;
-            self.ended.push(conn);
+        });
+    }
+
+    /// Ends every live connection for which `ends` holds. The live table's order does not
+    /// matter (ids carry the order), so each removal swaps in the last entry: no shifting.
+    fn end_where(&mut self, why: EndReason, mut ends: impl FnMut(&mut Conn) -> bool) {
+        // Backwards, so the entry swapped into a freed slot has already been looked at.
+        for at in (0..self.live.len()).rev() {
+            if ends(&mut self.live[at]) {
+                let (_, mut conn) = self.live.swap_remove_index(at).expect("index in range");
+                conn.end = why;
+                if why == EndReason::Evicted {
+                    self.evicted += 1;
+                }
+                self.ended.push(conn);
+            }
         }
     }
 
@@ -203,14 +215,10 @@ impl ConnTable {
         self.last_sweep = now;
         self.since_sweep = 0;
         let timeouts = self.timeouts;
-        let idle = |_: &PairKey, conn: &mut Conn| match conn.tcp.as_deref_mut() {
+        self.end_where(EndReason::Inactivity, |conn| match conn.tcp.as_deref_mut() {
             Some(tcp) => now.since(conn.last) > timeouts.tcp || tcp.expired(now, conn.last),
             None => now.since(conn.last) > udp_timeout(timeouts.udp, conn.orig.port, conn.resp.port),
-        };
-        for (_, mut conn) in self.live.extract_if(.., idle) {
-            conn.end = EndReason::Inactivity;
-            self.ended.push(conn);
-        }
+        });
     }
 }
 
