@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::capture::Duration;
+use crate::check::{Limit, Rules, SocketSpec};
+use crate::filter::Filter;
 use crate::flow::table::Timeouts;
 use crate::report::stream::Order;
 use crate::report::Format;
@@ -71,10 +73,70 @@ pub enum Command {
     Check {
         #[command(flatten)]
         input: Input,
-        /// Fail when any connection has this conn_state (repeatable), e.g. REJ, S0, RSTO.
-        #[arg(long = "fail-on-state", value_name = "STATE", value_parser = parse_state)]
-        fail_on_state: Vec<ConnState>,
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// Also write a JUnit XML report here (one test case per rule).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
     },
+}
+
+/// The rules of `check`, from flags and from a TOML file.
+#[derive(Args, Debug)]
+pub struct RuleArgs {
+    /// Fail when any connection has this conn_state (repeatable), e.g. REJ, S0, RSTO.
+    #[arg(long = "fail-on-state", value_name = "STATE", value_parser = parse_state)]
+    pub fail_on_state: Vec<ConnState>,
+    /// Fail when more connections than this have the state: STATE=N or STATE=P% (repeatable).
+    #[arg(long = "max-state", value_name = "STATE=LIMIT", value_parser = parse_max_state)]
+    pub max_state: Vec<(ConnState, Limit)>,
+    /// Fail when a TCP connection seen from its SYN never completed its handshake
+    /// (unanswered, refused, or SYN+ACK without the final ACK).
+    #[arg(long)]
+    pub handshakes_complete: bool,
+    /// Fail when a handshake took longer than this (SYN to ACK), in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_rtt: Option<f64>,
+    /// Fail when retransmissions exceed this share (P%) or count (N) of TCP packets.
+    #[arg(long, value_name = "LIMIT", value_parser = Limit::parse)]
+    pub max_retransmissions: Option<Limit>,
+    /// Fail unless this socket takes part in a connection: tcp/10.0.0.1:80 (repeatable).
+    #[arg(long = "expect-socket", value_name = "SOCKET", value_parser = SocketSpec::parse)]
+    pub expect_socket: Vec<SocketSpec>,
+    /// Fail if this socket takes part in a connection (repeatable).
+    #[arg(long = "forbid-socket", value_name = "SOCKET", value_parser = SocketSpec::parse)]
+    pub forbid_socket: Vec<SocketSpec>,
+    /// More rules from a TOML file (the same names, with underscores; see the README).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+}
+
+impl RuleArgs {
+    /// The rules of the flags and of the file; the error names the file and the problem.
+    pub fn rules(&self) -> Result<Rules, String> {
+        let mut rules = Rules {
+            fail_on_state: self.fail_on_state.clone(),
+            max_state: self.max_state.clone(),
+            handshakes_complete: self.handshakes_complete,
+            max_rtt: self.max_rtt,
+            max_retransmissions: self.max_retransmissions,
+            expect_sockets: self.expect_socket.clone(),
+            forbid_sockets: self.forbid_socket.clone(),
+        };
+        if let Some(path) = &self.rules {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            rules.add_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(rules)
+    }
+}
+
+fn parse_max_state(s: &str) -> Result<(ConnState, Limit), String> {
+    let (state, limit) = s.split_once('=').ok_or_else(|| format!("'{s}' is not STATE=LIMIT"))?;
+    Ok((parse_state(state)?, Limit::parse(limit)?))
 }
 
 #[derive(Args, Debug)]
@@ -97,6 +159,10 @@ pub struct Input {
     /// outer flows only.
     #[arg(long)]
     pub no_decap: bool,
+    /// Only connections matching this expression (repeatable: all must match), e.g.
+    /// 'tcp and port 443 and state=REJ', 'udp or host 10.0.0.1', 'duration>1.5 and not state in S0,REJ'.
+    #[arg(long, value_name = "EXPR", value_parser = Filter::parse)]
+    pub filter: Vec<Filter>,
     /// Threads to use; 0 picks by the machine (2 when it has 2 cores or more: one reads and
     /// decodes, one keeps the connection table).
     #[arg(long, short, value_name = "N", default_value_t = 0)]

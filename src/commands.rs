@@ -1,21 +1,28 @@
 //! What each subcommand does: run the analysis into the right consumer, then report.
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::analyze::{self, Analysis, Options};
+use crate::check::Checker;
 use crate::cli::{Command, Input};
+use crate::filter::Filter;
 use crate::flow::inventory::Inventory;
+use crate::flow::Conn;
 use crate::report::record::ConnRecord;
 use crate::report::stream::ConnWriter;
 use crate::report::summary::Summary;
-use crate::report::{csv, json, jsonl, ladder, table, AccountingRecord, Format};
+use crate::report::{csv, json, jsonl, ladder, table, verdicts, AccountingRecord, Format};
 
 pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
     match command {
         Command::Conns { input, format, order } => {
             let mut writer = ConnWriter::new(out, format, order)?;
-            let analysis = analyze(&input, &mut |_| {}, &mut |c| writer.conn(&c))?;
+            let analysis = analyze(&input, &mut |_| {}, &mut |_, record, kept| match kept {
+                true => writer.conn(record),
+                false => writer.skip(record.id),
+            })?;
             writer.finish(&analysis)?;
             Ok(finish(&analysis))
         }
@@ -25,8 +32,10 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let mut inventory = Inventory::default();
-            let analysis = analyze(&input, &mut |_| {}, &mut |c| {
-                inventory.add(&c);
+            let analysis = analyze(&input, &mut |_| {}, &mut |c, _, kept| {
+                if kept {
+                    inventory.add(c);
+                }
                 Ok(())
             })?;
             let sockets = inventory.finish();
@@ -56,8 +65,10 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
         }
         Command::Summary { input } => {
             let mut summary = Summary::default();
-            let analysis = analyze(&input, &mut |_| {}, &mut |c| {
-                summary.add(&ConnRecord::new(&c));
+            let analysis = analyze(&input, &mut |_| {}, &mut |_, record, kept| {
+                if kept {
+                    summary.add(&record);
+                }
                 Ok(())
             })?;
             summary.write(out, &analysis)?;
@@ -74,10 +85,10 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                         packets.push(*seen);
                     }
                 },
-                &mut |c| {
+                &mut |_, record, _| {
                     total += 1;
-                    if c.id == conn {
-                        found = Some(ConnRecord::new(&c));
+                    if record.id == conn {
+                        found = Some(record);
                     }
                     Ok(())
                 },
@@ -93,32 +104,34 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             }
             Ok(code)
         }
-        Command::Check { input, fail_on_state } => {
-            let mut bad: Vec<Vec<ConnRecord>> = fail_on_state.iter().map(|_| Vec::new()).collect();
-            let mut total = 0;
-            let analysis = analyze(&input, &mut |_| {}, &mut |c| {
-                total += 1;
-                let state = c.conn_state();
-                for (rule, list) in fail_on_state.iter().zip(&mut bad) {
-                    if rule.code() == state {
-                        list.push(ConnRecord::new(&c));
-                    }
+        Command::Check { input, rules, junit, markdown } => {
+            let rules = match rules.rules() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sockscope: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let mut checker = Checker::new(rules);
+            let mut conns = 0;
+            let analysis = analyze(&input, &mut |_| {}, &mut |_, record, kept| {
+                if kept {
+                    conns += 1;
+                    checker.add(&record);
                 }
                 Ok(())
             })?;
-            let mut failed = false;
-            for (rule, mut list) in fail_on_state.iter().zip(bad) {
-                if !list.is_empty() {
-                    failed = true;
-                    list.sort_unstable_by_key(|r| r.id);
-                    writeln!(out, "FAIL --fail-on-state {}: {} connection(s)", rule.code(), list.len())?;
-                    table::write_conns(out, &list)?;
-                }
+            let verdicts = checker.finish();
+            verdicts::text(out, &verdicts, conns)?;
+            let name = input.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" ");
+            if let Some(path) = junit {
+                write_file(&path, |w| verdicts::junit(w, &verdicts, &name))?;
             }
-            if !failed {
-                writeln!(out, "ok: {total} connection(s), all rules hold")?;
+            if let Some(path) = markdown {
+                write_file(&path, |w| verdicts::markdown(w, &verdicts, &name))?;
             }
             let code = finish(&analysis);
+            let failed = verdicts.iter().any(|v| !v.passed);
             Ok(if code != ExitCode::SUCCESS {
                 code
             } else if failed {
@@ -130,18 +143,34 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
     }
 }
 
+/// Writes a side report (JUnit, Markdown); failing to is an error of the run.
+fn write_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let mut w = io::BufWriter::new(file);
+    write(&mut w)?;
+    w.flush()
+}
+
+/// Runs the analysis; each ended connection goes to `each` with its record and whether it
+/// passes the filters (`show` looks at every connection; output in id order must skip ids).
 fn analyze(
     input: &Input,
     observer: &mut dyn FnMut(&analyze::Seen),
-    sink: &mut analyze::Sink<'_>,
+    each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
+    let filter = Filter::all(input.filter.clone());
     let options = Options {
         timeouts: input.timeouts(),
         max_connections: input.max_connections as usize,
         decap: !input.no_decap,
         jobs: input.jobs(),
     };
-    analyze::analyze(&input.files, &options, observer, sink)
+    analyze::analyze(&input.files, &options, observer, &mut |c| {
+        let record = ConnRecord::new(&c);
+        let kept = filter.as_ref().is_none_or(|f| f.matches(&record));
+        each(&c, record, kept)
+    })
 }
 
 /// Reports file problems on stderr; exit 2 when a file could not be read.

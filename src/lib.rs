@@ -3,9 +3,11 @@
 
 pub mod analyze;
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod decode;
+pub mod filter;
 pub mod flow;
 pub mod report;
 pub mod tcp;

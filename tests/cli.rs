@@ -75,7 +75,11 @@ fn check_exit_codes_both_ways() {
     let f = f.to_str().unwrap();
     let failing = sockscope(&["check", f, "--fail-on-state", "RSTOS0"]);
     assert_eq!(failing.status.code(), Some(1), "{}", stdout(&failing));
-    assert!(stdout(&failing).contains("FAIL --fail-on-state RSTOS0: 1 connection"));
+    assert!(
+        stdout(&failing).contains("FAIL --fail-on-state RSTOS0: 1 of 1 connections are RSTOS0"),
+        "{}",
+        stdout(&failing)
+    );
     let passing = sockscope(&["check", f, "--fail-on-state", "REJ", "--fail-on-state", "S0"]);
     assert_eq!(passing.status.code(), Some(0), "{}", stdout(&passing));
     let usage = sockscope(&["check", f, "--fail-on-state", "NOPE"]);
@@ -221,4 +225,74 @@ fn one_thread_and_two_threads_agree() {
         assert_eq!(stdout(&one), stdout(&two), "{f}");
         assert_eq!(stderr(&one), stderr(&two), "{f}");
     }
+}
+
+#[test]
+fn check_rules_from_flags_and_toml_with_junit_and_markdown() {
+    let f = samples().join("teardowns.pcap");
+    let f = f.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("sockscope-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "max_state = { REJ = \"5%\", S0 = 1 }\nhandshakes_complete = true\nexpect_sockets = [\"tcp/127.0.0.1:9001\"]\n",
+    )
+    .unwrap();
+    let junit = dir.join("junit.xml");
+    let md = dir.join("summary.md");
+    let out = sockscope(&[
+        "check",
+        f,
+        "--rules",
+        rules.to_str().unwrap(),
+        "--forbid-socket",
+        "tcp/127.0.0.1:9005",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("FAIL --max-state REJ=5%: 1 of 12 connections (8.3%) are REJ"), "{text}");
+    assert!(text.contains("ok   --max-state S0=1: 1 of 12 connections (8.3%) are S0"), "{text}");
+    assert!(text.contains("FAIL --handshakes-complete: 2 of 12 connections"), "{text}");
+    assert!(text.contains("ok   --expect-socket tcp/127.0.0.1:9001"), "{text}");
+    assert!(text.contains("FAIL --forbid-socket tcp/127.0.0.1:9005"), "{text}");
+    assert!(text.contains("2 of 5 rules held, 3 broken"), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"<testsuites name="sockscope check" tests="5" failures="3">"#), "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 3);
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    assert!(markdown.contains("| **FAIL** | `--max-state REJ=5%` |"), "{markdown}");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "max_state = { NOPE = 1 }\n").unwrap();
+    let out = sockscope(&["check", f, "--rules", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.toml: unknown conn_state 'NOPE'"), "{}", stderr(&out));
+    let passing = sockscope(&["check", f, "--max-state", "REJ=1", "--max-rtt", "1"]);
+    assert_eq!(passing.status.code(), Some(0), "{}", stdout(&passing));
+}
+
+#[test]
+fn filters_apply_to_every_subcommand() {
+    let f = samples().join("teardowns.pcap");
+    let f = f.to_str().unwrap();
+    let conns = jsonl(&sockscope(&["conns", "--format", "jsonl", "--filter", "state in RSTO,RSTR", f]));
+    let states: Vec<&str> = conns.iter().map(|c| c["conn_state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["RSTO", "RSTR", "RSTR"]);
+    let two =
+        jsonl(&sockscope(&["conns", "--format", "jsonl", "--filter", "tcp", "--filter", "port 9007", f]));
+    assert_eq!(two.len(), 2);
+    let summary = stdout(&sockscope(&["summary", "--filter", "kind=four_way", f]));
+    assert!(summary.contains("connections: 4 (4 tcp, 0 udp)"), "{summary}");
+    let sockets = jsonl(&sockscope(&["sockets", "--format", "jsonl", "--filter", "resp.port=9001", f]));
+    assert_eq!(sockets.len(), 2);
+    let check = sockscope(&["check", f, "--filter", "not state=REJ", "--fail-on-state", "REJ"]);
+    assert_eq!(check.status.code(), Some(0));
+    let bad = sockscope(&["conns", "--filter", "port http", f]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("'http' is not a port number"), "{}", stderr(&bad));
 }

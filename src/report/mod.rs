@@ -8,6 +8,7 @@ pub mod record;
 pub mod stream;
 pub mod summary;
 pub mod table;
+pub mod verdicts;
 pub mod zeek;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use crate::flow::socket::Addr;
 use crate::flow::{Conn, EndReason};
 use crate::tcp::phases::{Handshake, Teardown};
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ConnRecord {
     pub id: u64,
     pub proto: &'static str,
@@ -35,7 +35,7 @@ pub struct ConnRecord {
 }
 
 /// The tunnel a connection was seen in.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct TunnelRecord {
     /// Layers outside the connection on its first packet, outermost first.
     pub path: Vec<TunnelHop>,
@@ -43,7 +43,7 @@ pub struct TunnelRecord {
     pub parents: Vec<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct TunnelHop {
     pub kind: &'static str,
     pub src: IpAddr,
@@ -51,7 +51,7 @@ pub struct TunnelHop {
 }
 
 /// Per-direction data-phase counters (TCP).
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct DataPhase {
     /// Payload bytes as carried by the packets, retransmissions included.
     pub orig_payload_bytes: u64,

@@ -13,7 +13,6 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use super::record::ConnRecord;
 use super::{csv, json, jsonl, table, zeek, AccountingRecord, Format};
 use crate::analyze::Analysis;
-use crate::flow::Conn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Order {
@@ -55,8 +54,8 @@ impl<'a> ConnWriter<'a> {
     }
 
     /// Takes one ended connection.
-    pub fn conn(&mut self, c: &Conn) -> io::Result<()> {
-        let record = ConnRecord::new(c);
+    pub fn conn(&mut self, record: ConnRecord) -> io::Result<()> {
+        let id = record.id;
         if self.format == Format::Table {
             self.rows.push(record);
             return Ok(());
@@ -68,17 +67,28 @@ impl<'a> ConnWriter<'a> {
             Format::Zeek => zeek::row(&mut bytes, &record),
             Format::Table => unreachable!("kept above"),
         }
-        if self.order == Order::End || c.id == self.next_id {
+        if self.order == Order::End || id == self.next_id {
             self.emit(&bytes)?;
-            self.next_id = self.next_id.max(c.id + 1);
-            while let Some(next) = self.waiting.take(self.next_id)? {
-                self.emit(&next)?;
-                self.next_id += 1;
-            }
+            self.next_id = self.next_id.max(id + 1);
+            self.flush_waiting()?;
         } else {
-            self.waiting.put(c.id, bytes)?;
+            self.waiting.put(id, bytes)?;
         }
         Ok(())
+    }
+
+    /// Passes over a connection that is not to be printed (filtered out), so that later ones
+    /// need not wait for it.
+    pub fn skip(&mut self, id: u64) -> io::Result<()> {
+        if self.order == Order::End {
+            return Ok(());
+        }
+        if id == self.next_id {
+            self.next_id += 1;
+            self.flush_waiting()
+        } else {
+            self.waiting.put(id, Vec::new())
+        }
     }
 
     /// Ends the output: the table, or the JSON document's closing with files and accounting.
@@ -99,7 +109,19 @@ impl<'a> ConnWriter<'a> {
         }
     }
 
+    /// Writes the waiting records whose turn has come.
+    fn flush_waiting(&mut self) -> io::Result<()> {
+        while let Some(next) = self.waiting.take(self.next_id)? {
+            self.emit(&next)?;
+            self.next_id += 1;
+        }
+        Ok(())
+    }
+
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(()); // a skipped connection's place
+        }
         if self.format == Format::Json {
             if self.written > 0 {
                 json::separator(self.out)?;

@@ -1,0 +1,324 @@
+//! `check`: rules over the connections of a capture, for CI gates.
+//!
+//! Rules come from flags and from a TOML file (`--rules FILE`, same names as the flags with `_`):
+//! ```toml
+//! fail_on_state = ["REJ", "RSTOS0"]
+//! max_state = { S0 = "10%", REJ = 5 }   # a count, or a share of all connections
+//! handshakes_complete = true           # every TCP handshake seen from its SYN completed
+//! max_rtt = 0.5                        # seconds, handshake SYN to ACK
+//! max_retransmissions = "2%"           # share of TCP packets that were retransmissions
+//! expect_sockets = ["tcp/10.0.0.1:80"] # must take part in some connection
+//! forbid_sockets = ["udp/0.0.0.0:53"]  # must not
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use crate::filter::split_socket;
+use crate::report::record::ConnRecord;
+use crate::tcp::verdict::ConnState;
+
+/// A limit given as a count or as a share of a total.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Limit {
+    Count(u64),
+    Percent(f64),
+}
+
+impl Limit {
+    pub fn parse(s: &str) -> Result<Limit, String> {
+        let s = s.trim();
+        match s.strip_suffix('%') {
+            Some(p) => p.trim().parse().map(Limit::Percent).map_err(|_| format!("'{s}' is not a percentage")),
+            None => s.parse().map(Limit::Count).map_err(|_| format!("'{s}' is not a count or a percentage")),
+        }
+    }
+
+    fn exceeded(self, n: u64, of: u64) -> bool {
+        match self {
+            Limit::Count(max) => n > max,
+            Limit::Percent(max) => of > 0 && n as f64 * 100.0 / of as f64 > max,
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Count(n) => write!(f, "{n}"),
+            Limit::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// `tcp/10.0.0.1:80` or `10.0.0.1:80/tcp` (as `sockets` prints them).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketSpec {
+    pub proto: &'static str,
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl SocketSpec {
+    pub fn parse(s: &str) -> Result<SocketSpec, String> {
+        let (proto, addr) = match (s.split_once('/'), s.rsplit_once('/')) {
+            (Some((p @ ("tcp" | "udp"), rest)), _) => (p, rest),
+            (_, Some((rest, p @ ("tcp" | "udp")))) => (p, rest),
+            _ => return Err(format!("'{s}' is not a socket like tcp/10.0.0.1:80")),
+        };
+        let (ip, port) = split_socket(addr).map_err(|e| e.to_string())?;
+        Ok(SocketSpec { proto: if proto == "tcp" { "tcp" } else { "udp" }, ip, port })
+    }
+}
+
+impl fmt::Display for SocketSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            IpAddr::V4(ip) => write!(f, "{}/{ip}:{}", self.proto, self.port),
+            IpAddr::V6(ip) => write!(f, "{}/[{ip}]:{}", self.proto, self.port),
+        }
+    }
+}
+
+/// The rules, validated.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rules {
+    pub fail_on_state: Vec<ConnState>,
+    pub max_state: Vec<(ConnState, Limit)>,
+    pub handshakes_complete: bool,
+    pub max_rtt: Option<f64>,
+    pub max_retransmissions: Option<Limit>,
+    pub expect_sockets: Vec<SocketSpec>,
+    pub forbid_sockets: Vec<SocketSpec>,
+}
+
+/// The TOML file's shape.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    fail_on_state: Vec<String>,
+    #[serde(default)]
+    max_state: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    handshakes_complete: bool,
+    max_rtt: Option<f64>,
+    max_retransmissions: Option<toml::Value>,
+    #[serde(default)]
+    expect_sockets: Vec<String>,
+    #[serde(default)]
+    forbid_sockets: Vec<String>,
+}
+
+fn state(s: &str) -> Result<ConnState, String> {
+    ConnState::parse(s).ok_or_else(|| format!("unknown conn_state '{s}'"))
+}
+
+fn limit(v: &toml::Value) -> Result<Limit, String> {
+    match v {
+        toml::Value::Integer(n) if *n >= 0 => Ok(Limit::Count(*n as u64)),
+        toml::Value::String(s) => Limit::parse(s),
+        other => Err(format!("{other} is not a count or a \"N%\" share")),
+    }
+}
+
+impl Rules {
+    /// Adds the rules of a TOML file.
+    pub fn add_toml(&mut self, text: &str) -> Result<(), String> {
+        let f: RulesFile = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        for s in f.fail_on_state {
+            self.fail_on_state.push(state(&s)?);
+        }
+        for (s, v) in f.max_state {
+            self.max_state.push((state(&s)?, limit(&v)?));
+        }
+        self.handshakes_complete |= f.handshakes_complete;
+        self.max_rtt = f.max_rtt.or(self.max_rtt);
+        if let Some(v) = f.max_retransmissions {
+            self.max_retransmissions = Some(limit(&v)?);
+        }
+        for s in f.expect_sockets {
+            self.expect_sockets.push(SocketSpec::parse(&s)?);
+        }
+        for s in f.forbid_sockets {
+            self.forbid_sockets.push(SocketSpec::parse(&s)?);
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Rules::default()
+    }
+}
+
+/// At most this many offending connections are kept per rule (the count is always exact).
+const KEEP: usize = 50;
+
+/// One rule's result.
+#[derive(Debug)]
+pub struct Verdict {
+    /// The rule as a user would write it, e.g. `--max-state S0=10%`.
+    pub rule: String,
+    pub passed: bool,
+    /// What was measured, e.g. "12 of 340 connections (3.5%)".
+    pub detail: String,
+    /// Connections that broke it (the first few), in id order.
+    pub offenders: Vec<ConnRecord>,
+    pub offender_count: u64,
+}
+
+/// Evaluates the rules over connections as they end.
+pub struct Checker {
+    rules: Rules,
+    conns: u64,
+    by_state: BTreeMap<ConnState, u64>,
+    tcp_pkts: u64,
+    rexmit_pkts: u64,
+    /// Per rule index: offending connections kept and counted.
+    offenders: Vec<(Vec<ConnRecord>, u64)>,
+    seen: Vec<bool>,
+    forbidden_seen: Vec<bool>,
+}
+
+/// Slots of the per-connection rules in `offenders`; `--fail-on-state` rules follow them.
+const HANDSHAKES: usize = 0;
+const RTT: usize = 1;
+const FAIL_ON_STATE: usize = 2;
+
+impl Checker {
+    pub fn new(rules: Rules) -> Self {
+        let rules_len = FAIL_ON_STATE + rules.fail_on_state.len();
+        let seen = vec![false; rules.expect_sockets.len()];
+        let forbidden_seen = vec![false; rules.forbid_sockets.len()];
+        let offenders = (0..rules_len).map(|_| (Vec::new(), 0)).collect();
+        Checker {
+            rules,
+            conns: 0,
+            by_state: BTreeMap::new(),
+            tcp_pkts: 0,
+            rexmit_pkts: 0,
+            offenders,
+            seen,
+            forbidden_seen,
+        }
+    }
+
+    pub fn add(&mut self, c: &ConnRecord) {
+        self.conns += 1;
+        let state = ConnState::parse(c.conn_state).expect("records carry valid states");
+        *self.by_state.entry(state).or_default() += 1;
+        if c.proto == "tcp" {
+            self.tcp_pkts += c.orig_pkts + c.resp_pkts;
+            if let Some(d) = &c.data {
+                self.rexmit_pkts += d.orig_rexmit_pkts + d.resp_rexmit_pkts;
+            }
+        }
+        for (i, s) in self.rules.fail_on_state.iter().enumerate() {
+            if *s == state {
+                offend(&mut self.offenders[FAIL_ON_STATE + i], c);
+            }
+        }
+        if let Some(h) = &c.handshake {
+            if self.rules.handshakes_complete && matches!(h.state, "syn_only" | "syn_synack" | "rejected") {
+                offend(&mut self.offenders[HANDSHAKES], c);
+            }
+            if let (Some(max), Some(rtt)) = (self.rules.max_rtt, h.rtt) {
+                if rtt > max {
+                    offend(&mut self.offenders[RTT], c);
+                }
+            }
+        }
+        let matches = |spec: &SocketSpec| {
+            spec.proto == c.proto
+                && ((spec.ip == c.orig.ip && spec.port == c.orig.port)
+                    || (spec.ip == c.resp.ip && spec.port == c.resp.port))
+        };
+        for (seen, spec) in self.seen.iter_mut().zip(&self.rules.expect_sockets) {
+            *seen |= matches(spec);
+        }
+        for (seen, spec) in self.forbidden_seen.iter_mut().zip(&self.rules.forbid_sockets) {
+            *seen |= matches(spec);
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Verdict> {
+        let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 * 100.0 / of as f64 };
+        let conns = self.conns;
+        let mut verdicts = Vec::new();
+        let mut per_conn = |rule: String, (mut list, count): (Vec<ConnRecord>, u64), what: &str| {
+            list.sort_unstable_by_key(|r| r.id);
+            verdicts.push(Verdict {
+                rule,
+                passed: count == 0,
+                detail: format!("{count} of {conns} connections {what}"),
+                offenders: list,
+                offender_count: count,
+            });
+        };
+        let mut offenders = std::mem::take(&mut self.offenders).into_iter();
+        let handshakes = offenders.next().expect("slot");
+        let rtt = offenders.next().expect("slot");
+        for (s, o) in self.rules.fail_on_state.iter().zip(offenders) {
+            per_conn(format!("--fail-on-state {}", s.code()), o, &format!("are {}", s.code()));
+        }
+        if self.rules.handshakes_complete {
+            per_conn("--handshakes-complete".into(), handshakes, "opened with a SYN that never completed");
+        }
+        if let Some(max) = self.rules.max_rtt {
+            per_conn(format!("--max-rtt {max}"), rtt, &format!("had a handshake RTT over {max} s"));
+        }
+        for (s, lim) in &self.rules.max_state {
+            let n = self.by_state.get(s).copied().unwrap_or(0);
+            verdicts.push(Verdict {
+                rule: format!("--max-state {}={lim}", s.code()),
+                passed: !lim.exceeded(n, conns),
+                detail: format!("{n} of {conns} connections ({:.1}%) are {}", share(n, conns), s.code()),
+                offenders: Vec::new(),
+                offender_count: n,
+            });
+        }
+        if let Some(lim) = self.rules.max_retransmissions {
+            let (n, of) = (self.rexmit_pkts, self.tcp_pkts);
+            verdicts.push(Verdict {
+                rule: format!("--max-retransmissions {lim}"),
+                passed: !lim.exceeded(n, of),
+                detail: format!("{n} of {of} TCP packets ({:.2}%) were retransmissions", share(n, of)),
+                offenders: Vec::new(),
+                offender_count: n,
+            });
+        }
+        for (spec, seen) in self.rules.expect_sockets.iter().zip(&self.seen) {
+            verdicts.push(Verdict {
+                rule: format!("--expect-socket {spec}"),
+                passed: *seen,
+                detail: if *seen { format!("{spec} is present") } else { format!("{spec} never appears") },
+                offenders: Vec::new(),
+                offender_count: u64::from(!seen),
+            });
+        }
+        for (spec, seen) in self.rules.forbid_sockets.iter().zip(&self.forbidden_seen) {
+            verdicts.push(Verdict {
+                rule: format!("--forbid-socket {spec}"),
+                passed: !seen,
+                detail: if *seen {
+                    format!("{spec} takes part in a connection")
+                } else {
+                    format!("{spec} is absent")
+                },
+                offenders: Vec::new(),
+                offender_count: u64::from(*seen),
+            });
+        }
+        verdicts
+    }
+}
+
+fn offend(slot: &mut (Vec<ConnRecord>, u64), c: &ConnRecord) {
+    slot.1 += 1;
+    if slot.0.len() < KEEP {
+        slot.0.push(c.clone());
+    }
+}

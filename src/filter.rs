@@ -1,0 +1,426 @@
+//! Connection filters: a small readable expression, parsed once.
+//!
+//! ```text
+//! tcp and port 443 and state=REJ
+//! udp or (host 10.0.0.1 and not port 53)
+//! state in S0,REJ and duration>=1.5
+//! handshake=complete and teardown=reset and bytes>10000
+//! ```
+//! Words: `tcp`, `udp`, `tunneled`; `port N`, `host IP`, `socket IP:PORT` (either side);
+//! `orig`/`resp` forms (`orig.port=N`, `resp.host=IP`); `state=CODE[,CODE...]` (also `!=`, `in`);
+//! `handshake=`, `teardown=` (state), `kind=` (teardown kind), `initiator=`; and comparisons
+//! with `= != < <= > >=` on `duration` (seconds), `bytes`, `pkts` (both directions), `rtt`
+//! (seconds). `and` binds tighter than `or`; `not` and parentheses work as usual.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::report::record::ConnRecord;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+    Proto(&'static str),
+    Tunneled,
+    Port(Side, u16),
+    Host(Side, IpAddr),
+    States(Vec<String>),
+    Text(Field, String),
+    Number(Quantity, Cmp, f64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Side {
+    Either,
+    Orig,
+    Resp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Field {
+    Handshake,
+    Teardown,
+    Kind,
+    Initiator,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Quantity {
+    Duration,
+    Bytes,
+    Pkts,
+    Rtt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct ParseError(String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ParseError> {
+    Err(ParseError(msg.into()))
+}
+
+impl Filter {
+    pub fn parse(text: &str) -> Result<Filter, ParseError> {
+        let tokens = tokenize(text);
+        let mut p = Parser { tokens, at: 0 };
+        let f = p.or()?;
+        match p.peek() {
+            None => Ok(f),
+            Some(t) => err(format!("unexpected '{t}' in filter '{text}'")),
+        }
+    }
+
+    /// All of them (repeated `--filter`s).
+    pub fn all(filters: Vec<Filter>) -> Option<Filter> {
+        filters.into_iter().reduce(|a, b| Filter::And(Box::new(a), Box::new(b)))
+    }
+
+    pub fn matches(&self, c: &ConnRecord) -> bool {
+        match self {
+            Filter::And(a, b) => a.matches(c) && b.matches(c),
+            Filter::Or(a, b) => a.matches(c) || b.matches(c),
+            Filter::Not(a) => !a.matches(c),
+            Filter::Proto(p) => c.proto == *p,
+            Filter::Tunneled => c.tunnel.is_some(),
+            Filter::Port(side, port) => {
+                side.either(|orig| if orig { c.orig.port } else { c.resp.port } == *port)
+            }
+            Filter::Host(side, ip) => side.either(|orig| if orig { c.orig.ip } else { c.resp.ip } == *ip),
+            Filter::States(states) => states.iter().any(|s| s.eq_ignore_ascii_case(c.conn_state)),
+            Filter::Text(field, want) => {
+                let have = match field {
+                    Field::Handshake => c.handshake.as_ref().map(|h| h.state),
+                    Field::Teardown => c.teardown.as_ref().map(|t| t.state),
+                    Field::Kind => c.teardown.as_ref().and_then(|t| t.kind),
+                    Field::Initiator => c.teardown.as_ref().and_then(|t| t.initiator),
+                };
+                have.unwrap_or("null").eq_ignore_ascii_case(want)
+            }
+            Filter::Number(q, cmp, want) => {
+                let have = match q {
+                    Quantity::Duration => Some(c.duration),
+                    Quantity::Bytes => Some((c.orig_bytes + c.resp_bytes) as f64),
+                    Quantity::Pkts => Some((c.orig_pkts + c.resp_pkts) as f64),
+                    Quantity::Rtt => c.handshake.as_ref().and_then(|h| h.rtt),
+                };
+                have.is_some_and(|h| cmp.holds(h, *want))
+            }
+        }
+    }
+}
+
+impl Side {
+    fn either(self, test: impl Fn(bool) -> bool) -> bool {
+        match self {
+            Side::Either => test(true) || test(false),
+            Side::Orig => test(true),
+            Side::Resp => test(false),
+        }
+    }
+}
+
+impl Cmp {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+        }
+    }
+}
+
+/// Words, parentheses and operators; `state=REJ` and `state = REJ` give the same tokens.
+fn tokenize(text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut word = String::new();
+    let mut chars = text.chars().peekable();
+    let flush = |word: &mut String, tokens: &mut Vec<String>| {
+        if !word.is_empty() {
+            tokens.push(std::mem::take(word));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => flush(&mut word, &mut tokens),
+            '(' | ')' => {
+                flush(&mut word, &mut tokens);
+                tokens.push(c.to_string());
+            }
+            '=' | '!' | '<' | '>' => {
+                flush(&mut word, &mut tokens);
+                let mut op = c.to_string();
+                if chars.peek() == Some(&'=') {
+                    op.push(chars.next().expect("peeked"));
+                }
+                tokens.push(op);
+            }
+            c => word.push(c),
+        }
+    }
+    flush(&mut word, &mut tokens);
+    tokens
+}
+
+struct Parser {
+    tokens: Vec<String>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&str> {
+        self.tokens.get(self.at).map(String::as_str)
+    }
+
+    fn next(&mut self) -> Result<String, ParseError> {
+        let t =
+            self.tokens.get(self.at).cloned().ok_or_else(|| ParseError("filter ends too early".into()))?;
+        self.at += 1;
+        Ok(t)
+    }
+
+    fn or(&mut self) -> Result<Filter, ParseError> {
+        let mut f = self.and()?;
+        while self.peek().is_some_and(|t| t.eq_ignore_ascii_case("or")) {
+            self.at += 1;
+            f = Filter::Or(Box::new(f), Box::new(self.and()?));
+        }
+        Ok(f)
+    }
+
+    fn and(&mut self) -> Result<Filter, ParseError> {
+        let mut f = self.not()?;
+        while self.peek().is_some_and(|t| t.eq_ignore_ascii_case("and")) {
+            self.at += 1;
+            f = Filter::And(Box::new(f), Box::new(self.not()?));
+        }
+        Ok(f)
+    }
+
+    fn not(&mut self) -> Result<Filter, ParseError> {
+        if self.peek().is_some_and(|t| t.eq_ignore_ascii_case("not")) {
+            self.at += 1;
+            return Ok(Filter::Not(Box::new(self.not()?)));
+        }
+        if self.peek() == Some("(") {
+            self.at += 1;
+            let f = self.or()?;
+            return match self.next()?.as_str() {
+                ")" => Ok(f),
+                t => err(format!("expected ')', found '{t}'")),
+            };
+        }
+        self.atom()
+    }
+
+    /// An optional `=` (or `in`) after a word that takes a value.
+    fn value(&mut self) -> Result<(Cmp, String), ParseError> {
+        let cmp = match self.peek() {
+            Some("=") | Some("==") => Cmp::Eq,
+            Some("!=") => Cmp::Ne,
+            Some("<") => Cmp::Lt,
+            Some("<=") => Cmp::Le,
+            Some(">") => Cmp::Gt,
+            Some(">=") => Cmp::Ge,
+            Some(t) if t.eq_ignore_ascii_case("in") => Cmp::Eq,
+            _ => return Ok((Cmp::Eq, self.next()?)),
+        };
+        self.at += 1;
+        Ok((cmp, self.next()?))
+    }
+
+    fn atom(&mut self) -> Result<Filter, ParseError> {
+        let word = self.next()?.to_ascii_lowercase();
+        let (side, name) = match word.split_once('.') {
+            Some(("orig", n)) => (Side::Orig, n.to_string()),
+            Some(("resp", n)) => (Side::Resp, n.to_string()),
+            _ => (Side::Either, word.clone()),
+        };
+        let negate = |cmp: Cmp, f: Filter| match cmp {
+            Cmp::Eq => Ok(f),
+            Cmp::Ne => Ok(Filter::Not(Box::new(f))),
+            _ => err(format!("'{word}' takes = or !=")),
+        };
+        match name.as_str() {
+            "tcp" | "udp" => Ok(Filter::Proto(if name == "tcp" { "tcp" } else { "udp" })),
+            "tunneled" => Ok(Filter::Tunneled),
+            "proto" => {
+                let (cmp, v) = self.value()?;
+                match v.to_ascii_lowercase().as_str() {
+                    "tcp" => negate(cmp, Filter::Proto("tcp")),
+                    "udp" => negate(cmp, Filter::Proto("udp")),
+                    _ => err(format!("proto is tcp or udp, not '{v}'")),
+                }
+            }
+            "port" => {
+                let (cmp, v) = self.value()?;
+                let port = v.parse().or_else(|_| err(format!("'{v}' is not a port number")))?;
+                negate(cmp, Filter::Port(side, port))
+            }
+            "host" => {
+                let (cmp, v) = self.value()?;
+                let ip = v
+                    .trim_matches(['[', ']'])
+                    .parse()
+                    .or_else(|_| err(format!("'{v}' is not an IP address")))?;
+                negate(cmp, Filter::Host(side, ip))
+            }
+            "socket" => {
+                let (cmp, v) = self.value()?;
+                let (ip, port) = split_socket(&v)?;
+                let both = Filter::And(Box::new(Filter::Host(side, ip)), Box::new(Filter::Port(side, port)));
+                // Host and port must be on the same side.
+                let f = match side {
+                    Side::Either => Filter::Or(
+                        Box::new(Filter::And(
+                            Box::new(Filter::Host(Side::Orig, ip)),
+                            Box::new(Filter::Port(Side::Orig, port)),
+                        )),
+                        Box::new(Filter::And(
+                            Box::new(Filter::Host(Side::Resp, ip)),
+                            Box::new(Filter::Port(Side::Resp, port)),
+                        )),
+                    ),
+                    _ => both,
+                };
+                negate(cmp, f)
+            }
+            "state" | "conn_state" => {
+                let (cmp, v) = self.value()?;
+                let states: Vec<String> = v.split(',').map(|s| s.trim().to_ascii_uppercase()).collect();
+                for s in &states {
+                    if crate::tcp::verdict::ConnState::parse(s).is_none() {
+                        return err(format!("unknown conn_state '{s}'"));
+                    }
+                }
+                negate(cmp, Filter::States(states))
+            }
+            "handshake" | "teardown" | "kind" | "initiator" => {
+                let (cmp, v) = self.value()?;
+                let field = match name.as_str() {
+                    "handshake" => Field::Handshake,
+                    "teardown" => Field::Teardown,
+                    "kind" => Field::Kind,
+                    _ => Field::Initiator,
+                };
+                negate(cmp, Filter::Text(field, v))
+            }
+            "duration" | "bytes" | "pkts" | "rtt" => {
+                let (cmp, v) = self.value()?;
+                let n: f64 = v.parse().or_else(|_| err(format!("'{v}' is not a number")))?;
+                let q = match name.as_str() {
+                    "duration" => Quantity::Duration,
+                    "bytes" => Quantity::Bytes,
+                    "pkts" => Quantity::Pkts,
+                    _ => Quantity::Rtt,
+                };
+                Ok(Filter::Number(q, cmp, n))
+            }
+            _ => err(format!("unknown filter word '{word}'")),
+        }
+    }
+}
+
+/// `10.0.0.1:80` or `[::1]:80`.
+pub fn split_socket(s: &str) -> Result<(IpAddr, u16), ParseError> {
+    let (ip, port) = s.rsplit_once(':').ok_or_else(|| ParseError(format!("'{s}' is not IP:PORT")))?;
+    let ip = ip.trim_matches(['[', ']']).parse().or_else(|_| err(format!("'{ip}' is not an IP address")))?;
+    let port = port.parse().or_else(|_| err(format!("'{port}' is not a port number")))?;
+    Ok((ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::socket::Addr;
+
+    fn conn(proto: &'static str, orig: &str, resp: &str, state: &'static str) -> ConnRecord {
+        let addr = |s: &str| {
+            let (ip, port) = split_socket(s).unwrap();
+            Addr { ip, port }
+        };
+        ConnRecord {
+            id: 1,
+            proto,
+            orig: addr(orig),
+            resp: addr(resp),
+            conn_state: state,
+            history: String::new(),
+            ts: 0.0,
+            duration: 2.0,
+            orig_pkts: 3,
+            resp_pkts: 2,
+            orig_bytes: 100,
+            resp_bytes: 5000,
+            orig_ip_bytes: 0,
+            resp_ip_bytes: 0,
+            handshake: None,
+            teardown: None,
+            data: None,
+            tunnel: None,
+            end: "capture_end",
+        }
+    }
+
+    fn m(expr: &str, c: &ConnRecord) -> bool {
+        Filter::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}")).matches(c)
+    }
+
+    #[test]
+    fn words_and_precedence() {
+        let c = conn("tcp", "10.0.0.1:40000", "10.0.0.2:443", "REJ");
+        assert!(m("tcp and port 443 and state=REJ", &c));
+        assert!(m("udp or tcp and port 443", &c), "and binds tighter than or");
+        assert!(!m("(udp or tcp) and port 80", &c));
+        assert!(m("not udp", &c));
+        assert!(m("state in S0,REJ", &c));
+        assert!(m("state != SF", &c));
+        assert!(m("host 10.0.0.2 and resp.port=443 and orig.host=10.0.0.1", &c));
+        assert!(!m("orig.port=443", &c));
+        assert!(m("socket 10.0.0.2:443", &c));
+        assert!(!m("socket 10.0.0.2:40000", &c), "host and port on the same side");
+        assert!(m("duration>=2 and bytes>5000 and pkts=5", &c));
+        assert!(!m("rtt<1", &c), "no handshake, no rtt");
+        assert!(m("teardown=null", &c));
+        assert!(m("proto=tcp", &c));
+    }
+
+    #[test]
+    fn ipv6_sockets() {
+        let c = conn("udp", "[2001:db8::1]:5000", "[2001:db8::2]:53", "SF");
+        assert!(m("socket [2001:db8::2]:53", &c));
+        assert!(m("host 2001:db8::1", &c));
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        assert_eq!(Filter::parse("port http").unwrap_err().to_string(), "'http' is not a port number");
+        assert_eq!(Filter::parse("state=NOPE").unwrap_err().to_string(), "unknown conn_state 'NOPE'");
+        assert_eq!(Filter::parse("tcp and").unwrap_err().to_string(), "filter ends too early");
+        assert_eq!(Filter::parse("colour=red").unwrap_err().to_string(), "unknown filter word 'colour'");
+        assert!(Filter::parse("(tcp").is_err());
+        assert!(Filter::parse("tcp udp").is_err());
+    }
+}
