@@ -43,6 +43,9 @@ pub enum Command {
         /// is open); end: each connection as it ends, nothing held back (for unbounded inputs).
         #[arg(long, value_enum, default_value_t = Order::FirstSeen)]
         order: Order,
+        /// Write to this file instead of stdout; with --per-file, a directory.
+        #[arg(long, short, value_name = "PATH")]
+        output: Option<PathBuf>,
     },
     /// The socket inventory: each <protocol, IP, port>, its role and its connections.
     ///
@@ -53,6 +56,9 @@ pub enum Command {
         input: Input,
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Write to this file instead of stdout; with --per-file, a directory.
+        #[arg(long, short, value_name = "PATH")]
+        output: Option<PathBuf>,
     },
     /// Totals: packet accounting, connections by state, handshake and teardown kinds.
     Summary {
@@ -139,12 +145,16 @@ fn parse_max_state(s: &str) -> Result<(ConnState, Limit), String> {
     Ok((parse_state(state)?, Limit::parse(limit)?))
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct Input {
-    /// Capture files (pcap or pcapng, optionally gzip); `-` reads stdin. Several files are one
-    /// timeline (the rotated pieces of one capture).
+    /// Capture files (pcap or pcapng, optionally gzip) or directories of them; `-` reads stdin.
+    /// Several files are one timeline (the rotated pieces of one capture, put in order of their
+    /// first packet) unless --per-file.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Analyze each file on its own (in parallel with --jobs), output named after each input.
+    #[arg(long)]
+    pub per_file: bool,
     /// Seconds without packets after which a TCP connection ends.
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     pub tcp_timeout: f64,

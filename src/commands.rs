@@ -10,70 +10,40 @@ use crate::cli::{Command, Input};
 use crate::filter::Filter;
 use crate::flow::inventory::Inventory;
 use crate::flow::Conn;
+use crate::inputs;
 use crate::report::record::ConnRecord;
-use crate::report::stream::ConnWriter;
+use crate::report::stream::{ConnWriter, Order};
 use crate::report::summary::Summary;
 use crate::report::{csv, json, jsonl, ladder, table, verdicts, AccountingRecord, Format};
 
 pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
     match command {
-        Command::Conns { input, format, order } => {
-            let mut writer = ConnWriter::new(out, format, order)?;
-            let analysis = analyze(&input, &mut |_| {}, &mut |_, record, kept| match kept {
-                true => writer.conn(record),
-                false => writer.skip(record.id),
-            })?;
-            writer.finish(&analysis)?;
-            Ok(finish(&analysis))
+        Command::Conns { input, format, order, output } => {
+            let ext = match format {
+                Format::Table => "txt",
+                Format::Json => "json",
+                Format::Jsonl => "jsonl",
+                Format::Csv => "csv",
+                Format::Zeek => "conn.log",
+            };
+            let one = |input: &Input, out: &mut dyn Write| conns(input, format, order, out);
+            dispatch(&input, output.as_deref(), ext, out, &one)
         }
-        Command::Sockets { input, format } => {
+        Command::Sockets { input, format, output } => {
             if format == Format::Zeek {
                 eprintln!("sockscope: --format zeek is for connections (conns), not sockets");
                 return Ok(ExitCode::from(2));
             }
-            let mut inventory = Inventory::default();
-            let analysis = analyze(&input, &mut |_| {}, &mut |c, _, kept| {
-                if kept {
-                    inventory.add(c);
-                }
-                Ok(())
-            })?;
-            let sockets = inventory.finish();
-            match format {
-                Format::Jsonl => {
-                    let mut buf = Vec::new();
-                    for s in &sockets {
-                        jsonl::line(&mut buf, s);
-                    }
-                    out.write_all(&buf)?;
-                }
-                Format::Json => {
-                    json::open(out, "sockets")?;
-                    for (i, s) in sockets.iter().enumerate() {
-                        if i > 0 {
-                            json::separator(out)?;
-                        }
-                        serde_json::to_writer(&mut *out, s)?;
-                    }
-                    json::close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))?;
-                }
-                Format::Csv => csv::write_sockets(out, &sockets)?,
-                Format::Table => table::write_sockets(out, &sockets)?,
-                Format::Zeek => unreachable!("rejected above"),
-            }
-            Ok(finish(&analysis))
+            let ext = match format {
+                Format::Json => "sockets.json",
+                Format::Jsonl => "sockets.jsonl",
+                Format::Csv => "sockets.csv",
+                _ => "sockets.txt",
+            };
+            let one = |input: &Input, out: &mut dyn Write| sockets(input, format, out);
+            dispatch(&input, output.as_deref(), ext, out, &one)
         }
-        Command::Summary { input } => {
-            let mut summary = Summary::default();
-            let analysis = analyze(&input, &mut |_| {}, &mut |_, record, kept| {
-                if kept {
-                    summary.add(&record);
-                }
-                Ok(())
-            })?;
-            summary.write(out, &analysis)?;
-            Ok(finish(&analysis))
-        }
+        Command::Summary { input } => dispatch(&input, None, "summary.txt", out, &summary),
         Command::Show { input, conn } => {
             let mut packets = Vec::new();
             let mut found = None;
@@ -143,13 +113,131 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
     }
 }
 
+fn conns(input: &Input, format: Format, order: Order, out: &mut dyn Write) -> io::Result<ExitCode> {
+    let mut writer = ConnWriter::new(out, format, order)?;
+    let analysis = analyze(input, &mut |_| {}, &mut |_, record, kept| match kept {
+        true => writer.conn(record),
+        false => writer.skip(record.id),
+    })?;
+    writer.finish(&analysis)?;
+    Ok(finish(&analysis))
+}
+
+fn sockets(input: &Input, format: Format, out: &mut dyn Write) -> io::Result<ExitCode> {
+    let mut inventory = Inventory::default();
+    let analysis = analyze(input, &mut |_| {}, &mut |c, _, kept| {
+        if kept {
+            inventory.add(c);
+        }
+        Ok(())
+    })?;
+    let sockets = inventory.finish();
+    match format {
+        Format::Jsonl => {
+            let mut buf = Vec::new();
+            for s in &sockets {
+                jsonl::line(&mut buf, s);
+            }
+            out.write_all(&buf)?;
+        }
+        Format::Json => {
+            json::open(out, "sockets")?;
+            for (i, s) in sockets.iter().enumerate() {
+                if i > 0 {
+                    json::separator(out)?;
+                }
+                serde_json::to_writer(&mut *out, s)?;
+            }
+            json::close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))?;
+        }
+        Format::Csv => csv::write_sockets(out, &sockets)?,
+        Format::Table | Format::Zeek => table::write_sockets(out, &sockets)?,
+    }
+    Ok(finish(&analysis))
+}
+
+fn summary(input: &Input, out: &mut dyn Write) -> io::Result<ExitCode> {
+    let mut summary = Summary::default();
+    let analysis = analyze(input, &mut |_| {}, &mut |_, record, kept| {
+        if kept {
+            summary.add(&record);
+        }
+        Ok(())
+    })?;
+    summary.write(out, &analysis)?;
+    Ok(finish(&analysis))
+}
+
+/// Runs a command on the inputs as one timeline, writing to `out` or to the file `output`; or,
+/// with `--per-file`, on each input file on its own, in parallel (`--jobs`), each output
+/// named after its input: `DIR/NAME.EXT` with `--output DIR`, else printed one after another
+/// under a `== FILE ==` line. The exit code is the worst of the files'.
+fn dispatch(
+    input: &Input,
+    output: Option<&Path>,
+    ext: &str,
+    out: &mut dyn Write,
+    one: &(dyn Fn(&Input, &mut dyn Write) -> io::Result<ExitCode> + Sync),
+) -> io::Result<ExitCode> {
+    if !input.per_file {
+        return match output {
+            None => one(input, out),
+            Some(path) => write_file(path, |w| one(input, w)),
+        };
+    }
+    let files = inputs::expand(&input.files);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(usize, io::Result<(ExitCode, Vec<u8>)>)>> = Default::default();
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(file) = files.get(i) else { return };
+        let single = Input { files: vec![file.clone()], jobs: 1, ..input.clone() };
+        let result = match output {
+            Some(dir) => {
+                let name = file.file_name().map_or("stdin".into(), |n| n.to_string_lossy().into_owned());
+                let path = dir.join(format!("{name}.{ext}"));
+                write_file(&path, |w| one(&single, w)).map(|code| (code, Vec::new()))
+            }
+            None => {
+                let mut buf = Vec::new();
+                one(&single, &mut buf).map(|code| (code, buf))
+            }
+        };
+        results.lock().expect("no worker panics").push((i, result));
+    };
+    if let Some(dir) = output {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..input.jobs().clamp(1, files.len().max(1)) {
+            scope.spawn(work);
+        }
+    });
+    let mut results = results.into_inner().expect("no worker panics");
+    results.sort_by_key(|(i, _)| *i);
+    let mut worst = ExitCode::SUCCESS;
+    for (i, result) in results {
+        let (code, text) = result?;
+        if output.is_none() {
+            writeln!(out, "== {} ==", files[i].display())?;
+            out.write_all(&text)?;
+        }
+        if code != ExitCode::SUCCESS {
+            worst = code;
+        }
+    }
+    Ok(worst)
+}
+
 /// Writes a side report (JUnit, Markdown); failing to is an error of the run.
-fn write_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+fn write_file<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<T>) -> io::Result<T> {
     let file = std::fs::File::create(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let mut w = io::BufWriter::new(file);
-    write(&mut w)?;
-    w.flush()
+    let value = write(&mut w)?;
+    w.flush()?;
+    Ok(value)
 }
 
 /// Runs the analysis; each ended connection goes to `each` with its record and whether it
@@ -166,7 +254,8 @@ fn analyze(
         decap: !input.no_decap,
         jobs: input.jobs(),
     };
-    analyze::analyze(&input.files, &options, observer, &mut |c| {
+    let files = inputs::timeline(inputs::expand(&input.files));
+    analyze::analyze(&files, &options, observer, &mut |c| {
         let record = ConnRecord::new(&c);
         let kept = filter.as_ref().is_none_or(|f| f.matches(&record));
         each(&c, record, kept)

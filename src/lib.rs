@@ -9,5 +9,6 @@ pub mod commands;
 pub mod decode;
 pub mod filter;
 pub mod flow;
+pub mod inputs;
 pub mod report;
 pub mod tcp;

@@ -35,10 +35,11 @@ fn missing_file_empty_file_and_directory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("empty.pcap: empty file"), "{}", stderr(&out));
 
-    let dir = std::env::temp_dir();
+    let dir = std::env::temp_dir().join(format!("sockscope-empty-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let out = sockscope(&["conns", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a directory with no capture files in it"), "{}", stderr(&out));
 }
 
 #[test]
@@ -295,4 +296,72 @@ fn filters_apply_to_every_subcommand() {
     let bad = sockscope(&["conns", "--filter", "port http", f]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("'http' is not a port number"), "{}", stderr(&bad));
+}
+
+/// Splits a little-endian microsecond pcap into two files at record `at` (rotated pieces).
+fn split_pcap(bytes: &[u8], at: usize) -> (Vec<u8>, Vec<u8>) {
+    let (header, mut rest) = bytes.split_at(24);
+    let (mut first, mut second) = (header.to_vec(), header.to_vec());
+    let mut n = 0;
+    while rest.len() >= 16 {
+        let len = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+        let (record, tail) = rest.split_at(16 + len);
+        if n < at { &mut first } else { &mut second }.extend_from_slice(record);
+        rest = tail;
+        n += 1;
+    }
+    (first, second)
+}
+
+#[test]
+fn rotated_pieces_are_one_timeline_in_any_order() {
+    let whole = std::fs::read(samples().join("teardowns.pcap")).unwrap();
+    let (a, b) = split_pcap(&whole, 57);
+    let dir = std::env::temp_dir().join(format!("sockscope-rotated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Named so that name order is the wrong time order.
+    let (early, late) = (dir.join("z-part.pcap"), dir.join("a-part.pcap"));
+    std::fs::write(&early, a).unwrap();
+    std::fs::write(&late, b).unwrap();
+    let expected = jsonl(&sockscope(&[
+        "conns",
+        "--format",
+        "jsonl",
+        samples().join("teardowns.pcap").to_str().unwrap(),
+    ]));
+    for args in [vec![late.to_str().unwrap(), early.to_str().unwrap()], vec![dir.to_str().unwrap()]] {
+        let mut argv = vec!["conns", "--format", "jsonl"];
+        argv.extend(args);
+        let got = jsonl(&sockscope(&argv));
+        assert_eq!(got, expected, "a connection spanning the two pieces stays one");
+    }
+}
+
+#[test]
+fn per_file_outputs_are_named_after_each_input() {
+    let out_dir = std::env::temp_dir().join(format!("sockscope-perfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = sockscope(&[
+        "conns",
+        "--per-file",
+        "--format",
+        "csv",
+        "-o",
+        out_dir.to_str().unwrap(),
+        samples().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["ipv6.pcap.csv", "snaplen96.pcap.gz.csv", "teardowns.pcap.csv", "udp_and_reuse.pcapng.csv"]
+    );
+    let rows = std::fs::read_to_string(out_dir.join("teardowns.pcap.csv")).unwrap().lines().count();
+    assert_eq!(rows, 1 + 12, "header and one row per connection, ids from 1 in each file");
+    let printed = stdout(&sockscope(&["summary", "--per-file", samples().to_str().unwrap()]));
+    assert_eq!(printed.matches("== ").count(), 4, "{printed}");
 }
