@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Mutex;
 use std::process::ExitCode;
 
 use crate::analyze::{self, Analysis, Options};
@@ -168,6 +169,9 @@ fn summary(input: &Input, out: &mut dyn Write) -> io::Result<ExitCode> {
     Ok(finish(&analysis))
 }
 
+/// One file's outcome in `--per-file`: its exit code and, when printed to stdout, its output.
+type FileResult = io::Result<(ExitCode, Vec<u8>)>;
+
 /// Runs a command on the inputs as one timeline, writing to `out` or to the file `output`; or,
 /// with `--per-file`, on each input file on its own, in parallel (`--jobs`), each output
 /// named after its input: `DIR/NAME.EXT` with `--output DIR`, else printed one after another
@@ -187,7 +191,7 @@ fn dispatch(
     }
     let files = inputs::expand(&input.files);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<(usize, io::Result<(ExitCode, Vec<u8>)>)>> = Default::default();
+    let results: Mutex<Vec<(usize, FileResult)>> = Mutex::default();
     let work = || loop {
         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(file) = files.get(i) else { return };
