@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::capture::{CaptureReader, FileKind, Record, Timestamp};
 use crate::decode::frag::{Added, Defragmenter, GiveUp};
 use crate::decode::{self, Decoded, Hop, Ip, Other, Packet, Skip, TcpSegment, UdpDatagram};
-use crate::flow::socket::TunnelKey;
+use crate::flow::socket::{Addr, TunnelKey};
 use crate::flow::table::{ConnTable, Context, Timeouts};
 use crate::flow::Conn;
 
@@ -25,6 +25,8 @@ pub struct Accounting {
     pub time_went_backwards: u64,
     /// Fragments that overlapped bytes already held (the first arrival's bytes were kept).
     pub overlapping_fragments: u64,
+    /// Packets the capture kept only part of (snap length); still analyzed from their headers.
+    pub snaplen_cut: u64,
 }
 
 impl Accounting {
@@ -98,6 +100,17 @@ pub struct Seen {
     pub transport: Transport,
 }
 
+impl Seen {
+    /// (source, destination) sockets of the packet.
+    pub fn sockets(&self) -> (Addr, Addr) {
+        let (sp, dp) = match self.transport {
+            Transport::Tcp(s) => (s.src_port, s.dst_port),
+            Transport::Udp(d) => (d.src_port, d.dst_port),
+        };
+        (Addr { ip: self.ip.src, port: sp }, Addr { ip: self.ip.dst, port: dp })
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Transport {
     Tcp(TcpSegment),
@@ -144,7 +157,8 @@ pub fn analyze(
 /// One capture record, decoded: what the reader side hands to the table side.
 enum Item {
     Bad(&'static str),
-    Packet(Timestamp, Packet),
+    /// The packet, its time, and whether the snap length cut it.
+    Packet(Timestamp, Packet, bool),
 }
 
 /// From the reader thread: decoded records, or the end of a file.
@@ -187,7 +201,8 @@ fn read_file(
         match reader.next_record() {
             Ok(Some(Record::Frame(f))) => {
                 report.packets += 1;
-                each(Item::Packet(f.ts, decode::decode(f.link_type, f.data, decap)))?;
+                let cut = (f.data.len() as u64) < u64::from(f.orig_len);
+                each(Item::Packet(f.ts, decode::decode(f.link_type, f.data, decap), cut))?;
             }
             Ok(Some(Record::Bad(why))) => {
                 report.packets += 1;
@@ -268,7 +283,8 @@ impl Run<'_, '_> {
         self.accounting.total += 1;
         match item {
             Item::Bad(why) => *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1,
-            Item::Packet(ts, packet) => {
+            Item::Packet(ts, packet, cut) => {
+                self.accounting.snaplen_cut += u64::from(cut);
                 if self.prev_ts.is_some_and(|p| ts < p) {
                     self.accounting.time_went_backwards += 1;
                 }

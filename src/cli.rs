@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::capture::Duration;
 use crate::check::{Limit, Rules, SocketSpec};
-use crate::filter::Filter;
+use crate::filter::{split_socket, Filter};
+use crate::flow::socket::Addr;
 use crate::flow::table::Timeouts;
 use crate::report::stream::Order;
 use crate::report::Format;
@@ -70,8 +71,12 @@ pub enum Command {
         #[command(flatten)]
         input: Input,
         /// The connection id, as printed by `conns`.
-        #[arg(long = "conn", value_name = "ID")]
-        conn: u64,
+        #[arg(long = "conn", value_name = "ID", required_unless_present = "socket_pair")]
+        conn: Option<u64>,
+        /// Every connection of this socket pair (each use of a reused pair in turn), either
+        /// direction: 10.0.0.1:40000-10.0.0.2:80 or [::1]:40000-[::1]:80.
+        #[arg(long = "socket-pair", value_name = "A:P-B:P", value_parser = parse_pair, conflicts_with = "conn")]
+        socket_pair: Option<(Addr, Addr)>,
     },
     /// Exit 1 when a connection breaks a rule, 0 when none does (for CI gates).
     ///
@@ -138,6 +143,17 @@ impl RuleArgs {
         }
         Ok(rules)
     }
+}
+
+fn parse_pair(s: &str) -> Result<(Addr, Addr), String> {
+    // The separator is the '-' after the first socket's port.
+    let split = s.match_indices('-').map(|(i, _)| i).find(|&i| split_socket(&s[..i]).is_ok());
+    let i = split.ok_or_else(|| format!("'{s}' is not a socket pair like 10.0.0.1:40000-10.0.0.2:80"))?;
+    let (a, b) = (
+        split_socket(&s[..i]).map_err(|e| e.to_string())?,
+        split_socket(&s[i + 1..]).map_err(|e| e.to_string())?,
+    );
+    Ok((Addr { ip: a.0, port: a.1 }, Addr { ip: b.0, port: b.1 }))
 }
 
 fn parse_max_state(s: &str) -> Result<(ConnState, Limit), String> {

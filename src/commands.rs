@@ -2,14 +2,17 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::Mutex;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
-use crate::analyze::{self, Analysis, Options};
+use std::collections::BTreeMap;
+
+use crate::analyze::{self, Analysis, Options, Seen};
 use crate::check::Checker;
 use crate::cli::{Command, Input};
 use crate::filter::Filter;
 use crate::flow::inventory::Inventory;
+use crate::flow::socket::Addr;
 use crate::flow::Conn;
 use crate::inputs;
 use crate::report::record::ConnRecord;
@@ -45,33 +48,45 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             dispatch(&input, output.as_deref(), ext, out, &one)
         }
         Command::Summary { input } => dispatch(&input, None, "summary.txt", out, &summary),
-        Command::Show { input, conn } => {
-            let mut packets = Vec::new();
-            let mut found = None;
+        Command::Show { input, conn, socket_pair } => {
+            let wanted = |a: Addr, b: Addr| match socket_pair {
+                Some((x, y)) => (a == x && b == y) || (a == y && b == x),
+                None => false,
+            };
+            let mut packets: BTreeMap<u64, Vec<Seen>> = BTreeMap::new();
+            let mut found: Vec<ConnRecord> = Vec::new();
             let mut total = 0;
             let analysis = analyze(
                 &input,
                 &mut |seen| {
-                    if seen.conn_id == conn {
-                        packets.push(*seen);
+                    let (src, dst) = seen.sockets();
+                    if Some(seen.conn_id) == conn || wanted(src, dst) {
+                        packets.entry(seen.conn_id).or_default().push(*seen);
                     }
                 },
                 &mut |_, record, _| {
                     total += 1;
-                    if record.id == conn {
-                        found = Some(record);
+                    if Some(record.id) == conn || wanted(record.orig, record.resp) {
+                        found.push(record);
                     }
                     Ok(())
                 },
             )?;
             let code = finish(&analysis);
-            match found {
-                Some(c) => ladder::write(out, &c, &packets)?,
-                None if code == ExitCode::SUCCESS => {
-                    eprintln!("sockscope: no connection with id {conn} ({total} connections)");
-                    return Ok(ExitCode::from(2));
+            found.sort_unstable_by_key(|r| r.id);
+            for (i, c) in found.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
                 }
-                None => {}
+                ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice))?;
+            }
+            if found.is_empty() && code == ExitCode::SUCCESS {
+                match (conn, socket_pair) {
+                    (Some(id), _) => eprintln!("sockscope: no connection with id {id} ({total} connections)"),
+                    (None, Some((a, b))) => eprintln!("sockscope: no connection between {a} and {b}"),
+                    (None, None) => {}
+                }
+                return Ok(ExitCode::from(2));
             }
             Ok(code)
         }
@@ -159,13 +174,15 @@ fn sockets(input: &Input, format: Format, out: &mut dyn Write) -> io::Result<Exi
 
 fn summary(input: &Input, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut summary = Summary::default();
-    let analysis = analyze(input, &mut |_| {}, &mut |_, record, kept| {
+    let mut inventory = Inventory::default();
+    let analysis = analyze(input, &mut |_| {}, &mut |c, record, kept| {
         if kept {
             summary.add(&record);
+            inventory.add(c);
         }
         Ok(())
     })?;
-    summary.write(out, &analysis)?;
+    summary.write(out, &analysis, &inventory.finish())?;
     Ok(finish(&analysis))
 }
 

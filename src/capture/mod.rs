@@ -176,7 +176,10 @@ impl CaptureReader {
             Box::new(io::stdin().lock())
         } else {
             if path.is_dir() {
-                return Err(CaptureError { offset: None, reason: "a directory with no capture files in it".into() });
+                return Err(CaptureError {
+                    offset: None,
+                    reason: "a directory with no capture files in it".into(),
+                });
             }
             let file =
                 File::open(path).map_err(|e| CaptureError { offset: None, reason: open_reason(&e) })?;

@@ -43,29 +43,44 @@ pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[Seen]) -> io::Resul
     let mut base: [Option<SeqNum>; 2] = [None, None];
     let mut highest: [Option<SeqNum>; 2] = [None, None];
     for p in packets {
-        let from_client = p.ip.src == c.orig.ip && port_of(p, true) == c.orig.port;
+        let from_client = p.sockets().0 == c.orig;
         let side = usize::from(!from_client);
         let t = p.ts.since(first.ts).as_secs_f64();
         let (label, notes) = match p.transport {
             Transport::Tcp(seg) => {
                 let b = *base[side].get_or_insert(seg.seq);
                 let peer = base[1 - side];
-                let mut notes = Vec::new();
+                let mut notes: Vec<String> = Vec::new();
                 let end = seg.seq.advance(seg.payload_len);
                 if seg.payload_len > 0 {
                     if highest[side].is_some_and(|h| end <= h) {
-                        notes.push("retransmission");
+                        notes.push("retransmission".into());
+                    } else if highest[side].is_some_and(|h| seg.seq > h) {
+                        notes.push("after a gap or out of order".into());
                     }
                     highest[side] = Some(highest[side].map_or(end, |h| h.max(end)));
                 }
                 if seg.window == 0 && !seg.flags.rst() {
-                    notes.push("zero window");
+                    notes.push("zero window".into());
                 }
                 if seg.flags.fin() {
-                    notes.push("FIN");
+                    notes.push("FIN".into());
                 }
                 if seg.flags.rst() {
-                    notes.push("RST");
+                    notes.push("RST".into());
+                }
+                let at = p.ts.as_secs_f64();
+                if let Some(h) = c.handshake.as_ref().filter(|h| h.ack_ts == Some(at)) {
+                    notes.push(match h.rtt {
+                        Some(rtt) => format!("handshake complete, rtt {:.3} ms", rtt * 1e3),
+                        None => "handshake complete".into(),
+                    });
+                }
+                if let Some(t) =
+                    c.teardown.as_ref().filter(|t| t.final_ack_ts == Some(at) || t.rst_ts == Some(at))
+                {
+                    let by = t.initiator.map_or(String::new(), |i| format!(" by {i}"));
+                    notes.push(format!("{} {}{by}", t.state, t.kind.unwrap_or("")));
                 }
                 let ack = match (seg.flags.ack(), peer) {
                     (true, Some(pb)) => format!(" ack={}", seg.ack.diff(pb)),
@@ -92,23 +107,4 @@ pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[Seen]) -> io::Resul
         writeln!(out, "{:>7}  {t:>10.6}  {arrow}{notes}", p.number)?;
     }
     Ok(())
-}
-
-fn port_of(p: &Seen, src: bool) -> u16 {
-    match p.transport {
-        Transport::Tcp(s) => {
-            if src {
-                s.src_port
-            } else {
-                s.dst_port
-            }
-        }
-        Transport::Udp(d) => {
-            if src {
-                d.src_port
-            } else {
-                d.dst_port
-            }
-        }
-    }
 }

@@ -42,6 +42,8 @@ pub struct AccountingRecord {
     pub time_went_backwards: u64,
     /// Fragments that overlapped bytes already held (the first arrival's bytes were kept).
     pub overlapping_fragments: u64,
+    /// Packets cut by the snap length (analyzed from their headers).
+    pub snaplen_cut: u64,
 }
 
 impl AccountingRecord {
@@ -56,6 +58,7 @@ impl AccountingRecord {
             skipped_by_reason: a.skipped.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             time_went_backwards: a.time_went_backwards,
             overlapping_fragments: a.overlapping_fragments,
+            snaplen_cut: a.snaplen_cut,
         }
     }
 }

@@ -6,6 +6,29 @@ use std::io::{self, Write};
 use super::record::ConnRecord;
 use super::AccountingRecord;
 use crate::analyze::Analysis;
+use crate::flow::inventory::SocketStats;
+use crate::flow::socket::Addr;
+
+/// The five sockets with the most of `key`.
+fn top(
+    out: &mut dyn Write,
+    title: &str,
+    sockets: &[SocketStats],
+    key: impl Fn(&SocketStats) -> u64,
+    describe: impl Fn(&SocketStats) -> String,
+) -> io::Result<()> {
+    let mut ranked: Vec<&SocketStats> = sockets.iter().filter(|s| key(s) > 0).collect();
+    if ranked.is_empty() {
+        return Ok(());
+    }
+    ranked.sort_by_key(|s| std::cmp::Reverse(key(s)));
+    writeln!(out, "\n{title}:")?;
+    for s in ranked.iter().take(5) {
+        let socket = format!("{}/{}", Addr { ip: s.ip, port: s.port }, s.proto);
+        writeln!(out, "  {socket:<46} {:<6}  {}", s.role, describe(s))?;
+    }
+    Ok(())
+}
 
 /// Totals over connections, gathered as they end.
 #[derive(Default)]
@@ -16,6 +39,12 @@ pub struct Summary {
     handshakes: BTreeMap<&'static str, u64>,
     teardowns: BTreeMap<String, u64>,
     rtts: Vec<f64>,
+    rexmit_pkts: u64,
+    tcp_pkts: u64,
+    resets: u64,
+    unanswered: u64,
+    refused: u64,
+    missed_bytes: u64,
 }
 
 impl Summary {
@@ -23,13 +52,21 @@ impl Summary {
         self.conns += 1;
         if c.proto == "tcp" {
             self.tcp += 1;
+            self.tcp_pkts += c.orig_pkts + c.resp_pkts;
+        }
+        if let Some(d) = &c.data {
+            self.rexmit_pkts += d.orig_rexmit_pkts + d.resp_rexmit_pkts;
+            self.missed_bytes += d.orig_missed_bytes + d.resp_missed_bytes;
         }
         *self.by_state.entry((c.proto, c.conn_state)).or_default() += 1;
         if let Some(h) = &c.handshake {
+            self.unanswered += u64::from(h.state == "syn_only");
+            self.refused += u64::from(h.state == "rejected");
             *self.handshakes.entry(h.state).or_default() += 1;
             self.rtts.extend(h.rtt);
         }
         if let Some(t) = &c.teardown {
+            self.resets += u64::from(t.state == "reset");
             let key = match (t.kind, t.initiator) {
                 (Some(k), Some(i)) => format!("{} {k} by {i}", t.state),
                 _ => t.state.to_string(),
@@ -38,7 +75,13 @@ impl Summary {
         }
     }
 
-    pub fn write(mut self, out: &mut dyn Write, analysis: &Analysis) -> io::Result<()> {
+    /// Writes the summary; `sockets` is the inventory of the same connections.
+    pub fn write(
+        mut self,
+        out: &mut dyn Write,
+        analysis: &Analysis,
+        sockets: &[SocketStats],
+    ) -> io::Result<()> {
         for f in &analysis.files {
             let kind =
                 f.format
@@ -109,6 +152,35 @@ impl Summary {
                 writeln!(out, "  {k:<32} {n:>8}")?;
             }
         }
+        top(
+            out,
+            "top sockets by connections",
+            sockets,
+            |s| s.conns,
+            |s| format!("{} connections, {} at once", s.conns, s.max_concurrent),
+        )?;
+        top(
+            out,
+            "top sockets by bytes",
+            sockets,
+            |s| s.bytes_sent + s.bytes_received,
+            |s| format!("{} bytes sent, {} received", s.bytes_sent, s.bytes_received),
+        )?;
+
+        writeln!(out, "\nproblems:")?;
+        let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 * 100.0 / of as f64 };
+        writeln!(
+            out,
+            "  retransmitted packets {:>10}  ({:.2}% of TCP packets)",
+            self.rexmit_pkts,
+            share(self.rexmit_pkts, self.tcp_pkts)
+        )?;
+        writeln!(out, "  bytes never captured  {:>10}  (acknowledged content gaps)", self.missed_bytes)?;
+        writeln!(out, "  reset connections     {:>10}", self.resets)?;
+        writeln!(out, "  unanswered SYNs       {:>10}", self.unanswered)?;
+        writeln!(out, "  refused connections   {:>10}", self.refused)?;
+        writeln!(out, "  snap-length cut pkts  {:>10}", p.snaplen_cut)?;
+        writeln!(out, "  skipped packets       {:>10}  (reasons above)", p.skipped)?;
         Ok(())
     }
 }
