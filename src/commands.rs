@@ -1,6 +1,6 @@
 //! What each subcommand does: run the analysis into the right consumer, then report.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -30,7 +30,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 Format::Csv => "csv",
                 Format::Zeek => "conn.log",
             };
-            let one = |input: &Input, out: &mut dyn Write| conns(input, format, order, out);
+            let one = |input: &Input, out: &mut dyn Write, tty: bool| conns(input, format, order, tty, out);
             dispatch(&input, output.as_deref(), ext, out, &one)
         }
         Command::Sockets { input, format, output } => {
@@ -44,10 +44,14 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 Format::Csv => "sockets.csv",
                 _ => "sockets.txt",
             };
-            let one = |input: &Input, out: &mut dyn Write| sockets(input, format, out);
+            let one = |input: &Input, out: &mut dyn Write, tty: bool| sockets(input, format, tty, out);
             dispatch(&input, output.as_deref(), ext, out, &one)
         }
-        Command::Summary { input } => dispatch(&input, None, "summary.txt", out, &summary),
+        Command::Summary { input } => {
+            dispatch(&input, None, "summary.txt", out, &|input: &Input, out: &mut dyn Write, tty: bool| {
+                summary(input, tty, out)
+            })
+        }
         Command::Show { input, conn, socket_pair } => {
             let wanted = |a: Addr, b: Addr| match socket_pair {
                 Some((x, y)) => (a == x && b == y) || (a == y && b == x),
@@ -108,7 +112,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 Ok(())
             })?;
             let verdicts = checker.finish();
-            verdicts::text(out, &verdicts, conns)?;
+            verdicts::text(out, &verdicts, conns, io::stdout().is_terminal() && table::color_enabled())?;
             let name = input.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" ");
             if let Some(path) = junit {
                 write_file(&path, |w| verdicts::junit(w, &verdicts, &name))?;
@@ -129,17 +133,37 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
     }
 }
 
-fn conns(input: &Input, format: Format, order: Order, out: &mut dyn Write) -> io::Result<ExitCode> {
-    let mut writer = ConnWriter::new(out, format, order)?;
-    let analysis = analyze(input, &mut |_| {}, &mut |_, record, kept| match kept {
-        true => writer.conn(record),
-        false => writer.skip(record.id),
+/// `tty`: the output is a terminal, so the table gets colors (unless NO_COLOR) and the
+/// summary after it.
+fn conns(
+    input: &Input,
+    format: Format,
+    order: Order,
+    tty: bool,
+    out: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    let with_summary = tty && format == Format::Table;
+    let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
+    let mut writer = ConnWriter::new(out, format, order, tty && table::color_enabled())?;
+    let analysis = analyze(input, &mut |_| {}, &mut |c, record, kept| {
+        if !kept {
+            return writer.skip(record.id);
+        }
+        if with_summary {
+            summary.add(&record);
+            inventory.add(c);
+        }
+        writer.conn(record)
     })?;
     writer.finish(&analysis)?;
+    if with_summary {
+        writeln!(out)?;
+        summary.write(out, &analysis, &inventory.finish())?;
+    }
     Ok(finish(&analysis))
 }
 
-fn sockets(input: &Input, format: Format, out: &mut dyn Write) -> io::Result<ExitCode> {
+fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut inventory = Inventory::default();
     let analysis = analyze(input, &mut |_| {}, &mut |c, _, kept| {
         if kept {
@@ -167,12 +191,12 @@ fn sockets(input: &Input, format: Format, out: &mut dyn Write) -> io::Result<Exi
             json::close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))?;
         }
         Format::Csv => csv::write_sockets(out, &sockets)?,
-        Format::Table | Format::Zeek => table::write_sockets(out, &sockets)?,
+        Format::Table | Format::Zeek => table::write_sockets(out, &sockets, tty && table::color_enabled())?,
     }
     Ok(finish(&analysis))
 }
 
-fn summary(input: &Input, out: &mut dyn Write) -> io::Result<ExitCode> {
+fn summary(input: &Input, _tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut summary = Summary::default();
     let mut inventory = Inventory::default();
     let analysis = analyze(input, &mut |_| {}, &mut |c, record, kept| {
@@ -198,12 +222,12 @@ fn dispatch(
     output: Option<&Path>,
     ext: &str,
     out: &mut dyn Write,
-    one: &(dyn Fn(&Input, &mut dyn Write) -> io::Result<ExitCode> + Sync),
+    one: &(dyn Fn(&Input, &mut dyn Write, bool) -> io::Result<ExitCode> + Sync),
 ) -> io::Result<ExitCode> {
     if !input.per_file {
         return match output {
-            None => one(input, out),
-            Some(path) => write_file(path, |w| one(input, w)),
+            None => one(input, out, io::stdout().is_terminal()),
+            Some(path) => write_file(path, |w| one(input, w, false)),
         };
     }
     let files = inputs::expand(&input.files);
@@ -217,11 +241,11 @@ fn dispatch(
             Some(dir) => {
                 let name = file.file_name().map_or("stdin".into(), |n| n.to_string_lossy().into_owned());
                 let path = dir.join(format!("{name}.{ext}"));
-                write_file(&path, |w| one(&single, w)).map(|code| (code, Vec::new()))
+                write_file(&path, |w| one(&single, w, false)).map(|code| (code, Vec::new()))
             }
             None => {
                 let mut buf = Vec::new();
-                one(&single, &mut buf).map(|code| (code, buf))
+                one(&single, &mut buf, false).map(|code| (code, buf))
             }
         };
         results.lock().expect("no worker panics").push((i, result));

@@ -71,7 +71,16 @@ fn show_half_close() {
 
 #[test]
 fn check_failing() {
-    insta::assert_snapshot!(run(&["check", TEARDOWNS, "--fail-on-state", "REJ", "--max-state", "S0=0", "--max-rtt", "1"]));
+    insta::assert_snapshot!(run(&[
+        "check",
+        TEARDOWNS,
+        "--fail-on-state",
+        "REJ",
+        "--max-state",
+        "S0=0",
+        "--max-rtt",
+        "1"
+    ]));
 }
 
 /// The CSV and JSON lines outputs parse back to the same values the table shows.
@@ -83,9 +92,17 @@ fn csv_and_jsonl_agree_with_the_table() {
     let mut csv_rows = csv.lines().take_while(|l| !l.starts_with("--- exit"));
     let header: Vec<&str> = csv_rows.next().unwrap().split(',').collect();
     let col = |row: &[String], name: &str| row[header.iter().position(|h| *h == name).unwrap()].clone();
-    let json_rows: Vec<serde_json::Value> =
-        jsonl.lines().take_while(|l| !l.starts_with("--- exit")).map(|l| serde_json::from_str(l).unwrap()).collect();
-    let table_rows: Vec<Vec<&str>> = table.lines().skip(1).take_while(|l| !l.starts_with("--- exit")).map(|l| l.split_whitespace().collect()).collect();
+    let json_rows: Vec<serde_json::Value> = jsonl
+        .lines()
+        .take_while(|l| !l.starts_with("--- exit"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let table_rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("--- exit"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     for ((csv_row, json), table_row) in csv_rows.zip(&json_rows).zip(&table_rows) {
         let csv_row: Vec<String> = csv_row.split(',').map(String::from).collect();
         assert_eq!(col(&csv_row, "id"), json["id"].to_string());

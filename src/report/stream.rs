@@ -30,12 +30,13 @@ pub struct ConnWriter<'a> {
     waiting: Waiting,
     /// The table format needs every row to size its columns.
     rows: Vec<ConnRecord>,
+    color: bool,
     written: u64,
 }
 
 impl<'a> ConnWriter<'a> {
     /// Starts the output (headers, the JSON document's opening).
-    pub fn new(out: &'a mut dyn Write, format: Format, order: Order) -> io::Result<Self> {
+    pub fn new(out: &'a mut dyn Write, format: Format, order: Order, color: bool) -> io::Result<Self> {
         match format {
             Format::Csv => out.write_all(csv::CONN_HEADER.as_bytes())?,
             Format::Zeek => zeek::header(out)?,
@@ -49,6 +50,7 @@ impl<'a> ConnWriter<'a> {
             next_id: 1,
             waiting: Waiting::default(),
             rows: Vec::new(),
+            color,
             written: 0,
         })
     }
@@ -100,7 +102,7 @@ impl<'a> ConnWriter<'a> {
         match self.format {
             Format::Table => {
                 self.rows.sort_unstable_by_key(|r| r.id);
-                table::write_conns(self.out, &self.rows)
+                table::write_conns(self.out, &self.rows, self.color)
             }
             Format::Json => {
                 json::close(self.out, &analysis.files, &AccountingRecord::new(&analysis.accounting))

@@ -1,39 +1,56 @@
 //! Aligned text tables for people at a terminal.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+
+use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
 
 use super::record::ConnRecord;
 use crate::flow::inventory::SocketStats;
 
-/// Prints rows under a header, each column as wide as its widest cell.
-pub fn write_rows(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
-        let mut text = String::new();
-        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
-            if i > 0 {
-                text.push_str("  ");
-            }
-            text.push_str(cell);
-            if i + 1 < widths.len() {
-                text.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
-            }
-        }
-        writeln!(out, "{}", text.trim_end())
-    };
-    line(out, &mut header.iter().copied())?;
-    for row in rows {
-        line(out, &mut row.iter().map(String::as_str))?;
-    }
-    Ok(())
+/// Whether table output should be colored: stdout is a terminal and NO_COLOR is not set
+/// (https://no-color.org).
+pub fn color_enabled() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> {
+/// Prints rows under a header, each column as wide as its widest cell, two spaces apart.
+pub fn write_rows(out: &mut dyn Write, header: &[&str], rows: Vec<Vec<Cell>>, color: bool) -> io::Result<()> {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
+    if color {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
+    table.set_header(header.iter().map(|h| {
+        if color {
+            Cell::new(h).add_attribute(Attribute::Bold)
+        } else {
+            Cell::new(h)
+        }
+    }));
+    table.add_rows(rows);
+    let last = header.len().saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if i == last { 0 } else { 2 }));
+    }
+    writeln!(out, "{}", table.trim_fmt())
+}
+
+/// Green for normal ends, red for resets and refusals, yellow for attempts and oddities.
+fn state_cell(state: &str, color: bool) -> Cell {
+    let cell = Cell::new(state);
+    if !color {
+        return cell;
+    }
+    match state {
+        "SF" | "S1" => cell.fg(Color::Green),
+        "REJ" | "RSTO" | "RSTR" | "RSTOS0" | "RSTRH" => cell.fg(Color::Red),
+        _ => cell.fg(Color::Yellow),
+    }
+}
+
+pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord], color: bool) -> io::Result<()> {
     let header = [
         "ID",
         "PROTO",
@@ -47,7 +64,7 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
         "HANDSHAKE",
         "TEARDOWN",
     ];
-    let rows: Vec<Vec<String>> = conns
+    let rows: Vec<Vec<Cell>> = conns
         .iter()
         .map(|c| {
             let handshake = c.handshake.as_ref().map_or("-".to_string(), |h| match h.rtt {
@@ -65,40 +82,40 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord]) -> io::Result<()> 
                 s
             });
             vec![
-                c.id.to_string(),
-                c.proto.to_string(),
-                c.orig.to_string(),
-                c.resp.to_string(),
-                c.conn_state.to_string(),
-                c.history.clone(),
-                format!("{:.3}s", c.duration),
-                format!("{}/{}", c.orig_pkts, c.resp_pkts),
-                format!("{}/{}", c.orig_bytes, c.resp_bytes),
-                handshake,
-                teardown,
+                Cell::new(c.id),
+                Cell::new(c.proto),
+                Cell::new(c.orig),
+                Cell::new(c.resp),
+                state_cell(c.conn_state, color),
+                Cell::new(&c.history),
+                Cell::new(format!("{:.3}s", c.duration)),
+                Cell::new(format!("{}/{}", c.orig_pkts, c.resp_pkts)),
+                Cell::new(format!("{}/{}", c.orig_bytes, c.resp_bytes)),
+                Cell::new(handshake),
+                Cell::new(teardown),
             ]
         })
         .collect();
-    write_rows(out, &header, &rows)
+    write_rows(out, &header, rows, color)
 }
 
-pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats]) -> io::Result<()> {
+pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats], color: bool) -> io::Result<()> {
     let header = ["SOCKET", "ROLE", "CONNS", "MAX OPEN", "PKTS out/in", "BYTES out/in"];
-    let rows: Vec<Vec<String>> = sockets
+    let rows: Vec<Vec<Cell>> = sockets
         .iter()
         .map(|s| {
             let addr = crate::flow::socket::Addr { ip: s.ip, port: s.port };
             vec![
-                format!("{}/{}", addr, s.proto),
-                s.role.to_string(),
-                s.conns.to_string(),
-                s.max_concurrent.to_string(),
-                format!("{}/{}", s.pkts_sent, s.pkts_received),
-                format!("{}/{}", s.bytes_sent, s.bytes_received),
+                Cell::new(format!("{}/{}", addr, s.proto)),
+                Cell::new(s.role),
+                Cell::new(s.conns),
+                Cell::new(s.max_concurrent),
+                Cell::new(format!("{}/{}", s.pkts_sent, s.pkts_received)),
+                Cell::new(format!("{}/{}", s.bytes_sent, s.bytes_received)),
             ]
         })
         .collect();
-    write_rows(out, &header, &rows)
+    write_rows(out, &header, rows, color)
 }
 
 #[cfg(test)]
@@ -108,8 +125,18 @@ mod tests {
     #[test]
     fn columns_align_to_widest_cell() {
         let mut out = Vec::new();
-        let rows = vec![vec!["1".to_string(), "long value".to_string()], vec!["22".into(), "x".into()]];
-        write_rows(&mut out, &["A", "B"], &rows).unwrap();
+        let rows = vec![vec![Cell::new(1), Cell::new("long value")], vec![Cell::new(22), Cell::new("x")]];
+        write_rows(&mut out, &["A", "B"], rows, false).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "A   B\n1   long value\n22  x\n");
+    }
+
+    #[test]
+    fn color_only_when_asked() {
+        let mut plain = Vec::new();
+        write_rows(&mut plain, &["STATE"], vec![vec![state_cell("REJ", false)]], false).unwrap();
+        assert!(!String::from_utf8(plain).unwrap().contains('\x1b'));
+        let mut colored = Vec::new();
+        write_rows(&mut colored, &["STATE"], vec![vec![state_cell("REJ", true)]], true).unwrap();
+        assert!(String::from_utf8(colored).unwrap().contains("\x1b["));
     }
 }

@@ -6,14 +6,14 @@ use super::table;
 use crate::check::Verdict;
 
 /// One line per rule; each broken rule with the connections that broke it.
-pub fn text(out: &mut dyn Write, verdicts: &[Verdict], conns: u64) -> io::Result<()> {
+pub fn text(out: &mut dyn Write, verdicts: &[Verdict], conns: u64, color: bool) -> io::Result<()> {
     if verdicts.is_empty() {
         return writeln!(out, "no rules given: {conns} connection(s) analyzed (see sockscope check --help)");
     }
     for v in verdicts {
         writeln!(out, "{} {}: {}", if v.passed { "ok  " } else { "FAIL" }, v.rule, v.detail)?;
         if !v.offenders.is_empty() {
-            table::write_conns(out, &v.offenders)?;
+            table::write_conns(out, &v.offenders, color)?;
             let more = v.offender_count - v.offenders.len() as u64;
             if more > 0 {
                 writeln!(out, "... and {more} more")?;
