@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -72,7 +74,7 @@ impl Analysis {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     pub timeouts: Timeouts,
     /// Most live connections held at once; beyond it the least recently active end early.
@@ -81,11 +83,20 @@ pub struct Options {
     pub decap: bool,
     /// Threads: 1 does everything on one; 2 or more read and decode on a second thread.
     pub jobs: usize,
+    /// Bytes read so far over all files, for a progress display (updated every few thousand
+    /// records).
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { timeouts: Timeouts::default(), max_connections: 10_000_000, decap: true, jobs: 1 }
+        Options {
+            timeouts: Timeouts::default(),
+            max_connections: 10_000_000,
+            decap: true,
+            jobs: 1,
+            progress: None,
+        }
     }
 }
 
@@ -143,7 +154,9 @@ pub fn analyze(
         first_ts: None,
         last_ts: None,
     };
-    let files = if opts.jobs > 1 { run.pipelined(paths)? } else { run.sequential(paths)? };
+    let progress = opts.progress.as_deref();
+    let files =
+        if opts.jobs > 1 { run.pipelined(paths, progress)? } else { run.sequential(paths, progress)? };
     for g in run.defrag.finish() {
         *run.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
     }
@@ -171,10 +184,12 @@ enum Msg {
 const BATCH: usize = 1024;
 const IN_FLIGHT: usize = 8;
 
-/// Reads one file, handing every decoded record to `each`.
+/// Reads one file, handing every decoded record to `each`, and adding the bytes read to
+/// `progress`.
 fn read_file(
     path: &Path,
     decap: bool,
+    progress: Option<&AtomicU64>,
     each: &mut dyn FnMut(Item) -> io::Result<()>,
 ) -> io::Result<FileReport> {
     let mut report = FileReport {
@@ -197,7 +212,13 @@ fn read_file(
         FileKind::PcapNg => "pcapng",
     });
     report.gzip = reader.gzip;
+    let mut reported = 0;
     loop {
+        if let Some(p) = progress.filter(|_| report.packets % 4096 == 0) {
+            let at = reader.offset();
+            p.fetch_add(at - reported, Ordering::Relaxed);
+            reported = at;
+        }
         match reader.next_record() {
             Ok(Some(Record::Frame(f))) => {
                 report.packets += 1;
@@ -234,14 +255,14 @@ struct Run<'o, 's> {
 }
 
 impl Run<'_, '_> {
-    fn sequential(&mut self, paths: &[PathBuf]) -> io::Result<Vec<FileReport>> {
+    fn sequential(&mut self, paths: &[PathBuf], progress: Option<&AtomicU64>) -> io::Result<Vec<FileReport>> {
         let decap = self.decap;
-        paths.iter().map(|p| read_file(p, decap, &mut |item| self.apply(item))).collect()
+        paths.iter().map(|p| read_file(p, decap, progress, &mut |item| self.apply(item))).collect()
     }
 
     /// The reader thread decodes ahead; this thread keeps the table. A closed output stops
     /// both: the reader notices when its channel is gone.
-    fn pipelined(&mut self, paths: &[PathBuf]) -> io::Result<Vec<FileReport>> {
+    fn pipelined(&mut self, paths: &[PathBuf], progress: Option<&AtomicU64>) -> io::Result<Vec<FileReport>> {
         let decap = self.decap;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(IN_FLIGHT);
         std::thread::scope(|scope| {
@@ -249,7 +270,7 @@ impl Run<'_, '_> {
                 for p in paths {
                     let mut batch = Vec::with_capacity(BATCH);
                     let gone = || io::Error::from(io::ErrorKind::BrokenPipe);
-                    let report = read_file(p, decap, &mut |item| {
+                    let report = read_file(p, decap, progress, &mut |item| {
                         batch.push(item);
                         if batch.len() == BATCH {
                             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));

@@ -1,8 +1,10 @@
 //! What each subcommand does: run the analysis into the right consumer, then report.
 
 use std::io::{self, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use std::collections::BTreeMap;
@@ -293,18 +295,73 @@ fn analyze(
     each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
     let filter = Filter::all(input.filter.clone());
+    let files = inputs::timeline(inputs::expand(&input.files));
+    let progress = Progress::start(&files, input.per_file);
     let options = Options {
         timeouts: input.timeouts(),
         max_connections: input.max_connections as usize,
         decap: !input.no_decap,
         jobs: input.jobs(),
+        progress: progress.as_ref().map(|p| p.bytes.clone()),
     };
-    let files = inputs::timeline(inputs::expand(&input.files));
-    analyze::analyze(&files, &options, observer, &mut |c| {
+    let result = analyze::analyze(&files, &options, observer, &mut |c| {
         let record = ConnRecord::new(&c);
         let kept = filter.as_ref().is_none_or(|f| f.matches(&record));
         each(&c, record, kept)
-    })
+    });
+    drop(progress);
+    result
+}
+
+/// A progress bar on stderr for long inputs, only when stderr is a terminal: a thread redraws
+/// it from the reader's byte count (bytes of the decompressed stream for gzip files, so it can
+/// run past the file size there).
+struct Progress {
+    bytes: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Inputs smaller than this finish before a bar would help.
+    const MIN_BYTES: u64 = 256 << 20;
+
+    fn start(files: &[PathBuf], per_file: bool) -> Option<Progress> {
+        if per_file || !io::stderr().is_terminal() {
+            return None;
+        }
+        let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        if total < Self::MIN_BYTES {
+            return None;
+        }
+        let bytes = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("a valid template"),
+        );
+        let (b, d) = (bytes.clone(), done.clone());
+        let ticker = std::thread::spawn(move || {
+            while !d.load(Ordering::Relaxed) {
+                bar.set_position(b.load(Ordering::Relaxed).min(total));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        Some(Progress { bytes, done, ticker: Some(ticker) })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Reports file problems on stderr; exit 2 when a file could not be read.
