@@ -214,7 +214,7 @@ fn read_file(
     report.gzip = reader.gzip;
     let mut reported = 0;
     loop {
-        if let Some(p) = progress.filter(|_| report.packets % 4096 == 0) {
+        if let Some(p) = progress.filter(|_| report.packets.is_multiple_of(4096)) {
             let at = reader.offset();
             p.fetch_add(at - reported, Ordering::Relaxed);
             reported = at;
