@@ -31,13 +31,20 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 Format::Jsonl => "jsonl",
                 Format::Csv => "csv",
                 Format::Zeek => "conn.log",
+                Format::Parquet => "parquet",
             };
+            if format == Format::Parquet && output.is_none() && io::stdout().is_terminal() {
+                eprintln!(
+                    "sockscope: --format parquet is binary: write it with -o FILE (or redirect stdout)"
+                );
+                return Ok(ExitCode::from(2));
+            }
             let one = |input: &Input, out: &mut dyn Write, tty: bool| conns(input, format, order, tty, out);
             dispatch(&input, output.as_deref(), ext, out, &one)
         }
         Command::Sockets { input, format, output } => {
-            if format == Format::Zeek {
-                eprintln!("sockscope: --format zeek is for connections (conns), not sockets");
+            if matches!(format, Format::Zeek | Format::Parquet) {
+                eprintln!("sockscope: --format {format:?} is for connections (conns), not sockets");
                 return Ok(ExitCode::from(2));
             }
             let ext = match format {
@@ -193,7 +200,9 @@ fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io:
             json::close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))?;
         }
         Format::Csv => csv::write_sockets(out, &sockets)?,
-        Format::Table | Format::Zeek => table::write_sockets(out, &sockets, tty && table::color_enabled())?,
+        Format::Table | Format::Zeek | Format::Parquet => {
+            table::write_sockets(out, &sockets, tty && table::color_enabled())?
+        }
     }
     Ok(finish(&analysis))
 }

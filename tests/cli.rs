@@ -365,3 +365,35 @@ fn per_file_outputs_are_named_after_each_input() {
     let printed = stdout(&sockscope(&["summary", "--per-file", samples().to_str().unwrap()]));
     assert_eq!(printed.matches("== ").count(), 4, "{printed}");
 }
+
+#[cfg(feature = "parquet")]
+#[test]
+fn parquet_output_reads_back_with_the_same_rows() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let f = samples().join("udp_and_reuse.pcapng");
+    let path = std::env::temp_dir().join(format!("sockscope-{}.parquet", std::process::id()));
+    let out = sockscope(&["conns", "--format", "parquet", "-o", path.to_str().unwrap(), f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]));
+    let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows() as usize, lines.len());
+    let columns: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let csv_header = stdout(&sockscope(&["conns", "--format", "csv", f.to_str().unwrap()]));
+    assert_eq!(columns.join(","), csv_header.lines().next().unwrap(), "the CSV's columns");
+    let rows: Vec<_> = reader.get_row_iter(None).unwrap().map(|r| r.unwrap()).collect();
+    for (row, line) in rows.iter().zip(&lines) {
+        let text = row.to_string();
+        assert!(text.contains(&format!("id: {}", line["id"])), "{text}");
+        assert!(
+            text.contains(&format!("conn_state: \"{}\"", line["conn_state"].as_str().unwrap())),
+            "{text}"
+        );
+    }
+}

@@ -4,6 +4,8 @@ pub mod csv;
 pub mod json;
 pub mod jsonl;
 pub mod ladder;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod record;
 pub mod stream;
 pub mod summary;
@@ -26,6 +28,8 @@ pub enum Format {
     Csv,
     /// Zeek's conn.log TSV layout (connections only).
     Zeek,
+    /// Apache Parquet, the CSV's columns (connections only; binary: use -o FILE).
+    Parquet,
 }
 
 /// The packet accounting as printed: totals per bucket and the breakdown of other and skipped.

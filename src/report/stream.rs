@@ -32,6 +32,8 @@ pub struct ConnWriter<'a> {
     rows: Vec<ConnRecord>,
     color: bool,
     written: u64,
+    #[cfg(feature = "parquet")]
+    parquet: Option<super::parquet::ParquetRows>,
 }
 
 impl<'a> ConnWriter<'a> {
@@ -42,6 +44,12 @@ impl<'a> ConnWriter<'a> {
             Format::Zeek => zeek::header(out)?,
             Format::Json => json::open(out, "connections")?,
             Format::Jsonl | Format::Table => {}
+            #[cfg(feature = "parquet")]
+            Format::Parquet => {}
+            #[cfg(not(feature = "parquet"))]
+            Format::Parquet => {
+                return Err(io::Error::other("this sockscope was built without the parquet feature"))
+            }
         }
         Ok(ConnWriter {
             out,
@@ -52,6 +60,8 @@ impl<'a> ConnWriter<'a> {
             rows: Vec::new(),
             color,
             written: 0,
+            #[cfg(feature = "parquet")]
+            parquet: if format == Format::Parquet { Some(super::parquet::ParquetRows::new()?) } else { None },
         })
     }
 
@@ -64,7 +74,8 @@ impl<'a> ConnWriter<'a> {
         }
         let mut bytes = Vec::with_capacity(512);
         match self.format {
-            Format::Jsonl | Format::Json => jsonl::line(&mut bytes, &record),
+            // Parquet rows are kept as JSON until their turn, then become columns.
+            Format::Jsonl | Format::Json | Format::Parquet => jsonl::line(&mut bytes, &record),
             Format::Csv => csv::conn_row(&mut bytes, &record),
             Format::Zeek => zeek::row(&mut bytes, &record),
             Format::Table => unreachable!("kept above"),
@@ -107,6 +118,8 @@ impl<'a> ConnWriter<'a> {
             Format::Json => {
                 json::close(self.out, &analysis.files, &AccountingRecord::new(&analysis.accounting))
             }
+            #[cfg(feature = "parquet")]
+            Format::Parquet => self.parquet.take().expect("parquet rows").finish(self.out),
             _ => Ok(()),
         }
     }
@@ -123,6 +136,12 @@ impl<'a> ConnWriter<'a> {
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(()); // a skipped connection's place
+        }
+        #[cfg(feature = "parquet")]
+        if let Some(rows) = &mut self.parquet {
+            let record: serde_json::Value = serde_json::from_slice(bytes).map_err(io::Error::other)?;
+            self.written += 1;
+            return rows.push(&record, self.out);
         }
         if self.format == Format::Json {
             if self.written > 0 {
