@@ -86,15 +86,7 @@ fn zeek_oracles_agree_on_connections_and_conn_state() {
         let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
         let mut ours: HashMap<String, Vec<String>> = HashMap::new();
         for c in jsonl(&out) {
-            let key = format!(
-                "{} {}:{} {}:{}",
-                c["proto"].as_str().unwrap(),
-                c["orig"]["ip"].as_str().unwrap(),
-                c["orig"]["port"],
-                c["resp"]["ip"].as_str().unwrap(),
-                c["resp"]["port"]
-            );
-            ours.entry(key).or_default().push(c["conn_state"].as_str().unwrap().to_string());
+            ours.entry(conn_key(&c)).or_default().push(c["conn_state"].as_str().unwrap().to_string());
         }
         for (key, state, _history) in zeek_rows(&log) {
             total += 1;

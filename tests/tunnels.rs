@@ -8,17 +8,6 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-fn key(c: &Value) -> String {
-    format!(
-        "{} {}:{} {}:{}",
-        c["proto"].as_str().unwrap(),
-        c["orig"]["ip"].as_str().unwrap(),
-        c["orig"]["port"],
-        c["resp"]["ip"].as_str().unwrap(),
-        c["resp"]["port"]
-    )
-}
-
 /// Tunneled rows of a Zeek conn.log: key -> (conn_state, number of parents).
 fn tunneled_rows(log: &Path) -> Vec<(String, String, usize)> {
     let text = std::fs::read_to_string(log).unwrap();
@@ -59,7 +48,7 @@ fn every_tunneled_oracle_connection_is_found_with_its_state_and_parents() {
         for (k, state, _) in tunneled_rows(&log) {
             let c = conns
                 .iter()
-                .find(|c| key(c) == k)
+                .find(|c| conn_key(c) == k)
                 .unwrap_or_else(|| panic!("{}: {k} not found", f.display()));
             assert_eq!(c["conn_state"], state.as_str(), "{}: {k}", f.display());
             let t = &c["tunnel"];

@@ -11,7 +11,7 @@ pub mod seq;
 pub mod verdict;
 
 use crate::capture::{Duration, Timestamp};
-use crate::decode::TcpSegment;
+use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::history::History;
 use crate::flow::ports;
 use endpoint::{Endpoint, State, MAX_JUMP};
@@ -400,6 +400,17 @@ fn update_last_seq(ep: &mut Endpoint, last: SeqNum, seg: &TcpSegment) -> bool {
     }
 }
 
+/// A FIN closes the sender, a RST resets it (FIN+RST: closed, then reset). True if either.
+fn close_or_reset(ep: &mut Endpoint, f: TcpFlags) -> bool {
+    if f.fin() {
+        ep.set_state(State::Closed);
+    }
+    if f.rst() {
+        ep.set_state(State::Reset);
+    }
+    f.fin() || f.rst()
+}
+
 /// Zeek's `UpdateStateMachine`, by the sender's state before this segment.
 /// Returns (the sender closed or reset, the roles flipped).
 fn state_machine(
@@ -429,14 +440,7 @@ fn state_machine(
                     ep.set_state(State::Established);
                 }
             }
-            if f.fin() {
-                ep.set_state(State::Closed);
-                do_close = true;
-            }
-            if f.rst() {
-                ep.set_state(State::Reset);
-                do_close = true;
-            }
+            do_close = close_or_reset(ep, f);
             if ep.state == State::Inactive {
                 if !is_orig && seg.payload_len == 0 && orig_state == State::SynSent {
                     // An ACK before the SYN+ACK (some stacks): stay inactive.
@@ -447,16 +451,7 @@ fn state_machine(
                 }
             }
         }
-        State::SynSent | State::SynAckSent => {
-            if f.fin() {
-                ep.set_state(State::Closed);
-                do_close = true;
-            }
-            if f.rst() {
-                ep.set_state(State::Reset);
-                do_close = true;
-            }
-        }
+        State::SynSent | State::SynAckSent => do_close = close_or_reset(ep, f),
         State::Established | State::Partial => {
             if f.syn() && ep.state == State::Partial && peer.state == State::Inactive && !f.ack() {
                 ep.set_state(State::SynSent);

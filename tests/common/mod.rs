@@ -53,3 +53,15 @@ pub fn capture_files(dir: &Path) -> Vec<PathBuf> {
 pub fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
 }
+
+/// `proto orig_ip:port resp_ip:port` of a JSON connection record (Zeek's 5-tuple).
+pub fn conn_key(c: &serde_json::Value) -> String {
+    format!(
+        "{} {}:{} {}:{}",
+        c["proto"].as_str().unwrap(),
+        c["orig"]["ip"].as_str().unwrap(),
+        c["orig"]["port"],
+        c["resp"]["ip"].as_str().unwrap(),
+        c["resp"]["port"]
+    )
+}
