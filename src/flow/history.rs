@@ -11,8 +11,20 @@ pub struct History {
     counts: [[u32; 4]; 2],
 }
 
-/// Letters recorded at most once per direction.
-pub const ONCE: &str = "SHADFRIQ";
+/// The "seen" bit of a letter recorded at most once per direction.
+fn once_index(letter: char) -> usize {
+    match letter {
+        'S' => 0,
+        'H' => 1,
+        'A' => 2,
+        'D' => 3,
+        'F' => 4,
+        'R' => 5,
+        'I' => 6,
+        'Q' => 7,
+        other => panic!("'{other}' is not a once-only history letter"),
+    }
+}
 /// Letters recorded on the 1st, 10th, 100th ... occurrence (Zeek's logarithmic repeats).
 const COUNTED: [char; 4] = ['C', 'G', 'T', 'W'];
 
@@ -25,7 +37,7 @@ impl History {
 
     /// Like [`Self::once`], with the "seen" slot of another letter (Zeek's S and H share one).
     pub fn once_slot(&mut self, slot: char, letter: char, is_orig: bool) -> bool {
-        let idx = ONCE.find(slot).expect("a once-only history letter");
+        let idx = once_index(slot);
         let bit = 1u64 << (idx * 2 + usize::from(!is_orig));
         if self.seen & bit != 0 {
             return false;

@@ -45,6 +45,8 @@ pub struct Conn {
     pub proto: Proto,
     pub orig: Addr,
     pub resp: Addr,
+    /// The originator is the lower side of the pair's key (tells a packet's direction cheaply).
+    pub orig_is_lo: bool,
     pub first: Timestamp,
     pub last: Timestamp,
     pub orig_stats: DirStats,

@@ -102,9 +102,16 @@ impl TunnelKey {
 
 impl PairKey {
     pub fn new(proto: Proto, a: Addr, b: Addr, tunnel: Option<TunnelKey>) -> Self {
+        Self::ordered(proto, a, b, tunnel).0
+    }
+
+    /// The key, and whether `a` is its lower side (so a packet's direction can be told from
+    /// one bit instead of comparing addresses).
+    pub fn ordered(proto: Proto, a: Addr, b: Addr, tunnel: Option<TunnelKey>) -> (Self, bool) {
         let (a, b) = ((wide(a.ip), a.port), (wide(b.ip), b.port));
-        let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a <= b { (a, b) } else { (b, a) };
-        PairKey { lo_ip, hi_ip, lo_port, hi_port, proto, tunnel }
+        let a_is_lo = a <= b;
+        let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a_is_lo { (a, b) } else { (b, a) };
+        (PairKey { lo_ip, hi_ip, lo_port, hi_port, proto, tunnel }, a_is_lo)
     }
 }
 

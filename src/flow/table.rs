@@ -64,7 +64,7 @@ impl ConnTable {
     pub fn tcp(&mut self, ts: Timestamp, ip: &Ip, seg: &TcpSegment, ctx: &Context<'_>) -> u64 {
         let src = Addr { ip: ip.src, port: seg.src_port };
         let dst = Addr { ip: ip.dst, port: seg.dst_port };
-        let key = PairKey::new(Proto::Tcp, src, dst, ctx.tunnel);
+        let (key, src_is_lo) = PairKey::ordered(Proto::Tcp, src, dst, ctx.tunnel);
         self.maybe_sweep(ts);
         let tcp_timeout = self.timeouts.tcp;
         let at = self.slot(
@@ -82,7 +82,7 @@ impl ConnTable {
             |id| {
                 let o = tcp::orient(seg);
                 let (orig, resp) = if o.sender_is_orig { (src, dst) } else { (dst, src) };
-                let mut conn = new_conn(id, Proto::Tcp, orig, resp, ts);
+                let mut conn = new_conn(id, Proto::Tcp, orig, resp, ts, src_is_lo == o.sender_is_orig);
                 if o.flipped {
                     conn.history.flip();
                 }
@@ -92,10 +92,11 @@ impl ConnTable {
         );
         let conn = &mut self.live[at];
         ctx.note(conn);
-        let is_orig = conn.orig == src;
+        let is_orig = src_is_lo == conn.orig_is_lo;
         let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
         let outcome = tcp.segment(ts, is_orig, seg, &mut conn.history);
         if outcome.flipped {
+            conn.orig_is_lo = !conn.orig_is_lo;
             std::mem::swap(&mut conn.orig, &mut conn.resp);
             std::mem::swap(&mut conn.orig_stats, &mut conn.resp_stats);
         }
@@ -111,7 +112,7 @@ impl ConnTable {
     pub fn udp(&mut self, ts: Timestamp, ip: &Ip, d: &UdpDatagram, ctx: &Context<'_>) -> u64 {
         let src = Addr { ip: ip.src, port: d.src_port };
         let dst = Addr { ip: ip.dst, port: d.dst_port };
-        let key = PairKey::new(Proto::Udp, src, dst, ctx.tunnel);
+        let (key, src_is_lo) = PairKey::ordered(Proto::Udp, src, dst, ctx.tunnel);
         self.maybe_sweep(ts);
         let timeout = udp_timeout(self.timeouts.udp, src.port, dst.port);
         let at = self.slot(
@@ -120,7 +121,7 @@ impl ConnTable {
             |id| {
                 let flip = super::ports::udp_should_flip(src.port, dst.port) && !is_broadcast(dst.ip);
                 let (orig, resp) = if flip { (dst, src) } else { (src, dst) };
-                let mut conn = new_conn(id, Proto::Udp, orig, resp, ts);
+                let mut conn = new_conn(id, Proto::Udp, orig, resp, ts, src_is_lo != flip);
                 if flip {
                     conn.history.flip();
                 }
@@ -129,7 +130,7 @@ impl ConnTable {
         );
         let conn = &mut self.live[at];
         ctx.note(conn);
-        let is_orig = conn.orig == src;
+        let is_orig = src_is_lo == conn.orig_is_lo;
         count(conn, is_orig, ip.wire_len, d.payload_len);
         conn.last = conn.last.max(ts);
         // Zeek marks every datagram as data, even an empty one.
@@ -270,8 +271,9 @@ fn is_broadcast(ip: std::net::IpAddr) -> bool {
     ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
 }
 
-fn new_conn(id: u64, proto: Proto, orig: Addr, resp: Addr, ts: Timestamp) -> Conn {
+fn new_conn(id: u64, proto: Proto, orig: Addr, resp: Addr, ts: Timestamp, orig_is_lo: bool) -> Conn {
     Conn {
+        orig_is_lo,
         id,
         proto,
         orig,
