@@ -162,3 +162,25 @@ fn gzip_and_pcapng_and_nanosecond_files_are_read() {
         assert_eq!(tcp, conns, "{name}");
     }
 }
+
+#[test]
+fn hand_written_json_lines_match_serde_on_every_capture() {
+    use sockscope::analyze::{analyze, Options};
+    use sockscope::report::jsonl::{conn_line, line};
+    use sockscope::report::record::ConnRecord;
+    let Some(dir) = shared_captures() else { return };
+    let mut checked = 0;
+    for f in capture_files(&dir) {
+        analyze(&[f.clone()], &Options::default(), &mut |_| {}, &mut |c| {
+            let r = ConnRecord::new(&c);
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            conn_line(&mut ours, &r);
+            line(&mut theirs, &r);
+            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs), "{}", f.display());
+            checked += 1;
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert!(checked > 2000, "{checked} records compared");
+}

@@ -75,7 +75,7 @@ impl<'a> ConnWriter<'a> {
         let mut bytes = Vec::with_capacity(512);
         match self.format {
             // Parquet rows are kept as JSON until their turn, then become columns.
-            Format::Jsonl | Format::Json | Format::Parquet => jsonl::line(&mut bytes, &record),
+            Format::Jsonl | Format::Json | Format::Parquet => jsonl::conn_line(&mut bytes, &record),
             Format::Csv => csv::conn_row(&mut bytes, &record),
             Format::Zeek => zeek::row(&mut bytes, &record),
             Format::Table => unreachable!("kept above"),
