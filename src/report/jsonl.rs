@@ -13,40 +13,6 @@ pub fn line<T: Serialize>(buf: &mut Vec<u8>, item: &T) {
     buf.push(b'\n');
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hand_written_line_is_what_serde_writes() {
-        // Every variant the samples hold: TCP with and without handshakes, UDP, IPv6.
-        for sample in ["teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(sample);
-            let mut records = Vec::new();
-            crate::analyze::analyze(&[path], &Default::default(), &mut |_| {}, &mut |c| {
-                records.push(ConnRecord::new(&c));
-                Ok(())
-            })
-            .unwrap();
-            assert!(!records.is_empty());
-            for r in &records {
-                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-                conn_line(&mut ours, r);
-                line(&mut theirs, r);
-                assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
-            }
-        }
-    }
-
-    #[test]
-    fn one_object_per_line() {
-        let mut out = Vec::new();
-        line(&mut out, &serde_json::json!({"a": 1}));
-        line(&mut out, &serde_json::json!({"b": [2]}));
-        assert_eq!(String::from_utf8(out).unwrap(), "{\"a\":1}\n{\"b\":[2]}\n");
-    }
-}
-
 /// Appends a connection record as one line of JSON, byte for byte what serde_json writes for
 /// `ConnRecord` (a test holds the two together). Written out by hand because serde_json
 /// re-escapes every field name of every record: with hundreds of thousands of short
@@ -242,5 +208,39 @@ impl<'a> Obj<'a> {
         o.buf.push(b'"');
         o.u64("port", a.port.into());
         o.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_written_line_is_what_serde_writes() {
+        // Every variant the samples hold: TCP with and without handshakes, UDP, IPv6.
+        for sample in ["teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(sample);
+            let mut records = Vec::new();
+            crate::analyze::analyze(&[path], &Default::default(), &mut |_| {}, &mut |c| {
+                records.push(ConnRecord::new(&c));
+                Ok(())
+            })
+            .unwrap();
+            assert!(!records.is_empty());
+            for r in &records {
+                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                conn_line(&mut ours, r);
+                line(&mut theirs, r);
+                assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn one_object_per_line() {
+        let mut out = Vec::new();
+        line(&mut out, &serde_json::json!({"a": 1}));
+        line(&mut out, &serde_json::json!({"b": [2]}));
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"a\":1}\n{\"b\":[2]}\n");
     }
 }
