@@ -50,10 +50,11 @@ for profile in realistic tiny manyconn; do
     awk -v a="$s1" -v b="$s2" 'BEGIN { printf "  %-26s %.2fx\n", "two threads vs one", a / b }'
     read -r s m <<< "$(best_of cat "$file")"
     row "cat (I/O floor)" "$packets" "$bytes" "$s" "$m"
-    read -r s m <<< "$(best_of "$bin" conns --format jsonl --jobs 1 --order end "$file")"
-    row "sockscope --order end" "$packets" "$bytes" "$s" "$m"
-    read -r s m <<< "$(best_of "$bin" summary --jobs 1 "$file")"
-    row "sockscope summary (no rows)" "$packets" "$bytes" "$s" "$m"
+    read -r se m <<< "$(best_of "$bin" conns --format jsonl --jobs 1 --order end "$file")"
+    row "sockscope --order end" "$packets" "$bytes" "$se" "$m"
+    read -r s0 m <<< "$(best_of "$bin" check --jobs 1 "$file")"
+    row "analysis only (check)" "$packets" "$bytes" "$s0" "$m"
+    awk -v a="$se" -v b="$s0" 'BEGIN { printf "  %-26s %.0f%% of the run\n", "writing JSON lines", (a - b) / a * 100 }'
     if command -v tshark > /dev/null; then
         read -r s m <<< "$(best_of tshark -n -q -r "$file" -z conv,tcp -z conv,udp)"
         row "tshark conv,tcp conv,udp" "$packets" "$bytes" "$s" "$m" "$s1"
