@@ -184,3 +184,17 @@ fn hand_written_json_lines_match_serde_on_every_capture() {
     }
     assert!(checked > 2000, "{checked} records compared");
 }
+
+#[test]
+fn pcapng_sections_of_either_byte_order_in_one_file() {
+    let Some(dir) = shared_captures() else { return };
+    let little = std::fs::read(samples().join("udp_and_reuse.pcapng")).unwrap();
+    let big = std::fs::read(dir.join("pcapng-test-generator_output_be_difficult_test202.pcapng")).unwrap();
+    let path = std::env::temp_dir().join(format!("sockscope-sections-{}.pcapng", std::process::id()));
+    std::fs::write(&path, [little.as_slice(), &big, &little].concat()).unwrap();
+    let out = sockscope(&["conns", "--format", "json", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let big_packets = capinfos_packets(&dir.join("pcapng-test-generator_output_be_difficult_test202.pcapng"));
+    assert_eq!(doc["packets"]["total"].as_u64().unwrap(), 96 + big_packets + 96);
+}
