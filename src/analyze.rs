@@ -1,6 +1,8 @@
 //! The data path: capture files -> frames -> decoded segments -> connection table.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
+use std::collections::BinaryHeap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -174,72 +176,149 @@ enum Item {
     Packet(Timestamp, Packet, bool),
 }
 
-/// From the reader thread: decoded records, or the end of a file.
+/// From the reader thread: decoded records, then what each file reported.
 enum Msg {
     Items(Vec<Item>),
-    FileDone(FileReport),
+    Done(Vec<FileReport>),
 }
 
 /// Records per message between the threads, and messages in flight (bounding memory).
 const BATCH: usize = 1024;
 const IN_FLIGHT: usize = 8;
 
-/// Reads one file, handing every decoded record to `each`, and adding the bytes read to
-/// `progress`.
-fn read_file(
-    path: &Path,
+/// One input file being read: its reader and what it reports.
+struct Source {
+    index: usize,
+    reader: CaptureReader,
+    report: FileReport,
+    /// Bytes already added to the progress count.
+    reported: u64,
+    /// Time of its last frame, given to damaged records (which carry none).
+    last_ts: Timestamp,
+}
+
+impl Source {
+    /// Opens a file; a file that cannot be read comes back as its report.
+    fn open(index: usize, path: &Path) -> Result<Source, FileReport> {
+        let mut report = FileReport {
+            path: path.to_path_buf(),
+            format: None,
+            gzip: false,
+            packets: 0,
+            warning: None,
+            error: None,
+        };
+        match CaptureReader::open(path) {
+            Ok(reader) => {
+                report.format = Some(match reader.kind() {
+                    FileKind::Pcap => "pcap",
+                    FileKind::PcapNg => "pcapng",
+                });
+                report.gzip = reader.gzip;
+                Ok(Source { index, reader, report, reported: 0, last_ts: Timestamp::default() })
+            }
+            Err(e) => {
+                report.error = Some(e.to_string());
+                Err(report)
+            }
+        }
+    }
+
+    /// The next record, decoded, with the time it sorts by; `None` at the end of the file.
+    fn next(&mut self, decap: bool, progress: Option<&AtomicU64>) -> Option<(Timestamp, Item)> {
+        if let Some(p) = progress.filter(|_| self.report.packets.is_multiple_of(4096)) {
+            let at = self.reader.offset();
+            p.fetch_add(at - self.reported, Ordering::Relaxed);
+            self.reported = at;
+        }
+        match self.reader.next_record() {
+            Ok(Some(Record::Frame(f))) => {
+                self.report.packets += 1;
+                self.last_ts = f.ts;
+                let cut = (f.data.len() as u64) < u64::from(f.orig_len);
+                Some((f.ts, Item::Packet(f.ts, decode::decode(f.link_type, f.data, decap), cut)))
+            }
+            Ok(Some(Record::Bad(why))) => {
+                self.report.packets += 1;
+                Some((self.last_ts, Item::Bad(why)))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.report.error = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> FileReport {
+        let mut report = self.report;
+        if let Some(t) = self.reader.truncation() {
+            report.warning = Some(t.to_string());
+        }
+        report
+    }
+}
+
+/// Reads the files as one timeline, handing every decoded record to `each` in time order.
+/// `paths` come in order of first packet (`inputs::timeline`); a file is opened only when the
+/// timeline reaches its first packet, so rotated pieces are read one after another while files
+/// whose times overlap (say, two interfaces captured apart) are merged packet by packet. Reports
+/// come back in the order of `paths`.
+fn read_timeline(
+    paths: &[PathBuf],
     decap: bool,
     progress: Option<&AtomicU64>,
     each: &mut dyn FnMut(Item) -> io::Result<()>,
-) -> io::Result<FileReport> {
-    let mut report = FileReport {
-        path: path.to_path_buf(),
-        format: None,
-        gzip: false,
-        packets: 0,
-        warning: None,
-        error: None,
-    };
-    let mut reader = match CaptureReader::open(path) {
-        Ok(r) => r,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return Ok(report);
-        }
-    };
-    report.format = Some(match reader.kind() {
-        FileKind::Pcap => "pcap",
-        FileKind::PcapNg => "pcapng",
-    });
-    report.gzip = reader.gzip;
-    let mut reported = 0;
+) -> io::Result<Vec<FileReport>> {
+    let mut reports: Vec<Option<FileReport>> = vec![None; paths.len()];
+    // Open sources with their next record; the heap orders them by (time, file).
+    let mut open: Vec<Option<(Source, Item)>> = Vec::new();
+    let mut heap: BinaryHeap<Reverse<(Timestamp, usize, usize)>> = BinaryHeap::new();
+    let mut staged: Option<(Source, Timestamp, Item)> = None;
+    let mut next_path = 0;
     loop {
-        if let Some(p) = progress.filter(|_| report.packets.is_multiple_of(4096)) {
-            let at = reader.offset();
-            p.fetch_add(at - reported, Ordering::Relaxed);
-            reported = at;
+        while staged.is_none() && next_path < paths.len() {
+            match Source::open(next_path, &paths[next_path]) {
+                Ok(mut source) => match source.next(decap, progress) {
+                    Some((ts, item)) => staged = Some((source, ts, item)),
+                    None => reports[next_path] = Some(source.finish()),
+                },
+                Err(report) => reports[next_path] = Some(report),
+            }
+            next_path += 1;
         }
-        match reader.next_record() {
-            Ok(Some(Record::Frame(f))) => {
-                report.packets += 1;
-                let cut = (f.data.len() as u64) < u64::from(f.orig_len);
-                each(Item::Packet(f.ts, decode::decode(f.link_type, f.data, decap), cut))?;
-            }
-            Ok(Some(Record::Bad(why))) => {
-                report.packets += 1;
-                each(Item::Bad(why))?;
-            }
-            Ok(None) => break,
-            Err(e) => {
-                report.error = Some(e.to_string());
-                break;
+        let earliest = heap.peek().map(|Reverse((ts, ..))| *ts);
+        if let Some((source, ts, item)) = staged.take_if(|(_, ts, _)| earliest.is_none_or(|e| *ts <= e)) {
+            heap.push(Reverse((ts, source.index, open.len())));
+            open.push(Some((source, item)));
+            continue;
+        }
+        let Some(Reverse((_, _, slot))) = heap.pop() else { break };
+        let (mut source, item) = open[slot].take().expect("a slot in the heap is open");
+        each(item)?;
+        // Stay with this file while it is still the earliest: with one file at a time (the
+        // usual case) the heap is not touched per packet.
+        let others = heap.peek().map(|Reverse((ts, ..))| *ts);
+        let next_file = staged.as_ref().map(|(_, ts, _)| *ts);
+        loop {
+            match source.next(decap, progress) {
+                Some((ts, next)) if others.is_none_or(|o| ts <= o) && next_file.is_none_or(|f| ts < f) => {
+                    each(next)?
+                }
+                Some((ts, next)) => {
+                    heap.push(Reverse((ts, source.index, slot)));
+                    open[slot] = Some((source, next));
+                    break;
+                }
+                None => {
+                    let index = source.index;
+                    reports[index] = Some(source.finish());
+                    break;
+                }
             }
         }
     }
-    if let Some(t) = reader.truncation() {
-        report.warning = Some(t.to_string());
-    }
-    Ok(report)
+    Ok(reports.into_iter().map(|r| r.expect("every file reported")).collect())
 }
 
 struct Run<'o, 's> {
@@ -257,7 +336,7 @@ struct Run<'o, 's> {
 impl Run<'_, '_> {
     fn sequential(&mut self, paths: &[PathBuf], progress: Option<&AtomicU64>) -> io::Result<Vec<FileReport>> {
         let decap = self.decap;
-        paths.iter().map(|p| read_file(p, decap, progress, &mut |item| self.apply(item))).collect()
+        read_timeline(paths, decap, progress, &mut |item| self.apply(item))
     }
 
     /// The reader thread decodes ahead; this thread keeps the table. A closed output stops
@@ -267,24 +346,22 @@ impl Run<'_, '_> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(IN_FLIGHT);
         std::thread::scope(|scope| {
             scope.spawn(move || {
-                for p in paths {
-                    let mut batch = Vec::with_capacity(BATCH);
-                    let gone = || io::Error::from(io::ErrorKind::BrokenPipe);
-                    let report = read_file(p, decap, progress, &mut |item| {
-                        batch.push(item);
-                        if batch.len() == BATCH {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                            tx.send(Msg::Items(full)).map_err(|_| gone())?;
-                        }
-                        Ok(())
-                    });
-                    let Ok(report) = report else { return };
-                    if tx.send(Msg::Items(batch)).and_then(|_| tx.send(Msg::FileDone(report))).is_err() {
-                        return;
+                let mut batch = Vec::with_capacity(BATCH);
+                let gone = || io::Error::from(io::ErrorKind::BrokenPipe);
+                let reports = read_timeline(paths, decap, progress, &mut |item| {
+                    batch.push(item);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        tx.send(Msg::Items(full)).map_err(|_| gone())?;
                     }
+                    Ok(())
+                });
+                if let Ok(reports) = reports {
+                    // The receiver may be gone (closed output): then nobody needs these.
+                    let _ = tx.send(Msg::Items(batch)).and_then(|_| tx.send(Msg::Done(reports)));
                 }
             });
-            let mut files = Vec::with_capacity(paths.len());
+            let mut files = Vec::new();
             for msg in rx {
                 match msg {
                     Msg::Items(items) => {
@@ -292,7 +369,7 @@ impl Run<'_, '_> {
                             self.apply(item)?;
                         }
                     }
-                    Msg::FileDone(report) => files.push(report),
+                    Msg::Done(reports) => files = reports,
                 }
             }
             Ok(files)

@@ -397,3 +397,33 @@ fn parquet_output_reads_back_with_the_same_rows() {
         );
     }
 }
+
+#[test]
+fn files_whose_times_overlap_are_merged_packet_by_packet() {
+    // Every other record to each file: two captures of one link, as from two interfaces.
+    let whole = std::fs::read(samples().join("teardowns.pcap")).unwrap();
+    let (header, mut rest) = whole.split_at(24);
+    let (mut odd, mut even) = (header.to_vec(), header.to_vec());
+    let mut n = 0;
+    while rest.len() >= 16 {
+        let len = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+        let (record, tail) = rest.split_at(16 + len);
+        if n % 2 == 0 { &mut even } else { &mut odd }.extend_from_slice(record);
+        rest = tail;
+        n += 1;
+    }
+    let dir = std::env::temp_dir().join(format!("sockscope-interleaved-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("even.pcap"), even).unwrap();
+    std::fs::write(dir.join("odd.pcap"), odd).unwrap();
+    let expected = jsonl(&sockscope(&[
+        "conns",
+        "--format",
+        "jsonl",
+        samples().join("teardowns.pcap").to_str().unwrap(),
+    ]));
+    for jobs in ["1", "2"] {
+        let got = jsonl(&sockscope(&["conns", "--format", "jsonl", "--jobs", jobs, dir.to_str().unwrap()]));
+        assert_eq!(got, expected, "--jobs {jobs}");
+    }
+}
