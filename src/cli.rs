@@ -164,8 +164,8 @@ fn parse_max_state(s: &str) -> Result<(ConnState, Limit), String> {
 #[derive(Args, Clone, Debug)]
 pub struct Input {
     /// Capture files (pcap or pcapng, optionally gzip) or directories of them; `-` reads stdin.
-    /// Several files are one timeline (the rotated pieces of one capture, put in order of their
-    /// first packet) unless --per-file.
+    /// Several files are one timeline, merged by timestamp (the rotated pieces of one capture,
+    /// or captures of one link taken side by side) unless --per-file.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Analyze each file on its own (in parallel with --jobs), output named after each input.

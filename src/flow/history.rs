@@ -4,11 +4,61 @@
 /// The letters of one connection, plus the repeat counters Zeek keeps for some of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
-    letters: String,
+    letters: Letters,
     /// Bit per (letter, direction) already recorded, for the once-only letters.
-    seen: u64,
+    seen: u16,
     /// Occurrences of the counted letters (C G T W), per direction: [orig, resp].
     counts: [[u32; 4]; 2],
+}
+
+/// History letters, inline up to 22 (nearly every connection): no allocation per connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Letters {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Vec<u8>),
+}
+
+const INLINE: usize = 22;
+
+impl Default for Letters {
+    fn default() -> Self {
+        Letters::Inline { len: 0, bytes: [0; INLINE] }
+    }
+}
+
+impl Letters {
+    fn as_str(&self) -> &str {
+        let bytes = match self {
+            Letters::Inline { len, bytes } => &bytes[..*len as usize],
+            Letters::Heap(v) => v,
+        };
+        std::str::from_utf8(bytes).expect("history letters are ASCII")
+    }
+
+    fn push(&mut self, letter: u8) {
+        match self {
+            Letters::Inline { len, bytes } if (*len as usize) < INLINE => {
+                bytes[*len as usize] = letter;
+                *len += 1;
+            }
+            Letters::Inline { len, bytes } => {
+                let mut v = bytes[..*len as usize].to_vec();
+                v.push(letter);
+                *self = Letters::Heap(v);
+            }
+            Letters::Heap(v) => v.push(letter),
+        }
+    }
+
+    fn insert_front(&mut self, letter: u8) {
+        let mut v = Vec::with_capacity(self.as_str().len() + 1);
+        v.push(letter);
+        v.extend_from_slice(self.as_str().as_bytes());
+        *self = Letters::default();
+        for b in v {
+            self.push(b);
+        }
+    }
 }
 
 /// The "seen" bit of a letter recorded at most once per direction.
@@ -38,7 +88,7 @@ impl History {
     /// Like [`Self::once`], with the "seen" slot of another letter (Zeek's S and H share one).
     pub fn once_slot(&mut self, slot: char, letter: char, is_orig: bool) -> bool {
         let idx = once_index(slot);
-        let bit = 1u64 << (idx * 2 + usize::from(!is_orig));
+        let bit = 1u16 << (idx * 2 + usize::from(!is_orig));
         if self.seen & bit != 0 {
             return false;
         }
@@ -65,19 +115,19 @@ impl History {
 
     /// Marks that the direction was flipped by a heuristic (Zeek's `^`).
     pub fn flip(&mut self) {
-        self.letters.insert(0, '^');
+        self.letters.insert_front(b'^');
     }
 
     pub fn was_flipped(&self) -> bool {
-        self.letters.starts_with('^')
+        self.as_str().starts_with('^')
     }
 
     pub fn as_str(&self) -> &str {
-        &self.letters
+        self.letters.as_str()
     }
 
     fn push(&mut self, letter: char, is_orig: bool) {
-        self.letters.push(if is_orig { letter } else { letter.to_ascii_lowercase() });
+        self.letters.push(if is_orig { letter } else { letter.to_ascii_lowercase() } as u8);
     }
 }
 
@@ -116,6 +166,18 @@ mod tests {
     fn powers_of_ten() {
         let hits: Vec<u32> = (1..=100_000).filter(|&n| is_power_of_ten(n)).collect();
         assert_eq!(hits, [1, 10, 100, 1000, 10_000, 100_000]);
+    }
+
+    #[test]
+    fn long_histories_move_to_the_heap() {
+        let mut h = History::default();
+        for i in 0..30 {
+            h.always(if i % 2 == 0 { 'S' } else { 'H' }, i % 3 == 0);
+        }
+        assert_eq!(h.as_str().len(), 30);
+        h.flip();
+        assert!(h.as_str().starts_with("^S"));
+        assert_eq!(h.as_str().len(), 31);
     }
 
     #[test]
