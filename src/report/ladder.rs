@@ -35,7 +35,8 @@ pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[Seen]) -> io::Resul
             t.initiator.map_or(String::new(), |i| format!(" by {i}"))
         )?;
     }
-    writeln!(out, "{:>7}  {:>10}  client {:<38} server {}", "pkt", "time", c.orig.to_string(), c.resp)?;
+    let client = format!("client {}", c.orig);
+    writeln!(out, "{:>7}  {:>10}  {client:<45} {:>13} server {}", "pkt", "time", "", c.resp)?;
     let Some(first) = packets.first() else {
         return Ok(());
     };
