@@ -148,10 +148,6 @@ impl Rules {
         }
         Ok(())
     }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Rules::default()
-    }
 }
 
 /// At most this many offending connections are kept per rule (the count is always exact).

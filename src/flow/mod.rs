@@ -12,7 +12,7 @@ use crate::capture::{Duration, Timestamp};
 use crate::decode::tunnel::TunnelKind;
 use crate::tcp::TcpConn;
 use history::History;
-use socket::{Addr, Proto, Socket};
+use socket::{Addr, Proto};
 
 /// Per-direction counters.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,14 +68,6 @@ pub struct TunnelInfo {
 }
 
 impl Conn {
-    pub fn orig_socket(&self) -> Socket {
-        Socket { proto: self.proto, addr: self.orig }
-    }
-
-    pub fn resp_socket(&self) -> Socket {
-        Socket { proto: self.proto, addr: self.resp }
-    }
-
     pub fn duration(&self) -> Duration {
         self.last.since(self.first)
     }
