@@ -142,6 +142,57 @@ pub type Sink<'s> = dyn FnMut(Conn) -> io::Result<()> + 's;
 pub fn analyze(
     paths: &[PathBuf],
     opts: &Options,
+    observer: Option<&mut dyn FnMut(&Seen)>,
+    sink: &mut Sink<'_>,
+) -> io::Result<Analysis> {
+    match observer {
+        Some(observer) => analyze_here(paths, opts, observer, sink),
+        None if opts.jobs > 1 => analyze_apart(paths, opts, sink),
+        None => analyze_here(paths, opts, &mut |_| {}, sink),
+    }
+}
+
+/// Ended connections per message from the table thread to the output.
+const CONN_BATCH: usize = 256;
+
+/// Three stages: reading and decoding, the connection table, and the sink (building and
+/// writing records) each on a thread of their own. A sink error (a closed output) stops the
+/// table thread, which stops the reader.
+fn analyze_apart(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) -> io::Result<Analysis> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Conn>>(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let table = scope.spawn(move || {
+            let gone = || io::Error::from(io::ErrorKind::BrokenPipe);
+            let mut batch = Vec::with_capacity(CONN_BATCH);
+            let analysis = analyze_here(paths, opts, &mut |_| {}, &mut |conn| {
+                batch.push(conn);
+                if batch.len() == CONN_BATCH {
+                    tx.send(std::mem::replace(&mut batch, Vec::with_capacity(CONN_BATCH)))
+                        .map_err(|_| gone())?;
+                }
+                Ok(())
+            })?;
+            tx.send(batch).map_err(|_| gone())?;
+            Ok(analysis)
+        });
+        let mut written = Ok(());
+        for conns in rx.iter() {
+            written = conns.into_iter().try_for_each(&mut *sink);
+            if written.is_err() {
+                break;
+            }
+        }
+        drop(rx);
+        let analysis = table.join().expect("the table thread does not panic");
+        written.and(analysis)
+    })
+}
+
+/// Reading (on a second thread with `opts.jobs` > 1) and the table on this thread, which also
+/// calls `observer` and `sink`.
+fn analyze_here(
+    paths: &[PathBuf],
+    opts: &Options,
     observer: &mut dyn FnMut(&Seen),
     sink: &mut Sink<'_>,
 ) -> io::Result<Analysis> {

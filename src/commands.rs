@@ -71,12 +71,12 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             let mut total = 0;
             let analysis = analyze(
                 &input,
-                &mut |seen| {
+                Some(&mut |seen: &Seen| {
                     let (src, dst) = seen.sockets();
                     if Some(seen.conn_id) == conn || wanted(src, dst) {
                         packets.entry(seen.conn_id).or_default().push(*seen);
                     }
-                },
+                }),
                 &mut |_, record, _| {
                     total += 1;
                     if Some(record.id) == conn || wanted(record.orig, record.resp) {
@@ -113,7 +113,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             };
             let mut checker = Checker::new(rules);
             let mut conns = 0;
-            let analysis = analyze(&input, &mut |_| {}, &mut |_, record, kept| {
+            let analysis = analyze(&input, None, &mut |_, record, kept| {
                 if kept {
                     conns += 1;
                     checker.add(&record);
@@ -154,7 +154,7 @@ fn conns(
     let with_summary = tty && format == Format::Table;
     let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
     let mut writer = ConnWriter::new(out, format, order, tty && table::color_enabled())?;
-    let analysis = analyze(input, &mut |_| {}, &mut |c, record, kept| {
+    let analysis = analyze(input, None, &mut |c, record, kept| {
         if !kept {
             return writer.skip(record.id);
         }
@@ -174,7 +174,7 @@ fn conns(
 
 fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut inventory = Inventory::default();
-    let analysis = analyze(input, &mut |_| {}, &mut |c, _, kept| {
+    let analysis = analyze(input, None, &mut |c, _, kept| {
         if kept {
             inventory.add(c);
         }
@@ -210,7 +210,7 @@ fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io:
 fn summary(input: &Input, _tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut summary = Summary::default();
     let mut inventory = Inventory::default();
-    let analysis = analyze(input, &mut |_| {}, &mut |c, record, kept| {
+    let analysis = analyze(input, None, &mut |c, record, kept| {
         if kept {
             summary.add(&record);
             inventory.add(c);
@@ -300,7 +300,7 @@ fn write_file<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<T
 /// passes the filters (`show` looks at every connection; output in id order must skip ids).
 fn analyze(
     input: &Input,
-    observer: &mut dyn FnMut(&analyze::Seen),
+    observer: Option<&mut dyn FnMut(&analyze::Seen)>,
     each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
     let filter = Filter::all(input.filter.clone());

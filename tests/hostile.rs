@@ -65,8 +65,8 @@ fn analyze_bytes(bytes: &[u8], name: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
-    let a = analyze::analyze(std::slice::from_ref(&path), &Options::default(), &mut |_| {}, &mut |_| Ok(()))
-        .unwrap();
+    let a =
+        analyze::analyze(std::slice::from_ref(&path), &Options::default(), None, &mut |_| Ok(())).unwrap();
     assert!(a.accounting.balances(), "{name}: accounting identity");
     let counted: u64 = a.files.iter().map(|f| f.packets).sum();
     assert_eq!(counted, a.accounting.total, "{name}");

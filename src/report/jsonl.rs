@@ -221,7 +221,7 @@ mod tests {
         for sample in ["teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap"] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(sample);
             let mut records = Vec::new();
-            crate::analyze::analyze(&[path], &Default::default(), &mut |_| {}, &mut |c| {
+            crate::analyze::analyze(&[path], &Default::default(), None, &mut |c| {
                 records.push(ConnRecord::new(&c));
                 Ok(())
             })
