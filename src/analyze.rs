@@ -83,7 +83,8 @@ pub struct Options {
     pub max_connections: usize,
     /// Look through tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, AYIYA, GTP-U).
     pub decap: bool,
-    /// Threads: 1 does everything on one; 2 or more read and decode on a second thread.
+    /// Threads: 1 does everything on one; 2 or more read and decode, keep the table, and
+    /// write the output on three threads (without an observer).
     pub jobs: usize,
     /// Bytes read so far over all files, for a progress display (updated every few thousand
     /// records).
@@ -138,7 +139,7 @@ pub type Sink<'s> = dyn FnMut(Conn) -> io::Result<()> + 's;
 /// `observer` about every TCP and UDP packet and handing each connection to `sink` when it ends.
 ///
 /// With `opts.jobs` of 2 or more, reading and decoding run on a thread of their own, ahead of
-/// the connection table: the two halves of the work overlap.
+/// the connection table, and (when there is no observer) the sink gets a thread too.
 pub fn analyze(
     paths: &[PathBuf],
     opts: &Options,

@@ -189,8 +189,8 @@ pub struct Input {
     /// 'tcp and port 443 and state=REJ', 'udp or host 10.0.0.1', 'duration>1.5 and not state in S0,REJ'.
     #[arg(long, value_name = "EXPR", value_parser = Filter::parse)]
     pub filter: Vec<Filter>,
-    /// Threads to use; 0 picks by the machine (2 when it has 2 cores or more: one reads and
-    /// decodes, one keeps the connection table).
+    /// Threads to use; 0 picks by the machine (2 or more when it has 2 cores or more: reading
+    /// and decoding, the connection table, and writing the output then run side by side).
     #[arg(long, short, value_name = "N", default_value_t = 0)]
     pub jobs: usize,
 }
