@@ -147,14 +147,19 @@ impl<'a> Obj<'a> {
         self.buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
 
-    fn opt_u64(&mut self, key: &str, v: Option<u64>) {
+    /// A field that may be null: `write` writes it when there is a value.
+    fn opt<T>(&mut self, key: &str, v: Option<T>, write: impl FnOnce(&mut Self, &str, T)) {
         match v {
-            Some(v) => self.u64(key, v),
+            Some(v) => write(self, key, v),
             None => {
                 self.key(key);
                 self.null();
             }
         }
+    }
+
+    fn opt_u64(&mut self, key: &str, v: Option<u64>) {
+        self.opt(key, v, Self::u64);
     }
 
     fn f64(&mut self, key: &str, v: f64) {
@@ -163,13 +168,7 @@ impl<'a> Obj<'a> {
     }
 
     fn opt_f64(&mut self, key: &str, v: Option<f64>) {
-        match v {
-            Some(v) => self.f64(key, v),
-            None => {
-                self.key(key);
-                self.null();
-            }
-        }
+        self.opt(key, v, Self::f64);
     }
 
     fn bool(&mut self, key: &str, v: bool) {
@@ -189,13 +188,7 @@ impl<'a> Obj<'a> {
     }
 
     fn opt_str(&mut self, key: &str, v: Option<&str>) {
-        match v {
-            Some(v) => self.str(key, v),
-            None => {
-                self.key(key);
-                self.null();
-            }
-        }
+        self.opt(key, v, |o, k, v| o.str(k, v));
     }
 
     fn addr(&mut self, key: &str, a: Addr) {
