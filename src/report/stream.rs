@@ -169,7 +169,19 @@ struct Spill {
     file: File,
     at: BTreeMap<u64, (u64, u32)>,
     end: u64,
+    /// Each move to the file writes a run sorted by id; records come back in id order, so
+    /// each run is read forward through a buffer of its own instead of a seek per record.
+    runs: Vec<ReadRun>,
 }
+
+struct ReadRun {
+    start: u64,
+    buffer_at: u64,
+    buffer: Vec<u8>,
+}
+
+/// Bytes read ahead from a run at a time.
+const READ_AHEAD: usize = 256 << 10;
 
 const MEMORY_LIMIT: usize = 32 << 20;
 
@@ -180,10 +192,14 @@ impl Waiting {
         if self.memory_bytes > MEMORY_LIMIT {
             let spill = match &mut self.spilled {
                 Some(s) => s,
-                None => {
-                    self.spilled.insert(Spill { file: tempfile::tempfile()?, at: BTreeMap::new(), end: 0 })
-                }
+                None => self.spilled.insert(Spill {
+                    file: tempfile::tempfile()?,
+                    at: BTreeMap::new(),
+                    end: 0,
+                    runs: Vec::new(),
+                }),
             };
+            spill.runs.push(ReadRun { start: spill.end, buffer_at: 0, buffer: Vec::new() });
             let mut w = BufWriter::new(&spill.file);
             w.seek(SeekFrom::Start(spill.end))?;
             for (id, bytes) in std::mem::take(&mut self.memory) {
@@ -204,10 +220,19 @@ impl Waiting {
         }
         let Some(spill) = &mut self.spilled else { return Ok(None) };
         let Some((offset, len)) = spill.at.remove(&id) else { return Ok(None) };
-        let mut bytes = vec![0; len as usize];
-        spill.file.seek(SeekFrom::Start(offset))?;
-        spill.file.read_exact(&mut bytes)?;
-        Ok(Some(bytes))
+        let r = spill.runs.partition_point(|run| run.start <= offset) - 1;
+        let run_end = spill.runs.get(r + 1).map_or(spill.end, |next| next.start);
+        let run = &mut spill.runs[r];
+        let (len, buffered_end) = (len as usize, run.buffer_at + run.buffer.len() as u64);
+        if offset < run.buffer_at || offset + len as u64 > buffered_end {
+            let want = ((run_end - offset) as usize).min(READ_AHEAD).max(len);
+            run.buffer.resize(want, 0);
+            spill.file.seek(SeekFrom::Start(offset))?;
+            spill.file.read_exact(&mut run.buffer)?;
+            run.buffer_at = offset;
+        }
+        let at = (offset - run.buffer_at) as usize;
+        Ok(Some(run.buffer[at..at + len].to_vec()))
     }
 
     /// Everything still waiting, in id order.
