@@ -251,6 +251,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn many_small_records_come_back_in_id_order_across_runs() {
+        let mut w = Waiting::default();
+        let record = |id: u64| format!("{id:>1000}").into_bytes();
+        // Put in an order that spreads neighbouring ids over several spilled runs.
+        let n = 100_000u64;
+        for id in (1..=n).map(|i| (i * 7919) % n + 1) {
+            w.put(id, record(id)).unwrap();
+        }
+        assert!(w.spilled.as_ref().is_some_and(|s| s.runs.len() >= 3));
+        for id in 1..=n {
+            assert_eq!(w.take(id).unwrap(), Some(record(id)), "id {id}");
+        }
+        assert!(w.drain().unwrap().is_empty());
+    }
+
+    #[test]
     fn waiting_records_come_back_in_order_from_memory_and_file() {
         let mut w = Waiting::default();
         let record = |id: u64| format!("record {id} {}", "x".repeat(1 << 20)).into_bytes();
