@@ -259,7 +259,10 @@ mod tests {
         for id in (1..=n).map(|i| (i * 7919) % n + 1) {
             w.put(id, record(id)).unwrap();
         }
-        assert!(w.spilled.as_ref().is_some_and(|s| s.runs.len() >= 3));
+        assert!(
+            w.spilled.as_ref().is_some_and(|s| s.runs.len() >= 2),
+            "two runs of 32 MiB and the rest in memory"
+        );
         for id in 1..=n {
             assert_eq!(w.take(id).unwrap(), Some(record(id)), "id {id}");
         }
