@@ -290,20 +290,12 @@ impl Parser {
             "socket" => {
                 let (cmp, v) = self.value()?;
                 let (ip, port) = split_socket(&v)?;
-                let both = Filter::And(Box::new(Filter::Host(side, ip)), Box::new(Filter::Port(side, port)));
                 // Host and port must be on the same side.
+                let on =
+                    |side| Filter::And(Box::new(Filter::Host(side, ip)), Box::new(Filter::Port(side, port)));
                 let f = match side {
-                    Side::Either => Filter::Or(
-                        Box::new(Filter::And(
-                            Box::new(Filter::Host(Side::Orig, ip)),
-                            Box::new(Filter::Port(Side::Orig, port)),
-                        )),
-                        Box::new(Filter::And(
-                            Box::new(Filter::Host(Side::Resp, ip)),
-                            Box::new(Filter::Port(Side::Resp, port)),
-                        )),
-                    ),
-                    _ => both,
+                    Side::Either => Filter::Or(Box::new(on(Side::Orig)), Box::new(on(Side::Resp))),
+                    side => on(side),
                 };
                 negate(cmp, f)
             }
