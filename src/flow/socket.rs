@@ -59,18 +59,32 @@ impl fmt::Display for Socket {
 }
 
 /// A socket pair with no direction: both directions of a connection map to the same key.
-/// Addresses are kept as 128-bit numbers so the per-packet lookup hashes and compares plain
-/// integers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// It is hashed and compared on every packet and stored once per live connection, so it is
+/// kept to five plain words: addresses as halves of 128-bit numbers (a `u128` would align the
+/// key to 16 bytes and pad it), ports, protocol and tunnel packed into the fifth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PairKey {
-    lo_ip: u128,
-    hi_ip: u128,
-    lo_port: u16,
-    hi_port: u16,
-    proto: Proto,
-    /// The tunnel the pair was seen in: the same inner addresses in two tunnels are two pairs.
-    tunnel: Option<TunnelKey>,
+    ips: [u64; 4],
+    /// `lo_port | hi_port << 16 | proto << 32 | tunnel << 33`.
+    rest: u64,
 }
+
+impl std::hash::Hash for PairKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Word by word: the derived impl would hash the array as a length-prefixed slice.
+        for w in self.ips {
+            state.write_u64(w);
+        }
+        state.write_u64(self.rest);
+    }
+}
+
+/// Tunnels a table tells apart in its keys: 0 means no tunnel, the rest are interned ids.
+pub type TunnelId = u32;
+
+/// Interned tunnel ids have 31 bits in a key; two billion distinct tunnels would take far more
+/// memory than any machine has for the interning table, so the bound is never reached.
+pub const MAX_TUNNEL_ID: TunnelId = (1 << 31) - 1;
 
 /// Which tunnel: its kind and its endpoints' outer addresses, in either direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,17 +115,24 @@ impl TunnelKey {
 }
 
 impl PairKey {
-    pub fn new(proto: Proto, a: Addr, b: Addr, tunnel: Option<TunnelKey>) -> Self {
+    pub fn new(proto: Proto, a: Addr, b: Addr, tunnel: TunnelId) -> Self {
         Self::ordered(proto, a, b, tunnel).0
     }
 
     /// The key, and whether `a` is its lower side (so a packet's direction can be told from
     /// one bit instead of comparing addresses).
-    pub fn ordered(proto: Proto, a: Addr, b: Addr, tunnel: Option<TunnelKey>) -> (Self, bool) {
+    pub fn ordered(proto: Proto, a: Addr, b: Addr, tunnel: TunnelId) -> (Self, bool) {
+        debug_assert!(tunnel <= MAX_TUNNEL_ID);
         let (a, b) = ((wide(a.ip), a.port), (wide(b.ip), b.port));
         let a_is_lo = a <= b;
         let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a_is_lo { (a, b) } else { (b, a) };
-        (PairKey { lo_ip, hi_ip, lo_port, hi_port, proto, tunnel }, a_is_lo)
+        let half = |ip: u128, high: bool| (if high { ip >> 64 } else { ip }) as u64;
+        let ips = [half(lo_ip, true), half(lo_ip, false), half(hi_ip, true), half(hi_ip, false)];
+        let rest = u64::from(lo_port)
+            | u64::from(hi_port) << 16
+            | u64::from(proto == Proto::Udp) << 32
+            | u64::from(tunnel) << 33;
+        (PairKey { ips, rest }, a_is_lo)
     }
 }
 
@@ -127,14 +148,14 @@ mod tests {
     fn pair_key_ignores_direction() {
         let a = addr("10.0.0.1", 40000);
         let b = addr("10.0.0.2", 80);
-        assert_eq!(PairKey::new(Proto::Tcp, a, b, None), PairKey::new(Proto::Tcp, b, a, None));
+        assert_eq!(PairKey::new(Proto::Tcp, a, b, 0), PairKey::new(Proto::Tcp, b, a, 0));
     }
 
     #[test]
     fn same_port_other_protocol_is_another_socket_pair() {
         let a = addr("10.0.0.1", 8081);
         let b = addr("10.0.0.2", 5000);
-        assert_ne!(PairKey::new(Proto::Tcp, a, b, None), PairKey::new(Proto::Udp, a, b, None));
+        assert_ne!(PairKey::new(Proto::Tcp, a, b, 0), PairKey::new(Proto::Udp, a, b, 0));
         let tcp = Socket { proto: Proto::Tcp, addr: a };
         let udp = Socket { proto: Proto::Udp, addr: a };
         assert_ne!(tcp, udp);

@@ -4,10 +4,10 @@
 //! new connection (decided by the TCP analysis), when it stays idle past the inactivity
 //! timeout, or when the input ends. Ids are handed out in order of first packet.
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 
 use super::history::History;
-use super::socket::{Addr, PairKey, Proto, TunnelKey};
+use super::socket::{Addr, PairKey, Proto, TunnelId, TunnelKey, MAX_TUNNEL_ID};
 use super::{Conn, DirStats, EndReason, TunnelInfo};
 use crate::capture::{Duration, Timestamp};
 use crate::decode::{Hop, Ip, TcpSegment, UdpDatagram};
@@ -36,6 +36,9 @@ pub struct ConnTable {
     live: IndexMap<PairKey, Conn, foldhash::fast::RandomState>,
     /// Connections that ended and were not yet handed out.
     ended: Vec<Conn>,
+    /// Tunnels seen so far; a key names its tunnel by position here plus one. Grows with
+    /// distinct tunnels, which are few next to the connections inside them.
+    tunnels: IndexSet<TunnelKey, foldhash::fast::RandomState>,
     next_id: u64,
     timeouts: Timeouts,
     last_sweep: Timestamp,
@@ -51,6 +54,7 @@ impl ConnTable {
         ConnTable {
             live: IndexMap::default(),
             ended: Vec::new(),
+            tunnels: IndexSet::default(),
             next_id: 1,
             timeouts,
             last_sweep: Timestamp::default(),
@@ -64,13 +68,13 @@ impl ConnTable {
     pub fn tcp(&mut self, ts: Timestamp, ip: &Ip, seg: &TcpSegment, ctx: &Context<'_>) -> u64 {
         let src = Addr { ip: ip.src, port: seg.src_port };
         let dst = Addr { ip: ip.dst, port: seg.dst_port };
-        let (key, src_is_lo) = PairKey::ordered(Proto::Tcp, src, dst, ctx.tunnel);
+        let (key, src_is_lo) = PairKey::ordered(Proto::Tcp, src, dst, self.tunnel_id(ctx.tunnel));
         self.maybe_sweep(ts);
         let tcp_timeout = self.timeouts.tcp;
         let at = self.slot(
             key,
             |conn| {
-                let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
+                let tcp = conn.tcp.as_mut().expect("TCP connections carry TCP state");
                 if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.last) {
                     Some(EndReason::Inactivity)
                 } else if tcp.starts_new_connection(seg) {
@@ -86,14 +90,14 @@ impl ConnTable {
                 if o.flipped {
                     conn.history.flip();
                 }
-                conn.tcp = Some(Box::new(TcpConn::new(ts)));
+                conn.tcp = Some(TcpConn::new(ts));
                 conn
             },
         );
         let conn = &mut self.live[at];
         ctx.note(conn);
         let is_orig = src_is_lo == conn.orig_is_lo;
-        let tcp = conn.tcp.as_deref_mut().expect("TCP connections carry TCP state");
+        let tcp = conn.tcp.as_mut().expect("TCP connections carry TCP state");
         let outcome = tcp.segment(ts, is_orig, seg, &mut conn.history);
         if outcome.flipped {
             conn.orig_is_lo = !conn.orig_is_lo;
@@ -112,7 +116,7 @@ impl ConnTable {
     pub fn udp(&mut self, ts: Timestamp, ip: &Ip, d: &UdpDatagram, ctx: &Context<'_>) -> u64 {
         let src = Addr { ip: ip.src, port: d.src_port };
         let dst = Addr { ip: ip.dst, port: d.dst_port };
-        let (key, src_is_lo) = PairKey::ordered(Proto::Udp, src, dst, ctx.tunnel);
+        let (key, src_is_lo) = PairKey::ordered(Proto::Udp, src, dst, self.tunnel_id(ctx.tunnel));
         self.maybe_sweep(ts);
         let timeout = udp_timeout(self.timeouts.udp, src.port, dst.port);
         let at = self.slot(
@@ -143,11 +147,25 @@ impl ConnTable {
         self.ended.drain(..)
     }
 
-    /// Ends every connection (the input is over) and returns them, in order of first packet.
-    pub fn finish(mut self) -> Vec<Conn> {
-        self.ended.extend(self.live.drain(..).map(|(_, c)| c));
+    /// Ends every connection (the input is over) and hands them out, in order of first packet.
+    /// Sorted in place and moved out one by one: a second copy of every live connection would
+    /// double the peak memory at the end of a run.
+    pub fn finish(mut self) -> impl Iterator<Item = Conn> {
+        self.live.sort_unstable_by(|_, a, _, b| a.id.cmp(&b.id));
         self.ended.sort_unstable_by_key(|c| c.id);
-        self.ended
+        let mut ended = self.ended.into_iter().peekable();
+        let mut live = self.live.into_values().peekable();
+        std::iter::from_fn(move || match (ended.peek(), live.peek()) {
+            (Some(e), Some(l)) if e.id < l.id => ended.next(),
+            (Some(_), None) => ended.next(),
+            _ => live.next(),
+        })
+    }
+
+    fn tunnel_id(&mut self, tunnel: Option<TunnelKey>) -> TunnelId {
+        let Some(t) = tunnel else { return 0 };
+        let at = self.tunnels.insert_full(t).0;
+        TunnelId::try_from(at + 1).unwrap_or(MAX_TUNNEL_ID).min(MAX_TUNNEL_ID)
     }
 
     /// Index of the live connection for `key`, with one hash lookup on the usual path. An
@@ -216,7 +234,7 @@ impl ConnTable {
         self.last_sweep = now;
         self.since_sweep = 0;
         let timeouts = self.timeouts;
-        self.end_where(EndReason::Inactivity, |conn| match conn.tcp.as_deref_mut() {
+        self.end_where(EndReason::Inactivity, |conn| match conn.tcp.as_mut() {
             Some(tcp) => now.since(conn.last) > timeouts.tcp || tcp.expired(now, conn.last),
             None => now.since(conn.last) > udp_timeout(timeouts.udp, conn.orig.port, conn.resp.port),
         });

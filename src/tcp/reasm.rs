@@ -2,6 +2,8 @@
 //! out-of-order ranges. Enough to tell retransmissions, reordering and content gaps (bytes
 //! the receiver acknowledged that the capture never carried) without buffering payload.
 
+use thin_vec::ThinVec;
+
 use super::seq::SeqNum;
 
 /// More out-of-order ranges than this are merged into the last one (bounded memory).
@@ -11,8 +13,9 @@ const MAX_RANGES: usize = 8;
 pub struct Coverage {
     /// Everything before this was seen (or given up as a gap). None until the first segment.
     next: Option<SeqNum>,
-    /// Seen ranges past `next`, sorted, not touching each other or `next`.
-    ranges: Vec<(SeqNum, SeqNum)>,
+    /// Seen ranges past `next`, sorted, not touching each other or `next`. Usually empty; a
+    /// thin vector keeps the empty case to one word in every live connection's state.
+    ranges: ThinVec<(SeqNum, SeqNum)>,
 }
 
 impl Coverage {
@@ -79,7 +82,7 @@ impl Coverage {
     }
 
     fn merge(&mut self) {
-        let mut merged: Vec<(SeqNum, SeqNum)> = Vec::with_capacity(self.ranges.len());
+        let mut merged: ThinVec<(SeqNum, SeqNum)> = ThinVec::with_capacity(self.ranges.len());
         for &(s, e) in &self.ranges {
             match merged.last_mut() {
                 Some(last) if s <= last.1 => last.1 = last.1.max(e),
