@@ -4,7 +4,9 @@ use std::io::{ErrorKind, Read};
 
 use super::{CaptureError, Frame, FrameMeta, MAX_RECORD_LEN};
 
-const CHUNK: usize = 1 << 20;
+/// Small enough to stay in the core's L2 cache next to the connection table (bench: 1 MiB -> 128
+/// KiB, realistic analysis 0.76 s -> 0.69 s); a read call per 128 KiB costs nothing measurable.
+const CHUNK: usize = 1 << 17;
 
 pub(crate) struct StreamBuffer {
     source: Box<dyn Read>,
