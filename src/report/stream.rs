@@ -28,6 +28,7 @@ pub struct ConnWriter<'a> {
     order: Order,
     next_id: u64,
     waiting: Waiting,
+    scratch: Vec<u8>,
     /// The table format needs every row to size its columns.
     rows: Vec<ConnRecord>,
     color: bool,
@@ -57,6 +58,7 @@ impl<'a> ConnWriter<'a> {
             order,
             next_id: 1,
             waiting: Waiting::default(),
+            scratch: Vec::new(),
             rows: Vec::new(),
             color,
             written: 0,
@@ -72,7 +74,9 @@ impl<'a> ConnWriter<'a> {
             self.rows.push(record);
             return Ok(());
         }
-        let mut bytes = Vec::with_capacity(512);
+        // Formatted into one reused buffer; only a record that has to wait gets its own copy.
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
         match self.format {
             // Parquet rows are kept as JSON until their turn, then become columns.
             Format::Jsonl | Format::Json | Format::Parquet => jsonl::conn_line(&mut bytes, &record),
@@ -80,14 +84,15 @@ impl<'a> ConnWriter<'a> {
             Format::Zeek => zeek::row(&mut bytes, &record),
             Format::Table => unreachable!("kept above"),
         }
-        if self.order == Order::End || id == self.next_id {
+        let done = if self.order == Order::End || id == self.next_id {
             self.emit(&bytes)?;
             self.next_id = self.next_id.max(id + 1);
-            self.flush_waiting()?;
+            self.flush_waiting()
         } else {
-            self.waiting.put(id, bytes)?;
-        }
-        Ok(())
+            self.waiting.put(id, bytes.clone())
+        };
+        self.scratch = bytes;
+        done
     }
 
     /// Passes over a connection that is not to be printed (filtered out), so that later ones
