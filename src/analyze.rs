@@ -201,24 +201,16 @@ fn analyze_here(
         observer,
         sink,
         table: ConnTable::new(opts.timeouts, opts.max_connections),
-        prev_ts: None,
-        defrag: Defragmenter::default(),
-        decap: opts.decap,
-        accounting: Accounting::default(),
-        first_ts: None,
-        last_ts: None,
+        front: Front::new(opts.decap),
     };
     let progress = opts.progress.as_deref();
     let files =
         if opts.jobs > 1 { run.pipelined(paths, progress)? } else { run.sequential(paths, progress)? };
-    for g in run.defrag.finish() {
-        *run.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
-    }
     let evicted = run.table.evicted;
     for conn in run.table.finish() {
         (run.sink)(conn)?;
     }
-    Ok(Analysis { evicted, accounting: run.accounting, files, first_ts: run.first_ts, last_ts: run.last_ts })
+    Ok(run.front.finish(files, evicted))
 }
 
 /// One capture record, decoded: what the reader side hands to the table side.
@@ -373,10 +365,9 @@ fn read_timeline(
     Ok(reports.into_iter().map(|r| r.expect("every file reported")).collect())
 }
 
-struct Run<'o, 's> {
-    observer: &'o mut dyn FnMut(&Seen),
-    sink: &'o mut Sink<'s>,
-    table: ConnTable,
+/// What happens to a record before the connection table: accounting, the run's time range,
+/// and fragment reassembly. Its output, a `Work`, goes to the table (or to one of several).
+struct Front {
     defrag: Defragmenter,
     decap: bool,
     prev_ts: Option<Timestamp>,
@@ -385,16 +376,136 @@ struct Run<'o, 's> {
     last_ts: Option<Timestamp>,
 }
 
+/// One captured packet as the connection table sees it: every tunnel layer (those of the frame,
+/// then those of a datagram one of its fragments completed), then the segment or datagram
+/// inside, if any.
+struct Work {
+    ts: Timestamp,
+    /// 1-based packet number over the whole run.
+    number: u64,
+    hops: Vec<Hop>,
+    inner: Option<(Ip, Transport)>,
+}
+
+impl Front {
+    fn new(decap: bool) -> Self {
+        Front {
+            defrag: Defragmenter::default(),
+            decap,
+            prev_ts: None,
+            accounting: Accounting::default(),
+            first_ts: None,
+            last_ts: None,
+        }
+    }
+
+    /// Accounts for one record; returns what the table has to do with it, if anything.
+    fn take(&mut self, item: Item) -> Option<Work> {
+        self.accounting.total += 1;
+        let (ts, packet, cut) = match item {
+            Item::Bad(why) => {
+                *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1;
+                return None;
+            }
+            Item::Packet(ts, packet, cut) => (ts, packet, cut),
+        };
+        self.accounting.snaplen_cut += u64::from(cut);
+        if self.prev_ts.is_some_and(|p| ts < p) {
+            self.accounting.time_went_backwards += 1;
+        }
+        self.prev_ts = Some(ts);
+        self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
+        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+        let number = self.accounting.total;
+        let (mut hops, mut inner, mut frames) = (packet.tunnels, packet.inner, 1);
+        let work = loop {
+            match inner {
+                Decoded::Tcp(ip, seg) => {
+                    self.accounting.tcp += frames;
+                    break Some((ip, Transport::Tcp(seg)));
+                }
+                Decoded::Udp(ip, d) => {
+                    self.accounting.udp += frames;
+                    break Some((ip, Transport::Udp(d)));
+                }
+                Decoded::Other(o) => *self.accounting.other.entry(o).or_default() += frames,
+                Decoded::Skipped(s) => *self.accounting.skipped.entry(s).or_default() += frames,
+                // Accounted for when its datagram completes or is given up.
+                Decoded::Fragment(f) => {
+                    if let Added::Complete { packet, frames: n, overlaps } = self.defrag.add(ts, *f) {
+                        self.accounting.overlapping_fragments += overlaps;
+                        let whole = decode::decode(decode::LINK_RAW, &packet, self.decap);
+                        hops.extend(whole.tunnels);
+                        (inner, frames) = (whole.inner, n);
+                        continue;
+                    }
+                }
+            }
+            break None;
+        };
+        for g in self.defrag.take_given_up() {
+            *self.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
+        }
+        // Without a segment or datagram inside, tunnel layers still carry outer flows.
+        (work.is_some() || !hops.is_empty()).then_some(Work { ts, number, hops, inner: work })
+    }
+
+    fn finish(mut self, files: Vec<FileReport>, evicted: u64) -> Analysis {
+        for g in self.defrag.finish() {
+            *self.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
+        }
+        Analysis {
+            evicted,
+            accounting: self.accounting,
+            files,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+        }
+    }
+}
+
+/// Runs a packet through the table: the outer UDP flows of its tunnel layers (connections too,
+/// as in Zeek), then its segment or datagram. Returns the ids of those outer flows.
+fn deliver(table: &mut ConnTable, work: &Work, observer: &mut dyn FnMut(&Seen)) -> Vec<u64> {
+    let mut tunnel = None;
+    let mut parents = Vec::new();
+    for (i, hop) in work.hops.iter().enumerate() {
+        if let Some(d) = &hop.udp {
+            let ctx = Context { tunnel, hops: &work.hops[..i], parents: &parents };
+            parents.push(table.udp(work.ts, &hop.ip, d, &ctx));
+        }
+        tunnel = Some(TunnelKey::new(hop.kind, hop.ip.src, hop.ip.dst));
+    }
+    let ctx = Context { tunnel, hops: &work.hops, parents: &parents };
+    if let Some((ip, transport)) = work.inner {
+        let conn_id = match &transport {
+            Transport::Tcp(seg) => table.tcp(work.ts, &ip, seg, &ctx),
+            Transport::Udp(d) => table.udp(work.ts, &ip, d, &ctx),
+        };
+        (observer)(&Seen { number: work.number, ts: work.ts, conn_id, ip, transport });
+    }
+    parents
+}
+
+/// The single-table run: the front and the table on this thread (the reader on another with
+/// `jobs` > 1).
+struct Run<'o, 's> {
+    observer: &'o mut dyn FnMut(&Seen),
+    sink: &'o mut Sink<'s>,
+    table: ConnTable,
+    front: Front,
+}
+
 impl Run<'_, '_> {
     fn sequential(&mut self, paths: &[PathBuf], progress: Option<&AtomicU64>) -> io::Result<Vec<FileReport>> {
-        let decap = self.decap;
+        let decap = self.front.decap;
         read_timeline(paths, decap, progress, &mut |item| self.apply(item))
     }
 
     /// The reader thread decodes ahead; this thread keeps the table. A closed output stops
     /// both: the reader notices when its channel is gone.
     fn pipelined(&mut self, paths: &[PathBuf], progress: Option<&AtomicU64>) -> io::Result<Vec<FileReport>> {
-        let decap = self.decap;
+        let decap = self.front.decap;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(IN_FLIGHT);
         std::thread::scope(|scope| {
             scope.spawn(move || {
@@ -428,82 +539,15 @@ impl Run<'_, '_> {
         })
     }
 
-    /// Accounts for one record and runs it through the table; ended connections go to the sink.
+    /// Runs one record through the front and the table; ended connections go to the sink.
     fn apply(&mut self, item: Item) -> io::Result<()> {
-        self.accounting.total += 1;
-        match item {
-            Item::Bad(why) => *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1,
-            Item::Packet(ts, packet, cut) => {
-                self.accounting.snaplen_cut += u64::from(cut);
-                if self.prev_ts.is_some_and(|p| ts < p) {
-                    self.accounting.time_went_backwards += 1;
-                }
-                self.prev_ts = Some(ts);
-                self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
-                self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
-                self.deliver(ts, Vec::new(), Vec::new(), packet, 1);
-                self.account_given_up();
-            }
+        if let Some(work) = self.front.take(item) {
+            deliver(&mut self.table, &work, self.observer);
         }
         for conn in self.table.drain_ended() {
             (self.sink)(conn)?;
         }
         Ok(())
-    }
-
-    /// Hands a decoded packet to the connection table. `outer` and `parents` are the tunnel layers
-    /// and outer connections already passed (for a datagram rebuilt from fragments); `frames` is
-    /// how many captured packets it stands for in the accounting.
-    fn deliver(
-        &mut self,
-        ts: Timestamp,
-        outer: Vec<Hop>,
-        mut parents: Vec<u64>,
-        packet: Packet,
-        frames: u64,
-    ) {
-        let mut hops = outer;
-        let mut tunnel = hops.last().map(|h| TunnelKey::new(h.kind, h.ip.src, h.ip.dst));
-        // Outer UDP flows that carry a tunnel are connections too (as in Zeek).
-        for hop in packet.tunnels {
-            if let Some(d) = &hop.udp {
-                let ctx = Context { tunnel, hops: &hops, parents: &parents };
-                parents.push(self.table.udp(ts, &hop.ip, d, &ctx));
-            }
-            tunnel = Some(TunnelKey::new(hop.kind, hop.ip.src, hop.ip.dst));
-            hops.push(hop);
-        }
-        let ctx = Context { tunnel, hops: &hops, parents: &parents };
-        let number = self.accounting.total;
-        match packet.inner {
-            Decoded::Tcp(ip, seg) => {
-                self.accounting.tcp += frames;
-                let conn_id = self.table.tcp(ts, &ip, &seg, &ctx);
-                (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Tcp(seg) });
-            }
-            Decoded::Udp(ip, d) => {
-                self.accounting.udp += frames;
-                let conn_id = self.table.udp(ts, &ip, &d, &ctx);
-                (self.observer)(&Seen { number, ts, conn_id, ip, transport: Transport::Udp(d) });
-            }
-            Decoded::Other(o) => *self.accounting.other.entry(o).or_default() += frames,
-            Decoded::Skipped(s) => *self.accounting.skipped.entry(s).or_default() += frames,
-            Decoded::Fragment(f) => {
-                // Accounted for when its datagram completes or is given up.
-                if let Added::Complete { packet, frames, overlaps } = self.defrag.add(ts, *f) {
-                    self.accounting.overlapping_fragments += overlaps;
-                    let whole = decode::decode(decode::LINK_RAW, &packet, self.decap);
-                    self.deliver(ts, hops, parents, whole, frames);
-                }
-            }
-        }
-    }
-
-    /// Fragments of datagrams that will never complete are skipped packets.
-    fn account_given_up(&mut self) {
-        for g in self.defrag.take_given_up() {
-            *self.accounting.skipped.entry(give_up_reason(g.why)).or_default() += g.frames;
-        }
     }
 }
 
