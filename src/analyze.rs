@@ -17,6 +17,8 @@ use crate::flow::socket::{Addr, TunnelKey};
 use crate::flow::table::{ConnTable, Context, Timeouts};
 use crate::flow::Conn;
 
+mod sharded;
+
 /// Where every packet went: `tcp + udp + other + skipped == total`.
 #[derive(Clone, Debug, Default)]
 pub struct Accounting {
@@ -83,9 +85,13 @@ pub struct Options {
     pub max_connections: usize,
     /// Look through tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, AYIYA, GTP-U).
     pub decap: bool,
-    /// Threads: 1 does everything on one; 2 or more read and decode, keep the table, and
-    /// write the output on three threads (without an observer).
+    /// Threads: 1 does everything on one. Without an observer, 2 or more split the connections
+    /// over that many tables by address pair, each on a thread, next to a reading and a
+    /// writing thread (`max_connections` is then shared out among the tables).
     pub jobs: usize,
+    /// The sink takes connections in the order they end, which only one table can tell: with
+    /// `jobs` > 1, reading, the table and the sink then run as three stages instead.
+    pub end_order: bool,
     /// Bytes read so far over all files, for a progress display (updated every few thousand
     /// records).
     pub progress: Option<Arc<AtomicU64>>,
@@ -98,6 +104,7 @@ impl Default for Options {
             max_connections: 10_000_000,
             decap: true,
             jobs: 1,
+            end_order: false,
             progress: None,
         }
     }
@@ -148,6 +155,7 @@ pub fn analyze(
 ) -> io::Result<Analysis> {
     match observer {
         Some(observer) => analyze_here(paths, opts, observer, sink),
+        None if opts.jobs > 1 && !opts.end_order => sharded::analyze(paths, opts, sink),
         None if opts.jobs > 1 => analyze_apart(paths, opts, sink),
         None => analyze_here(paths, opts, &mut |_| {}, sink),
     }
@@ -207,7 +215,7 @@ fn analyze_here(
     let files =
         if opts.jobs > 1 { run.pipelined(paths, progress)? } else { run.sequential(paths, progress)? };
     let evicted = run.table.evicted;
-    for conn in run.table.finish() {
+    for conn in run.table.finish(run.front.last_ts) {
         (run.sink)(conn)?;
     }
     Ok(run.front.finish(files, evicted))

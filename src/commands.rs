@@ -71,6 +71,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             let mut total = 0;
             let analysis = analyze(
                 &input,
+                Order::FirstSeen,
                 Some(&mut |seen: &Seen| {
                     let (src, dst) = seen.sockets();
                     if Some(seen.conn_id) == conn || wanted(src, dst) {
@@ -113,7 +114,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
             };
             let mut checker = Checker::new(rules);
             let mut conns = 0;
-            let analysis = analyze(&input, None, &mut |_, record, kept| {
+            let analysis = analyze(&input, Order::FirstSeen, None, &mut |_, record, kept| {
                 if kept {
                     conns += 1;
                     checker.add(&record);
@@ -154,7 +155,7 @@ fn conns(
     let with_summary = tty && format == Format::Table;
     let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
     let mut writer = ConnWriter::new(out, format, order, tty && table::color_enabled())?;
-    let analysis = analyze(input, None, &mut |c, record, kept| {
+    let analysis = analyze(input, order, None, &mut |c, record, kept| {
         if !kept {
             return writer.skip(record.id);
         }
@@ -174,7 +175,7 @@ fn conns(
 
 fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut inventory = Inventory::default();
-    let analysis = analyze(input, None, &mut |c, _, kept| {
+    let analysis = analyze(input, Order::FirstSeen, None, &mut |c, _, kept| {
         if kept {
             inventory.add(c);
         }
@@ -210,7 +211,7 @@ fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io:
 fn summary(input: &Input, _tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut summary = Summary::default();
     let mut inventory = Inventory::default();
-    let analysis = analyze(input, None, &mut |c, record, kept| {
+    let analysis = analyze(input, Order::FirstSeen, None, &mut |c, record, kept| {
         if kept {
             summary.add(&record);
             inventory.add(c);
@@ -300,6 +301,7 @@ fn write_file<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<T
 /// passes the filters (`show` looks at every connection; output in id order must skip ids).
 fn analyze(
     input: &Input,
+    order: Order,
     observer: Option<&mut dyn FnMut(&analyze::Seen)>,
     each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
@@ -311,6 +313,7 @@ fn analyze(
         max_connections: input.max_connections as usize,
         decap: !input.no_decap,
         jobs: input.jobs(),
+        end_order: order == Order::End,
         progress: progress.as_ref().map(|p| p.bytes.clone()),
     };
     let result = analyze::analyze(&files, &options, observer, &mut |c| {

@@ -148,9 +148,13 @@ impl ConnTable {
     }
 
     /// Ends every connection (the input is over) and hands them out, in order of first packet.
-    /// Sorted in place and moved out one by one: a second copy of every live connection would
-    /// double the peak memory at the end of a run.
-    pub fn finish(mut self) -> impl Iterator<Item = Conn> {
+    /// Those whose timers had run out by `end` (the run's last timestamp) ended by inactivity,
+    /// the rest at the capture's end. Sorted in place and moved out one by one: a second copy of
+    /// every live connection would double the peak memory at the end of a run.
+    pub fn finish(mut self, end: Option<Timestamp>) -> impl Iterator<Item = Conn> {
+        if let Some(end) = end {
+            self.sweep(end);
+        }
         self.live.sort_unstable_by(|_, a, _, b| a.id.cmp(&b.id));
         self.ended.sort_unstable_by_key(|c| c.id);
         let mut ended = self.ended.into_iter().peekable();
@@ -160,6 +164,18 @@ impl ConnTable {
             (Some(_), None) => ended.next(),
             _ => live.next(),
         })
+    }
+
+    /// The id the next new connection gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Numbers new connections from `id` on (never backwards). A table that sees only part of
+    /// the packets numbers them by packet instead of one by one, so ids from several tables
+    /// still sort in order of first packet.
+    pub fn number_from(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id);
     }
 
     fn tunnel_id(&mut self, tunnel: Option<TunnelKey>) -> TunnelId {
@@ -233,6 +249,13 @@ impl ConnTable {
         }
         self.last_sweep = now;
         self.since_sweep = 0;
+        self.sweep(now);
+    }
+
+    /// Ends every connection that is over by `now`. Whether one is over depends only on `now`
+    /// and its own packets, not on when this runs (timers only ever come due), so where sweeps
+    /// happen cannot change a connection's end.
+    fn sweep(&mut self, now: Timestamp) {
         let timeouts = self.timeouts;
         self.end_where(EndReason::Inactivity, |conn| match conn.tcp.as_mut() {
             Some(tcp) => now.since(conn.last) > timeouts.tcp || tcp.expired(now, conn.last),
