@@ -189,8 +189,9 @@ pub struct Input {
     /// 'tcp and port 443 and state=REJ', 'udp or host 10.0.0.1', 'duration>1.5 and not state in S0,REJ'.
     #[arg(long, value_name = "EXPR", value_parser = Filter::parse)]
     pub filter: Vec<Filter>,
-    /// Threads to use; 0 picks by the machine (2 or more when it has 2 cores or more: reading
-    /// and decoding, the connection table, and writing the output then run side by side).
+    /// Threads to use; 0 picks by the machine (its cores, up to 8). With 2 or more the
+    /// connections are split by address pair over that many tables, each on a thread, next to
+    /// a thread reading and decoding and one writing the output.
     #[arg(long, short, value_name = "N", default_value_t = 0)]
     pub jobs: usize,
 }
@@ -198,7 +199,7 @@ pub struct Input {
 impl Input {
     pub fn jobs(&self) -> usize {
         match self.jobs {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
             n => n,
         }
     }
