@@ -23,8 +23,7 @@ pub enum Order {
 }
 
 pub struct ConnWriter<'a> {
-    out: &'a mut dyn Write,
-    format: Format,
+    emitter: Emitter<'a>,
     order: Order,
     next_id: u64,
     waiting: Waiting,
@@ -32,6 +31,13 @@ pub struct ConnWriter<'a> {
     /// The table format needs every row to size its columns.
     rows: Vec<ConnRecord>,
     color: bool,
+}
+
+/// Where formatted records go, apart from the waiting ones so that a waiting record can be
+/// written straight from where it waits.
+struct Emitter<'a> {
+    out: &'a mut dyn Write,
+    format: Format,
     written: u64,
     #[cfg(feature = "parquet")]
     parquet: Option<super::parquet::ParquetRows>,
@@ -53,31 +59,37 @@ impl<'a> ConnWriter<'a> {
             }
         }
         Ok(ConnWriter {
-            out,
-            format,
+            emitter: Emitter {
+                out,
+                format,
+                written: 0,
+                #[cfg(feature = "parquet")]
+                parquet: if format == Format::Parquet {
+                    Some(super::parquet::ParquetRows::new()?)
+                } else {
+                    None
+                },
+            },
             order,
             next_id: 1,
             waiting: Waiting::default(),
             scratch: Vec::new(),
             rows: Vec::new(),
             color,
-            written: 0,
-            #[cfg(feature = "parquet")]
-            parquet: if format == Format::Parquet { Some(super::parquet::ParquetRows::new()?) } else { None },
         })
     }
 
     /// Takes one ended connection.
     pub fn conn(&mut self, record: ConnRecord) -> io::Result<()> {
         let id = record.id;
-        if self.format == Format::Table {
+        if self.emitter.format == Format::Table {
             self.rows.push(record);
             return Ok(());
         }
         // Formatted into one reused buffer; only a record that has to wait gets its own copy.
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
-        match self.format {
+        match self.emitter.format {
             // Parquet rows are kept as JSON until their turn, then become columns.
             Format::Jsonl | Format::Json | Format::Parquet => jsonl::conn_line(&mut bytes, &record),
             Format::Csv => csv::conn_row(&mut bytes, &record),
@@ -85,11 +97,11 @@ impl<'a> ConnWriter<'a> {
             Format::Table => unreachable!("kept above"),
         }
         let done = if self.order == Order::End || id == self.next_id {
-            self.emit(&bytes)?;
+            self.emitter.emit(&bytes)?;
             self.next_id = self.next_id.max(id + 1);
             self.flush_waiting()
         } else {
-            self.waiting.put(id, bytes.clone())
+            self.waiting.put(id, &bytes)
         };
         self.scratch = bytes;
         done
@@ -105,26 +117,27 @@ impl<'a> ConnWriter<'a> {
             self.next_id += 1;
             self.flush_waiting()
         } else {
-            self.waiting.put(id, Vec::new())
+            self.waiting.put(id, &[])
         }
     }
 
     /// Ends the output: the table, or the JSON document's closing with files and accounting.
     pub fn finish(mut self, analysis: &Analysis) -> io::Result<()> {
         // Every id has ended by now, so nothing waits; this only guards against a gap.
-        for bytes in self.waiting.drain()? {
-            self.emit(&bytes)?;
+        for id in self.waiting.ids() {
+            if let Some(bytes) = self.waiting.take(id)? {
+                self.emitter.emit(bytes)?;
+            }
         }
-        match self.format {
+        let e = self.emitter;
+        match e.format {
             Format::Table => {
                 self.rows.sort_unstable_by_key(|r| r.id);
-                table::write_conns(self.out, &self.rows, self.color)
+                table::write_conns(e.out, &self.rows, self.color)
             }
-            Format::Json => {
-                json::close(self.out, &analysis.files, &AccountingRecord::new(&analysis.accounting))
-            }
+            Format::Json => json::close(e.out, &analysis.files, &AccountingRecord::new(&analysis.accounting)),
             #[cfg(feature = "parquet")]
-            Format::Parquet => self.parquet.take().expect("parquet rows").finish(self.out),
+            Format::Parquet => e.parquet.expect("parquet rows").finish(e.out),
             _ => Ok(()),
         }
     }
@@ -132,12 +145,14 @@ impl<'a> ConnWriter<'a> {
     /// Writes the waiting records whose turn has come.
     fn flush_waiting(&mut self) -> io::Result<()> {
         while let Some(next) = self.waiting.take(self.next_id)? {
-            self.emit(&next)?;
+            self.emitter.emit(next)?;
             self.next_id += 1;
         }
         Ok(())
     }
+}
 
+impl Emitter<'_> {
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(()); // a skipped connection's place
@@ -164,7 +179,10 @@ impl<'a> ConnWriter<'a> {
 /// Formatted records waiting for their turn: in memory up to a limit, then in a temporary file.
 #[derive(Default)]
 struct Waiting {
-    memory: BTreeMap<u64, Vec<u8>>,
+    /// Records in memory, back to back (no allocation per record), and where each one is.
+    arena: Vec<u8>,
+    memory: BTreeMap<u64, (usize, usize)>,
+    /// Bytes of the arena still waiting (taken records leave holes until it is reset).
     memory_bytes: usize,
     spilled: Option<Spill>,
 }
@@ -191,37 +209,63 @@ const READ_AHEAD: usize = 256 << 10;
 const MEMORY_LIMIT: usize = 32 << 20;
 
 impl Waiting {
-    fn put(&mut self, id: u64, bytes: Vec<u8>) -> io::Result<()> {
+    fn put(&mut self, id: u64, bytes: &[u8]) -> io::Result<()> {
+        if self.memory.is_empty() {
+            self.arena.clear();
+        }
+        if self.arena.len() + bytes.len() > MEMORY_LIMIT && self.memory_bytes < MEMORY_LIMIT / 2 {
+            self.compact();
+        }
+        self.memory.insert(id, (self.arena.len(), bytes.len()));
+        self.arena.extend_from_slice(bytes);
         self.memory_bytes += bytes.len();
-        self.memory.insert(id, bytes);
         if self.memory_bytes > MEMORY_LIMIT {
-            let spill = match &mut self.spilled {
-                Some(s) => s,
-                None => self.spilled.insert(Spill {
-                    file: tempfile::tempfile()?,
-                    at: BTreeMap::new(),
-                    end: 0,
-                    runs: Vec::new(),
-                }),
-            };
-            spill.runs.push(ReadRun { start: spill.end, buffer_at: 0, buffer: Vec::new() });
-            let mut w = BufWriter::new(&spill.file);
-            w.seek(SeekFrom::Start(spill.end))?;
-            for (id, bytes) in std::mem::take(&mut self.memory) {
-                w.write_all(&bytes)?;
-                spill.at.insert(id, (spill.end, bytes.len() as u32));
-                spill.end += bytes.len() as u64;
-            }
-            w.flush()?;
-            self.memory_bytes = 0;
+            self.spill()?;
         }
         Ok(())
     }
 
-    fn take(&mut self, id: u64) -> io::Result<Option<Vec<u8>>> {
-        if let Some(bytes) = self.memory.remove(&id) {
-            self.memory_bytes -= bytes.len();
-            return Ok(Some(bytes));
+    /// Drops the holes taken records left, keeping the waiting ones in place order.
+    fn compact(&mut self) {
+        let mut arena = Vec::with_capacity(self.memory_bytes.max(MEMORY_LIMIT / 2));
+        for (off, len) in self.memory.values_mut() {
+            let at = arena.len();
+            arena.extend_from_slice(&self.arena[*off..*off + *len]);
+            *off = at;
+        }
+        self.arena = arena;
+    }
+
+    /// Moves every record in memory to the file, as one run sorted by id.
+    fn spill(&mut self) -> io::Result<()> {
+        let spill = match &mut self.spilled {
+            Some(s) => s,
+            None => self.spilled.insert(Spill {
+                file: tempfile::tempfile()?,
+                at: BTreeMap::new(),
+                end: 0,
+                runs: Vec::new(),
+            }),
+        };
+        spill.runs.push(ReadRun { start: spill.end, buffer_at: 0, buffer: Vec::new() });
+        let mut w = BufWriter::new(&spill.file);
+        w.seek(SeekFrom::Start(spill.end))?;
+        for (id, (off, len)) in std::mem::take(&mut self.memory) {
+            w.write_all(&self.arena[off..off + len])?;
+            spill.at.insert(id, (spill.end, len as u32));
+            spill.end += len as u64;
+        }
+        w.flush()?;
+        self.arena.clear();
+        self.memory_bytes = 0;
+        Ok(())
+    }
+
+    /// The record `id`, if it waits; valid until the next call.
+    fn take(&mut self, id: u64) -> io::Result<Option<&[u8]>> {
+        if let Some((off, len)) = self.memory.remove(&id) {
+            self.memory_bytes -= len;
+            return Ok(Some(&self.arena[off..off + len]));
         }
         let Some(spill) = &mut self.spilled else { return Ok(None) };
         let Some((offset, len)) = spill.at.remove(&id) else { return Ok(None) };
@@ -237,23 +281,27 @@ impl Waiting {
             run.buffer_at = offset;
         }
         let at = (offset - run.buffer_at) as usize;
-        Ok(Some(run.buffer[at..at + len].to_vec()))
+        Ok(Some(&run.buffer[at..at + len]))
     }
 
-    /// Everything still waiting, in id order.
-    fn drain(&mut self) -> io::Result<Vec<Vec<u8>>> {
+    /// The ids of everything still waiting, in order.
+    fn ids(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self.memory.keys().copied().collect();
         if let Some(s) = &self.spilled {
             ids.extend(s.at.keys());
         }
         ids.sort_unstable();
-        ids.into_iter().filter_map(|id| self.take(id).transpose()).collect()
+        ids
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn take(w: &mut Waiting, id: u64) -> Option<Vec<u8>> {
+        w.take(id).unwrap().map(<[u8]>::to_vec)
+    }
 
     #[test]
     fn many_small_records_come_back_in_id_order_across_runs() {
@@ -262,16 +310,16 @@ mod tests {
         // Put in an order that spreads neighbouring ids over several spilled runs.
         let n = 100_000u64;
         for id in (1..=n).map(|i| (i * 7919) % n + 1) {
-            w.put(id, record(id)).unwrap();
+            w.put(id, &record(id)).unwrap();
         }
         assert!(
             w.spilled.as_ref().is_some_and(|s| s.runs.len() >= 2),
             "two runs of 32 MiB and the rest in memory"
         );
         for id in 1..=n {
-            assert_eq!(w.take(id).unwrap(), Some(record(id)), "id {id}");
+            assert_eq!(take(&mut w, id), Some(record(id)), "id {id}");
         }
-        assert!(w.drain().unwrap().is_empty());
+        assert!(w.ids().is_empty());
     }
 
     #[test]
@@ -279,15 +327,30 @@ mod tests {
         let mut w = Waiting::default();
         let record = |id: u64| format!("record {id} {}", "x".repeat(1 << 20)).into_bytes();
         for id in (2..60).rev() {
-            w.put(id, record(id)).unwrap();
+            w.put(id, &record(id)).unwrap();
         }
         assert!(w.spilled.is_some(), "58 MiB spill past the 32 MiB limit");
         assert!(w.memory_bytes <= MEMORY_LIMIT);
-        assert_eq!(w.take(1).unwrap(), None);
-        assert_eq!(w.take(59).unwrap(), Some(record(59)));
-        let rest = w.drain().unwrap();
-        assert_eq!(rest.len(), 57);
-        assert_eq!(rest[0], record(2));
-        assert_eq!(rest[56], record(58));
+        assert_eq!(take(&mut w, 1), None);
+        assert_eq!(take(&mut w, 59), Some(record(59)));
+        let rest = w.ids();
+        assert_eq!(rest, (2..59).collect::<Vec<_>>());
+        assert_eq!(take(&mut w, 2), Some(record(2)));
+        assert_eq!(take(&mut w, 58), Some(record(58)));
+    }
+
+    #[test]
+    fn records_taken_from_memory_leave_holes_that_are_compacted_not_spilled() {
+        let mut w = Waiting::default();
+        let record = |id: u64| format!("{id:>1000}").into_bytes();
+        w.put(1, &record(1)).unwrap();
+        // 100 MB pass through while record 1 waits: each is taken right after it is put.
+        for id in 2..100_000 {
+            w.put(id, &record(id)).unwrap();
+            assert_eq!(take(&mut w, id), Some(record(id)));
+        }
+        assert!(w.spilled.is_none(), "never more than two records waited");
+        assert!(w.arena.len() <= MEMORY_LIMIT);
+        assert_eq!(take(&mut w, 1), Some(record(1)));
     }
 }
