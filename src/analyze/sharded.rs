@@ -191,16 +191,19 @@ pub(super) fn analyze(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) ->
     })
 }
 
+/// The table's hasher for the numbering's maps too: fast on integer ids, and randomly seeded.
+type Fast = foldhash::fast::RandomState;
+
 /// Gives connections from several tables their final numbers, in order of first packet.
 struct Numbering {
     tables: Vec<Feed>,
     next: u64,
     /// Numbered connections that have not ended yet: table id -> final number.
-    live: HashMap<u64, u64>,
+    live: HashMap<u64, u64, Fast>,
     /// Carriers not numbered yet.
-    marked: HashSet<u64>,
+    marked: HashSet<u64, Fast>,
     /// Carriers' final numbers, kept to the end: an inner connection can end after its carrier.
-    carriers: HashMap<u64, u64>,
+    carriers: HashMap<u64, u64, Fast>,
     /// Connections that ended before their number was final, by table id.
     waiting: BTreeMap<u64, Conn>,
 }
@@ -216,9 +219,9 @@ impl Numbering {
         Numbering {
             tables: (0..tables).map(|_| Feed::default()).collect(),
             next: 1,
-            live: HashMap::new(),
-            marked: HashSet::new(),
-            carriers: HashMap::new(),
+            live: HashMap::default(),
+            marked: HashSet::default(),
+            carriers: HashMap::default(),
             waiting: BTreeMap::new(),
         }
     }
