@@ -32,7 +32,7 @@ impl Rng {
 }
 
 #[derive(Clone, Copy)]
-struct Profile {
+pub struct Profile {
     /// Connections open at once.
     concurrent: usize,
     /// Data segments per direction: a range.
@@ -46,7 +46,7 @@ struct Profile {
     reorder_percent: u64,
 }
 
-fn profile(name: &str) -> Option<Profile> {
+pub fn profile(name: &str) -> Option<Profile> {
     Some(match name {
         "realistic" => Profile {
             concurrent: 2_000,
@@ -307,14 +307,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut w = Writer { out: BufWriter::with_capacity(1 << 20, file), buf: Vec::with_capacity(2048) };
-    match generate(&mut w, p, packets, seed) {
+    match write_capture(p, packets, seed, BufWriter::with_capacity(1 << 20, file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gen: {out}: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes a capture of `packets` packets of the named profile (see `profile`) to `out`; the tests
+/// use it too (`tests/generated.rs`).
+pub fn write_capture(p: Profile, packets: u64, seed: u64, out: impl Write) -> std::io::Result<()> {
+    generate(&mut Writer { out, buf: Vec::with_capacity(2048) }, p, packets, seed)
 }
 
 fn generate<W: Write>(w: &mut Writer<W>, p: Profile, packets: u64, seed: u64) -> std::io::Result<()> {
