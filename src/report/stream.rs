@@ -248,7 +248,9 @@ impl Waiting {
             }),
         };
         spill.runs.push(ReadRun { start: spill.end, buffer_at: 0, buffer: Vec::new() });
-        let mut w = BufWriter::new(&spill.file);
+        // A run is tens of MiB: large writes, not one call per 8 KiB (bench manyconn -j1
+        // 2.24 -> 2.15 s).
+        let mut w = BufWriter::with_capacity(1 << 20, &spill.file);
         w.seek(SeekFrom::Start(spill.end))?;
         for (id, (off, len)) in std::mem::take(&mut self.memory) {
             w.write_all(&self.arena[off..off + len])?;
