@@ -19,12 +19,14 @@ use std::sync::mpsc::sync_channel;
 use super::{deliver, read_timeline, Analysis, Front, Options, Sink, Work, IN_FLIGHT};
 use crate::capture::Timestamp;
 use crate::decode::tunnel::TunnelKind;
+use crate::flow::socket::wide;
 use crate::flow::table::ConnTable;
 use crate::flow::Conn;
 
 /// Room in the id space for the connections one packet starts: one per tunnel layer with a
-/// UDP header and one inside. A crafted packet starting more only borrows ids from the packets
-/// after it: ids stay unique and ascending within its table.
+/// UDP header and one inside (four layers, plus four more in each datagram a fragment of it
+/// completes). A crafted packet starting more borrows ids from the packets after it: ids stay
+/// unique and ascending within its table, only their order against other tables may slip.
 const ID_SHIFT: u32 = 5;
 
 /// Ended connections per message from a table once the input is over.
@@ -58,7 +60,9 @@ struct FromTable {
 
 /// The table that owns a packet: by its outermost address pair, in either direction. Teredo
 /// is the exception: its relays change the outer addresses within one inner connection, so
-/// every Teredo packet goes to the first table.
+/// every Teredo packet goes to the first table. (Left to chance: a packet of a Teredo flow that
+/// fails to decode as Teredo, and a connection in nested tunnels whose outermost path changes;
+/// either would be split where one table keeps it whole.)
 fn owner(work: &Work, tables: usize) -> usize {
     if work.hops.iter().any(|h| h.kind == TunnelKind::Teredo) {
         return 0;
@@ -67,10 +71,6 @@ fn owner(work: &Work, tables: usize) -> usize {
         (Some(hop), _) => hop.ip,
         (None, Some((ip, _))) => *ip,
         (None, None) => return 0,
-    };
-    let wide = |a: std::net::IpAddr| match a {
-        std::net::IpAddr::V4(a) => u128::from(a.to_bits()),
-        std::net::IpAddr::V6(a) => a.to_bits(),
     };
     // XOR is the same both ways; the multiply spreads it over the high bits taken.
     let x = wide(ip.src) ^ wide(ip.dst);

@@ -95,7 +95,7 @@ pub struct TunnelKey {
 }
 
 /// IPv4 as IPv4-mapped IPv6: one 128-bit number for either family.
-fn wide(ip: IpAddr) -> u128 {
+pub(crate) fn wide(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
         IpAddr::V6(a) => a.to_bits(),
