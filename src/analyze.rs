@@ -146,7 +146,9 @@ pub type Sink<'s> = dyn FnMut(Conn) -> io::Result<()> + 's;
 /// `observer` about every TCP and UDP packet and handing each connection to `sink` when it ends.
 ///
 /// With `opts.jobs` of 2 or more, reading and decoding run on a thread of their own, ahead of
-/// the connection table, and (when there is no observer) the sink gets a thread too.
+/// the connection table(s): without an observer the connections are split over `jobs` tables
+/// (`sharded`), or, for end order, one table and the sink get a thread each; with an observer
+/// (which sees packets in order) the one table and the sink stay on this thread.
 pub fn analyze(
     paths: &[PathBuf],
     opts: &Options,
