@@ -41,7 +41,8 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// first-seen: by id, the order of first packets (held back while an older connection
-        /// is open); end: each connection as it ends, nothing held back (for unbounded inputs).
+        /// is open); end: each connection as it ends, nothing held back (for unbounded inputs; one
+        /// connection table even with --jobs, since only one table knows the order of ends).
         #[arg(long, value_enum, default_value_t = Order::FirstSeen)]
         order: Order,
         /// Write to this file instead of stdout; with --per-file, a directory.
