@@ -86,7 +86,7 @@ pub struct Options {
     /// Look through tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, AYIYA, GTP-U).
     pub decap: bool,
     /// Threads: 1 does everything on one. Without an observer, 2 or more split the connections
-    /// over that many tables by address pair, each on a thread, next to a reading and a
+    /// over that many tables by socket pair, each on a thread, next to a reading and a
     /// writing thread (`max_connections` is then shared out among the tables).
     pub jobs: usize,
     /// The sink takes connections in the order they end, which only one table can tell: with

@@ -191,7 +191,7 @@ pub struct Input {
     #[arg(long, value_name = "EXPR", value_parser = Filter::parse)]
     pub filter: Vec<Filter>,
     /// Threads to use; 0 picks by the machine (its cores, up to 8). With 2 or more the
-    /// connections are split by address pair over that many tables, each on a thread, next to
+    /// connections are split by socket pair over that many tables, each on a thread, next to
     /// a thread reading and decoding and one writing the output.
     #[arg(long, short, value_name = "N", default_value_t = 0)]
     pub jobs: usize,

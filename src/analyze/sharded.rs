@@ -1,9 +1,9 @@
-//! Several connection tables side by side, each owning the connections of some address pairs.
+//! Several connection tables side by side, each owning the connections of some socket pairs.
 //!
 //! One thread reads, decodes, accounts and reassembles (the front), and sends each packet to
-//! the table that owns its outermost address pair: every packet of a connection, of the tunnel
-//! that carried it and of its fragments has that same pair, so each connection lives in exactly
-//! one table. Each table runs on a thread of its own; this thread gives the connections their
+//! the table that owns it (`owner`): by socket pair, or for tunnel traffic by outermost address
+//! pair, which every packet of a connection, of the tunnel that carried it and of its fragments
+//! shares, so each connection lives in exactly one table. Each table runs on a thread of its own; this thread gives the connections their
 //! final numbers and hands them to the sink.
 //!
 //! Numbering: a table numbers a new connection by its first packet (`number << ID_SHIFT`, plus
@@ -16,9 +16,9 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 
-use super::{deliver, read_timeline, Analysis, Front, Options, Sink, Work, IN_FLIGHT};
+use super::{deliver, read_timeline, Analysis, Front, Options, Sink, Transport, Work, IN_FLIGHT};
 use crate::capture::Timestamp;
-use crate::decode::tunnel::TunnelKind;
+use crate::decode::tunnel::{TunnelKind, TUNNEL_PORTS};
 use crate::flow::socket::wide;
 use crate::flow::table::ConnTable;
 use crate::flow::Conn;
@@ -58,24 +58,35 @@ struct FromTable {
     upto: u64,
 }
 
-/// The table that owns a packet: by its outermost address pair, in either direction. Teredo
-/// is the exception: its relays change the outer addresses within one inner connection, so
-/// every Teredo packet goes to the first table. (Left to chance: a packet of a Teredo flow that
-/// fails to decode as Teredo, and a connection in nested tunnels whose outermost path changes;
-/// either would be split where one table keeps it whole.)
+/// The table that owns a packet. A packet outside any tunnel goes by its socket pair, in either
+/// direction, so even two hosts' connections spread over the tables. Tunnel traffic goes by the
+/// outermost address pair alone, so an outer flow and everything inside it stay together (the
+/// two directions of an inner connection may come through outer flows with different ports);
+/// so does a datagram on a tunnel port, which may be an outer flow's packet that did not decode.
+/// Teredo goes to the first table: its relays change the outer addresses within one inner
+/// connection. (Left to chance: a Teredo packet on another port that does not decode, and a
+/// connection in nested tunnels whose outermost path changes; either would be split where one
+/// table keeps it whole.)
 fn owner(work: &Work, tables: usize) -> usize {
     if work.hops.iter().any(|h| h.kind == TunnelKind::Teredo) {
         return 0;
     }
-    let ip = match (work.hops.first(), &work.inner) {
-        (Some(hop), _) => hop.ip,
-        (None, Some((ip, _))) => *ip,
+    let (ip, ports) = match (work.hops.first(), &work.inner) {
+        (Some(hop), _) => (hop.ip, None),
+        (None, Some((ip, Transport::Tcp(s)))) => (*ip, Some((s.src_port, s.dst_port))),
+        (None, Some((ip, Transport::Udp(d)))) => {
+            let tunnel_port = TUNNEL_PORTS.iter().any(|p| [d.src_port, d.dst_port].contains(p));
+            (*ip, (!tunnel_port).then_some((d.src_port, d.dst_port)))
+        }
         (None, None) => return 0,
     };
-    // XOR is the same both ways; the multiply spreads it over the high bits taken.
-    let x = wide(ip.src) ^ wide(ip.dst);
-    let folded = (x as u64) ^ ((x >> 64) as u64);
-    let spread = folded.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let (sp, dp) = ports.unwrap_or((0, 0));
+    // Each side mixed on its own, then XOR: the same in both directions.
+    let side = |addr, port: u16| {
+        let x: u128 = wide(addr);
+        ((x as u64) ^ ((x >> 64) as u64) ^ u64::from(port)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    };
+    let spread = (side(ip.src, sp) ^ side(ip.dst, dp)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
     ((u128::from(spread) * tables as u128) >> 64) as usize
 }
 

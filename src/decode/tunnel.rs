@@ -56,6 +56,9 @@ pub const PORT_AYIYA: u16 = 5072;
 pub const PORT_GTPU: u16 = 2152;
 /// GRE in UDP (RFC 8086).
 pub const PORT_GRE_UDP: u16 = 4754;
+/// The ports that make a UDP datagram a tunnel candidate (Teredo is also found on any port).
+pub const TUNNEL_PORTS: [u16; 6] =
+    [PORT_VXLAN, PORT_GENEVE, PORT_TEREDO, PORT_AYIYA, PORT_GTPU, PORT_GRE_UDP];
 
 /// A UDP payload that is a tunnel: by well-known port, and Teredo also by content (its relays use
 /// any port).
