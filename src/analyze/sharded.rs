@@ -66,7 +66,8 @@ struct FromTable {
 /// Teredo goes to the first table: its relays change the outer addresses within one inner
 /// connection. (Left to chance: a Teredo packet on another port that does not decode, and a
 /// connection in nested tunnels whose outermost path changes; either would be split where one
-/// table keeps it whole.)
+/// table keeps it whole.) The mix is fixed, not seeded: crafted traffic can crowd one table,
+/// which is slower, never wrong.
 fn owner(work: &Work, tables: usize) -> usize {
     if work.hops.iter().any(|h| h.kind == TunnelKind::Teredo) {
         return 0;
