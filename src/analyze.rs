@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::capture::{CaptureReader, FileKind, Record, Timestamp};
 use crate::decode::frag::{Added, Defragmenter, GiveUp};
 use crate::decode::{self, Decoded, Hop, Ip, Other, Packet, Skip, TcpSegment, UdpDatagram};
-use crate::flow::socket::{Addr, TunnelKey};
+use crate::flow::socket::{Addr, Proto, TunnelKey};
 use crate::flow::table::{ConnTable, Context, Timeouts};
 use crate::flow::Conn;
 
@@ -124,11 +124,7 @@ pub struct Seen {
 impl Seen {
     /// (source, destination) sockets of the packet.
     pub fn sockets(&self) -> (Addr, Addr) {
-        let (sp, dp) = match self.transport {
-            Transport::Tcp(s) => (s.src_port, s.dst_port),
-            Transport::Udp(d) => (d.src_port, d.dst_port),
-        };
-        (Addr { ip: self.ip.src, port: sp }, Addr { ip: self.ip.dst, port: dp })
+        self.transport.sockets(&self.ip)
     }
 }
 
@@ -136,6 +132,24 @@ impl Seen {
 pub enum Transport {
     Tcp(TcpSegment),
     Udp(UdpDatagram),
+}
+
+impl Transport {
+    fn proto(&self) -> Proto {
+        match self {
+            Transport::Tcp(_) => Proto::Tcp,
+            Transport::Udp(_) => Proto::Udp,
+        }
+    }
+
+    /// (source, destination) sockets of the packet carried in `ip`.
+    fn sockets(&self, ip: &Ip) -> (Addr, Addr) {
+        let (sp, dp) = match self {
+            Transport::Tcp(s) => (s.src_port, s.dst_port),
+            Transport::Udp(d) => (d.src_port, d.dst_port),
+        };
+        (Addr { ip: ip.src, port: sp }, Addr { ip: ip.dst, port: dp })
+    }
 }
 
 /// Where ended connections go, as they end (not in id order: see `report::stream`).
@@ -212,10 +226,12 @@ fn analyze_here(
         sink,
         table: ConnTable::new(opts.timeouts, opts.max_connections),
         front: Front::new(opts.decap),
+        group: Vec::with_capacity(GROUP),
     };
     let progress = opts.progress.as_deref();
     let files =
         if opts.jobs > 1 { run.pipelined(paths, progress)? } else { run.sequential(paths, progress)? };
+    run.deliver_group()?;
     let evicted = run.table.evicted;
     for conn in run.table.finish(run.front.last_ts) {
         (run.sink)(conn)?;
@@ -497,6 +513,23 @@ fn deliver(table: &mut ConnTable, work: &Work, observer: &mut dyn FnMut(&Seen)) 
     parents
 }
 
+/// Packets delivered as one group: their table entries are all requested first, so the cache
+/// misses of a group overlap instead of stalling one packet after another (bench/run.sh,
+/// `check` on manyconn: 1.6 -> 1.25 s, conns 2.19 -> 1.80 s; groups of 8, 16 and 32 measured
+/// alike).
+const GROUP: usize = 16;
+
+/// Starts loading the table entries `works` will touch (untunnelled packets only: the rest are
+/// few, and their keys need the table's tunnel ids).
+fn prefetch(table: &ConnTable, works: &[Work]) {
+    for work in works {
+        if let (true, Some((ip, transport))) = (work.hops.is_empty(), &work.inner) {
+            let (src, dst) = transport.sockets(ip);
+            table.prefetch(transport.proto(), src, dst);
+        }
+    }
+}
+
 /// The single-table run: the front and the table on this thread (the reader on another with
 /// `jobs` > 1).
 struct Run<'o, 's> {
@@ -504,6 +537,8 @@ struct Run<'o, 's> {
     sink: &'o mut Sink<'s>,
     table: ConnTable,
     front: Front,
+    /// Packets waiting to be delivered as a group (`GROUP`).
+    group: Vec<Work>,
 }
 
 impl Run<'_, '_> {
@@ -549,13 +584,25 @@ impl Run<'_, '_> {
         })
     }
 
-    /// Runs one record through the front and the table; ended connections go to the sink.
+    /// Runs one record through the front; the table takes it with the group it completes.
     fn apply(&mut self, item: Item) -> io::Result<()> {
         if let Some(work) = self.front.take(item) {
-            deliver(&mut self.table, &work, self.observer);
+            self.group.push(work);
+            if self.group.len() == GROUP {
+                self.deliver_group()?;
+            }
         }
-        for conn in self.table.drain_ended() {
-            (self.sink)(conn)?;
+        Ok(())
+    }
+
+    /// Runs the waiting packets through the table; ended connections go to the sink.
+    fn deliver_group(&mut self) -> io::Result<()> {
+        prefetch(&self.table, &self.group);
+        for work in self.group.drain(..) {
+            deliver(&mut self.table, &work, self.observer);
+            for conn in self.table.drain_ended() {
+                (self.sink)(conn)?;
+            }
         }
         Ok(())
     }

@@ -16,7 +16,9 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 
-use super::{deliver, read_timeline, Analysis, Front, Options, Sink, Transport, Work, IN_FLIGHT};
+use super::{
+    deliver, prefetch, read_timeline, Analysis, Front, Options, Sink, Transport, Work, GROUP, IN_FLIGHT,
+};
 use crate::capture::Timestamp;
 use crate::decode::tunnel::{TunnelKind, TUNNEL_PORTS};
 use crate::flow::socket::wide;
@@ -117,16 +119,19 @@ pub(super) fn analyze(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) ->
                         ended: Vec::new(),
                         upto: msg.upto.saturating_mul(1 << ID_SHIFT),
                     };
-                    for work in &msg.works {
-                        table.number_from(work.number << ID_SHIFT);
-                        let first = table.next_id();
-                        for parent in deliver(&mut table, work, &mut |_| {}) {
-                            // Most packets of a tunnel repeat its carrier.
-                            if out.carriers.last() != Some(&parent) {
-                                out.carriers.push(parent);
+                    for group in msg.works.chunks(GROUP) {
+                        prefetch(&table, group);
+                        for work in group {
+                            table.number_from(work.number << ID_SHIFT);
+                            let first = table.next_id();
+                            for parent in deliver(&mut table, work, &mut |_| {}) {
+                                // Most packets of a tunnel repeat its carrier.
+                                if out.carriers.last() != Some(&parent) {
+                                    out.carriers.push(parent);
+                                }
                             }
+                            out.created.extend(first..table.next_id());
                         }
-                        out.created.extend(first..table.next_id());
                     }
                     out.ended.extend(table.drain_ended());
                     to_numbering.send(out).map_err(|_| gone())?;

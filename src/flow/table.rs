@@ -142,6 +142,15 @@ impl ConnTable {
         conn.id
     }
 
+    /// Starts loading the live entry of the untunnelled packet `src` -> `dst`, if there is one,
+    /// so that it is in cache when the packet comes to it a few packets later.
+    pub fn prefetch(&self, proto: Proto, src: Addr, dst: Addr) {
+        if let Some((_, key, conn)) = self.live.get_full(&PairKey::new(proto, src, dst, 0)) {
+            super::prefetch(key);
+            conn.prefetch();
+        }
+    }
+
     /// The connections that ended since the last call, in the order they ended.
     pub fn drain_ended(&mut self) -> std::vec::Drain<'_, Conn> {
         self.ended.drain(..)

@@ -86,6 +86,21 @@ struct Timers {
 }
 
 impl TcpConn {
+    /// Starts loading this state's cache lines (see `flow::prefetch`).
+    pub fn prefetch(&self) {
+        use crate::flow::prefetch;
+        prefetch(&self.orig);
+        prefetch(&self.orig.coverage);
+        prefetch(&self.resp);
+        prefetch(&self.resp.coverage);
+        prefetch(&self.phases.orig);
+        prefetch(&self.phases.orig.missed_bytes);
+        prefetch(&self.phases.resp);
+        prefetch(&self.phases.resp.missed_bytes);
+        prefetch(&self.phases.handshake_ack);
+        prefetch(&self.timers);
+    }
+
     pub fn new(first: Timestamp) -> Self {
         TcpConn {
             orig: Endpoint::default(),
