@@ -1,5 +1,5 @@
-//! Micro-benchmarks of the per-packet hot paths: decoding a frame, and a segment's trip through
-//! the connection table. Run with `cargo bench`; bench/run.sh measures whole runs.
+//! Micro-benchmarks of the hot paths: decoding a frame, a segment's trip through the connection
+//! table, and a connection's JSON line. Run with `cargo bench`; bench/run.sh measures whole runs.
 
 use std::hint::black_box;
 
@@ -9,6 +9,8 @@ use etherparse::PacketBuilder;
 use sockscope::capture::Timestamp;
 use sockscope::decode::{self, Decoded};
 use sockscope::flow::table::{ConnTable, Context, Timeouts};
+use sockscope::report::jsonl;
+use sockscope::report::record::ConnRecord;
 
 fn frame(client: u16, payload: usize, seq: u32) -> Vec<u8> {
     let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
@@ -61,5 +63,33 @@ fn table(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode_frames, table);
+fn format(c: &mut Criterion) {
+    // The teardowns sample's connections: full TCP records (handshake, teardown, data).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/teardowns.pcap");
+    let mut conns = Vec::new();
+    sockscope::analyze::analyze(&[path], &Default::default(), None, &mut |conn| {
+        conns.push(conn);
+        Ok(())
+    })
+    .expect("the sample reads");
+    let records: Vec<_> = conns.iter().map(ConnRecord::new).collect();
+    let mut g = c.benchmark_group("format");
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.bench_function("record from connection", |b| {
+        b.iter(|| conns.iter().map(|c| black_box(ConnRecord::new(black_box(c))).id).sum::<u64>())
+    });
+    g.bench_function("JSON line from record", |b| {
+        let mut buf = Vec::new();
+        b.iter(|| {
+            buf.clear();
+            for r in &records {
+                jsonl::conn_line(&mut buf, black_box(r));
+            }
+            black_box(buf.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode_frames, table, format);
 criterion_main!(benches);

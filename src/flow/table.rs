@@ -4,6 +4,9 @@
 //! new connection (decided by the TCP analysis), when it stays idle past the inactivity
 //! timeout, or when the input ends. Ids are handed out in order of first packet.
 
+use std::hash::BuildHasher;
+
+use indexmap::map::RawEntryApiV1;
 use indexmap::{IndexMap, IndexSet};
 
 use super::history::History;
@@ -74,7 +77,7 @@ impl ConnTable {
         let at = self.slot(
             key,
             |conn| {
-                let tcp = conn.tcp.as_mut().expect("TCP connections carry TCP state");
+                let tcp = &mut conn.tcp;
                 if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.last) {
                     Some(EndReason::Inactivity)
                 } else if tcp.starts_new_connection(seg) {
@@ -90,14 +93,13 @@ impl ConnTable {
                 if o.flipped {
                     conn.history.flip();
                 }
-                conn.tcp = Some(TcpConn::new(ts));
                 conn
             },
         );
         let conn = &mut self.live[at];
         ctx.note(conn);
         let is_orig = src_is_lo == conn.orig_is_lo;
-        let tcp = conn.tcp.as_mut().expect("TCP connections carry TCP state");
+        let tcp = &mut conn.tcp;
         let outcome = tcp.segment(ts, is_orig, seg, &mut conn.history);
         if outcome.flipped {
             conn.orig_is_lo = !conn.orig_is_lo;
@@ -143,9 +145,13 @@ impl ConnTable {
     }
 
     /// Starts loading the live entry of the untunnelled packet `src` -> `dst`, if there is one,
-    /// so that it is in cache when the packet comes to it a few packets later.
+    /// so that it is in cache when the packet comes to it a few packets later. The entry is
+    /// found by its hash alone (any entry whose hash tag matches): comparing the key would wait
+    /// for the very entry being prefetched, and a wrong guess only loads a line for nothing.
     pub fn prefetch(&self, proto: Proto, src: Addr, dst: Addr) {
-        if let Some((_, key, conn)) = self.live.get_full(&PairKey::new(proto, src, dst, 0)) {
+        let hash = self.live.hasher().hash_one(PairKey::new(proto, src, dst, 0));
+        if let Some(at) = self.live.raw_entry_v1().index_from_hash(hash, |_| true) {
+            let (key, conn) = self.live.get_index(at).expect("index from the table");
             super::prefetch(key);
             conn.prefetch();
         }
@@ -268,9 +274,9 @@ impl ConnTable {
     /// happen cannot change a connection's end.
     fn sweep(&mut self, now: Timestamp) {
         let timeouts = self.timeouts;
-        self.end_where(EndReason::Inactivity, |conn| match conn.tcp.as_mut() {
-            Some(tcp) => now.since(conn.last) > timeouts.tcp || tcp.expired(now, conn.last),
-            None => now.since(conn.last) > udp_timeout(timeouts.udp, conn.orig.port, conn.resp.port),
+        self.end_where(EndReason::Inactivity, |conn| match conn.proto {
+            Proto::Tcp => now.since(conn.last) > timeouts.tcp || conn.tcp.expired(now, conn.last),
+            Proto::Udp => now.since(conn.last) > udp_timeout(timeouts.udp, conn.orig.port, conn.resp.port),
         });
     }
 }
@@ -335,7 +341,7 @@ fn new_conn(id: u64, proto: Proto, orig: Addr, resp: Addr, ts: Timestamp, orig_i
         orig_stats: DirStats::default(),
         resp_stats: DirStats::default(),
         history: History::default(),
-        tcp: None,
+        tcp: TcpConn::new(ts),
         tunnel: None,
         end: EndReason::CaptureEnd,
     }

@@ -75,12 +75,12 @@ pub struct DataPhase {
 
 impl ConnRecord {
     pub fn new(c: &Conn) -> Self {
-        let (orig_bytes, resp_bytes) = match &c.tcp {
+        let (orig_bytes, resp_bytes) = match c.tcp() {
             Some(t) => t.seq_bytes(),
             None => (c.orig_stats.payload_bytes, c.resp_stats.payload_bytes),
         };
         let conn_state = c.conn_state();
-        let (handshake, teardown, data) = match &c.tcp {
+        let (handshake, teardown, data) = match c.tcp() {
             Some(t) => {
                 let p = &t.phases;
                 let data = DataPhase {
