@@ -103,7 +103,9 @@ impl Conn {
 
 /// Asks the CPU to start loading the cache line holding `at`, without waiting for it. A table
 /// entry is ten cache lines; naming one field per line or so is enough (a line missed here
-/// is only loaded later, on demand).
+/// is only loaded later, on demand; naming only every other line was slower). Through
+/// safe_arch: std's prefetch hint is unstable, and calling the intrinsic needs `unsafe`, which
+/// this crate forbids. Elsewhere a no-op.
 #[cfg(target_arch = "x86_64")]
 pub fn prefetch<T>(at: &T) {
     safe_arch::prefetch_t0(at);
