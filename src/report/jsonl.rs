@@ -121,6 +121,16 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
     buf.push(b'\n');
 }
 
+/// Appends a few bytes one by one: for a number's digits that is cheaper than a call to
+/// `memmove`, which `extend_from_slice` makes for a length not known at compile time (bench
+/// `format/JSON line`: 523 -> 463 ns; an IPv4 octet or an f64 this way measured slower).
+fn push_short(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.reserve(bytes.len());
+    for &b in bytes {
+        buf.push(b);
+    }
+}
+
 /// A JSON object being written: fields are separated as they come.
 struct Obj<'a> {
     buf: &'a mut Vec<u8>,
@@ -151,7 +161,7 @@ impl<'a> Obj<'a> {
 
     fn u64(&mut self, key: &str, v: u64) {
         self.key(key);
-        self.buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        push_short(self.buf, itoa::Buffer::new().format(v).as_bytes());
     }
 
     /// A field that may be null: `write` writes it when there is a value.
