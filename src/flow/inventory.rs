@@ -39,7 +39,7 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn add(&mut self, c: &Conn) {
-        for (addr, is_orig) in [(c.orig, true), (c.resp, false)] {
+        for (addr, is_orig) in [(c.orig(), true), (c.resp(), false)] {
             let (sent, recv) =
                 if is_orig { (&c.orig_stats, &c.resp_stats) } else { (&c.resp_stats, &c.orig_stats) };
             let (s, first_id, spans) = self

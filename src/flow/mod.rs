@@ -12,7 +12,7 @@ use crate::capture::{Duration, Timestamp};
 use crate::decode::tunnel::TunnelKind;
 use crate::tcp::TcpConn;
 use history::History;
-use socket::{Addr, Proto};
+use socket::{Addr, PairKey, Proto};
 
 /// Per-direction counters.
 #[derive(Clone, Copy, Debug, Default)]
@@ -43,8 +43,8 @@ pub struct Conn {
     /// 1, 2, 3 ... in order of first packet.
     pub id: u64,
     pub proto: Proto,
-    pub orig: Addr,
-    pub resp: Addr,
+    /// The socket pair: the table's key, and the only copy of the sockets (see `orig`, `resp`).
+    pub key: PairKey,
     /// The originator is the lower side of the pair's key (tells a packet's direction cheaply).
     pub orig_is_lo: bool,
     pub first: Timestamp,
@@ -76,6 +76,24 @@ impl Conn {
     /// The TCP state, for TCP connections.
     pub fn tcp(&self) -> Option<&TcpConn> {
         (self.proto == Proto::Tcp).then_some(&self.tcp)
+    }
+
+    /// The originator's socket address.
+    pub fn orig(&self) -> Addr {
+        if self.orig_is_lo {
+            self.key.lo()
+        } else {
+            self.key.hi()
+        }
+    }
+
+    /// The responder's socket address.
+    pub fn resp(&self) -> Addr {
+        if self.orig_is_lo {
+            self.key.hi()
+        } else {
+            self.key.lo()
+        }
     }
 
     /// Starts loading the cache lines a packet of this connection touches (see `prefetch`).
@@ -130,7 +148,7 @@ mod tests {
 
     /// Per-connection memory is a benchmark target (issue: about 300 bytes held per connection);
     /// this keeps an eye on the live state's size so growth is a conscious choice. A live
-    /// connection is one table entry: its key and its `Conn`, TCP state inline.
+    /// connection is one table entry: its hash and its `Conn`, key and TCP state inline.
     #[test]
     fn live_state_stays_compact() {
         let key = std::mem::size_of::<socket::PairKey>();

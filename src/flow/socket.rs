@@ -1,7 +1,7 @@
 //! Sockets and socket pairs: the identities connections are keyed by.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -59,13 +59,14 @@ impl fmt::Display for Socket {
 }
 
 /// A socket pair with no direction: both directions of a connection map to the same key.
-/// It is hashed and compared on every packet and stored once per live connection, so it is
-/// kept to five plain words: addresses as halves of 128-bit numbers (a `u128` would align the
-/// key to 16 bytes and pad it), ports, protocol and tunnel packed into the fifth.
+/// It is hashed and compared on every packet and is the only copy of a live connection's
+/// sockets, so it is kept to five plain words: addresses as halves of 128-bit numbers (a
+/// `u128` would align the key to 16 bytes and pad it), ports, protocol, family and tunnel
+/// packed into the fifth. The family bit keeps IPv4 apart from IPv4-mapped IPv6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PairKey {
     ips: [u64; 4],
-    /// `lo_port | hi_port << 16 | proto << 32 | tunnel << 33`.
+    /// `lo_port | hi_port << 16 | proto << 32 | v4 << 33 | tunnel << 34`.
     rest: u64,
 }
 
@@ -82,9 +83,9 @@ impl std::hash::Hash for PairKey {
 /// Tunnels a table tells apart in its keys: 0 means no tunnel, the rest are interned ids.
 pub type TunnelId = u32;
 
-/// Interned tunnel ids have 31 bits in a key; two billion distinct tunnels would take far more
+/// Interned tunnel ids have 30 bits in a key; a billion distinct tunnels would take far more
 /// memory than any machine has for the interning table, so the bound is never reached.
-pub const MAX_TUNNEL_ID: TunnelId = (1 << 31) - 1;
+pub const MAX_TUNNEL_ID: TunnelId = (1 << 30) - 1;
 
 /// Which tunnel: its kind and its endpoints' outer addresses, in either direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -123,6 +124,7 @@ impl PairKey {
     /// one bit instead of comparing addresses).
     pub fn ordered(proto: Proto, a: Addr, b: Addr, tunnel: TunnelId) -> (Self, bool) {
         debug_assert!(tunnel <= MAX_TUNNEL_ID);
+        let v4 = a.ip.is_ipv4();
         let (a, b) = ((wide(a.ip), a.port), (wide(b.ip), b.port));
         let a_is_lo = a <= b;
         let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a_is_lo { (a, b) } else { (b, a) };
@@ -131,8 +133,34 @@ impl PairKey {
         let rest = u64::from(lo_port)
             | u64::from(hi_port) << 16
             | u64::from(proto == Proto::Udp) << 32
-            | u64::from(tunnel) << 33;
+            | u64::from(v4) << 33
+            | u64::from(tunnel) << 34;
         (PairKey { ips, rest }, a_is_lo)
+    }
+
+    /// The lower socket of the pair (the one with the smaller address and port).
+    pub fn lo(&self) -> Addr {
+        self.side(0, self.ports().0)
+    }
+
+    /// The higher socket of the pair.
+    pub fn hi(&self) -> Addr {
+        self.side(2, self.ports().1)
+    }
+
+    /// The lower and the higher socket's ports.
+    pub fn ports(&self) -> (u16, u16) {
+        (self.rest as u16, (self.rest >> 16) as u16)
+    }
+
+    fn side(&self, at: usize, port: u16) -> Addr {
+        let wide = u128::from(self.ips[at]) << 64 | u128::from(self.ips[at + 1]);
+        let v6 = Ipv6Addr::from_bits(wide);
+        let ip = match v6.to_ipv4_mapped() {
+            Some(v4) if self.rest >> 33 & 1 == 1 => IpAddr::V4(v4),
+            _ => IpAddr::V6(v6),
+        };
+        Addr { ip, port }
     }
 }
 
@@ -149,6 +177,25 @@ mod tests {
         let a = addr("10.0.0.1", 40000);
         let b = addr("10.0.0.2", 80);
         assert_eq!(PairKey::new(Proto::Tcp, a, b, 0), PairKey::new(Proto::Tcp, b, a, 0));
+    }
+
+    #[test]
+    fn pair_key_gives_back_its_sockets() {
+        let a = addr("10.0.0.2", 80);
+        let b = addr("10.0.0.1", 40000);
+        let (key, a_is_lo) = PairKey::ordered(Proto::Udp, a, b, MAX_TUNNEL_ID);
+        assert!(!a_is_lo);
+        assert_eq!((key.lo(), key.hi()), (b, a));
+        let (v6, mapped) = (addr("2001:db8::1", 443), addr("::ffff:10.0.0.1", 40000));
+        let key = PairKey::new(Proto::Tcp, v6, mapped, 0);
+        assert_eq!((key.lo(), key.hi()), (mapped, v6));
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_not_ipv4() {
+        let (a, b) = (addr("10.0.0.1", 1), addr("10.0.0.2", 2));
+        let (ma, mb) = (addr("::ffff:10.0.0.1", 1), addr("::ffff:10.0.0.2", 2));
+        assert_ne!(PairKey::new(Proto::Tcp, a, b, 0), PairKey::new(Proto::Tcp, ma, mb, 0));
     }
 
     #[test]

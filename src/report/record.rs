@@ -106,8 +106,8 @@ impl ConnRecord {
         ConnRecord {
             id: c.id,
             proto: c.proto.as_str(),
-            orig: c.orig,
-            resp: c.resp,
+            orig: c.orig(),
+            resp: c.resp(),
             conn_state,
             history: c.history.as_str().to_string(),
             ts: c.first.as_secs_f64(),
