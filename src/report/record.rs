@@ -83,21 +83,22 @@ impl ConnRecord {
         let (handshake, teardown, data) = match c.tcp() {
             Some(t) => {
                 let p = &t.phases;
+                let (o, r) = (p.orig.trouble(), p.resp.trouble());
                 let data = DataPhase {
                     orig_payload_bytes: c.orig_stats.payload_bytes,
                     resp_payload_bytes: c.resp_stats.payload_bytes,
-                    orig_rexmit_pkts: p.orig.rexmit_pkts as u64,
-                    resp_rexmit_pkts: p.resp.rexmit_pkts as u64,
-                    orig_rexmit_bytes: p.orig.rexmit_bytes,
-                    resp_rexmit_bytes: p.resp.rexmit_bytes,
-                    orig_zero_windows: p.orig.zero_windows as u64,
-                    resp_zero_windows: p.resp.zero_windows as u64,
-                    orig_dup_acks: p.orig.dup_acks as u64,
-                    resp_dup_acks: p.resp.dup_acks as u64,
-                    orig_out_of_order: p.orig.out_of_order as u64,
-                    resp_out_of_order: p.resp.out_of_order as u64,
-                    orig_missed_bytes: p.orig.missed_bytes,
-                    resp_missed_bytes: p.resp.missed_bytes,
+                    orig_rexmit_pkts: o.rexmit_pkts as u64,
+                    resp_rexmit_pkts: r.rexmit_pkts as u64,
+                    orig_rexmit_bytes: o.rexmit_bytes,
+                    resp_rexmit_bytes: r.rexmit_bytes,
+                    orig_zero_windows: o.zero_windows as u64,
+                    resp_zero_windows: r.zero_windows as u64,
+                    orig_dup_acks: o.dup_acks as u64,
+                    resp_dup_acks: r.dup_acks as u64,
+                    orig_out_of_order: o.out_of_order as u64,
+                    resp_out_of_order: r.out_of_order as u64,
+                    orig_missed_bytes: o.missed_bytes,
+                    resp_missed_bytes: r.missed_bytes,
                 };
                 (Some(p.handshake(conn_state == "REJ")), Some(p.teardown()), Some(data))
             }

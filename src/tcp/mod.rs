@@ -94,9 +94,7 @@ impl TcpConn {
         prefetch(&self.resp);
         prefetch(&self.resp.coverage);
         prefetch(&self.phases.orig);
-        prefetch(&self.phases.orig.missed_bytes);
         prefetch(&self.phases.resp);
-        prefetch(&self.phases.resp.missed_bytes);
         prefetch(&self.phases.handshake_ack);
         prefetch(&self.timers);
     }
@@ -215,8 +213,8 @@ impl TcpConn {
         update_history(hist, ep, is_orig, seg, rel_seq);
         if seg.window == 0 && !f.rst() && peer.state != State::Closed && ep.state != State::Reset {
             hist.counted('W', is_orig);
-            let side = self.phases.side_mut(is_orig);
-            side.zero_windows = side.zero_windows.saturating_add(1);
+            let t = self.phases.side_mut(is_orig).trouble_mut();
+            t.zero_windows = t.zero_windows.saturating_add(1);
         }
         let outcome_touch = !both_closed;
         if f.fin() {
@@ -240,9 +238,9 @@ impl TcpConn {
         }
         if update_last_seq(ep, base.advance(seg_len), seg) {
             hist.counted('T', is_orig);
-            let side = self.phases.side_mut(is_orig);
-            side.rexmit_pkts = side.rexmit_pkts.saturating_add(1);
-            side.rexmit_bytes += len as u64;
+            let t = self.phases.side_mut(is_orig).trouble_mut();
+            t.rexmit_pkts = t.rexmit_pkts.saturating_add(1);
+            t.rexmit_bytes += len as u64;
         }
 
         let was_inactive = ep.state == State::Inactive;
@@ -251,8 +249,8 @@ impl TcpConn {
         if !f.rst() && seg_len > u32::from(f.syn()) {
             let first = base.advance(u32::from(f.syn()));
             if ep.coverage.seen(first, base.advance(seg_len)) && len > 0 {
-                let side = self.phases.side_mut(is_orig);
-                side.out_of_order = side.out_of_order.saturating_add(1);
+                let t = self.phases.side_mut(is_orig).trouble_mut();
+                t.out_of_order = t.out_of_order.saturating_add(1);
             }
         }
         if f.ack() && peer_was_active {
@@ -260,7 +258,7 @@ impl TcpConn {
             if missed > 0 && clean(ep) && clean(peer) {
                 // The peer's data that this ACK covers but the capture never showed.
                 hist.counted('G', !is_orig);
-                self.phases.side_mut(!is_orig).missed_bytes += missed;
+                self.phases.side_mut(!is_orig).trouble_mut().missed_bytes += missed;
             }
         }
         if !ep.state.is_handshake() || !peer.state.is_handshake() {

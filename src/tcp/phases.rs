@@ -24,16 +24,43 @@ pub struct SideEvents {
     pub first_rst: Option<Timestamp>,
     /// Payload sent after the peer had closed its direction.
     pub data_after_peer_fin: bool,
+    last_ack: Option<(SeqNum, u16)>,
+    /// Allocated on the first trouble (see `trouble`).
+    trouble: Option<Box<Trouble>>,
+}
+
+/// One side's data-phase troubles. Zero for most connections, so kept out of line and
+/// allocated on the first one: every live connection holds a pointer instead of these.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trouble {
     pub rexmit_pkts: u32,
     pub rexmit_bytes: u64,
     pub zero_windows: u32,
     /// Pure ACKs repeating this side's previous acknowledgement and window (duplicate ACKs).
     pub dup_acks: u32,
-    last_ack: Option<(SeqNum, u16)>,
     /// Payload segments that arrived ahead of a hole (reordered, or after lost data).
     pub out_of_order: u32,
     /// Bytes acknowledged by the peer but never seen (Zeek's missed_bytes).
     pub missed_bytes: u64,
+}
+
+const NO_TROUBLE: Trouble = Trouble {
+    rexmit_pkts: 0,
+    rexmit_bytes: 0,
+    zero_windows: 0,
+    dup_acks: 0,
+    out_of_order: 0,
+    missed_bytes: 0,
+};
+
+impl SideEvents {
+    pub fn trouble(&self) -> &Trouble {
+        self.trouble.as_deref().unwrap_or(&NO_TROUBLE)
+    }
+
+    pub fn trouble_mut(&mut self) -> &mut Trouble {
+        self.trouble.get_or_insert_default()
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -101,7 +128,8 @@ impl Phases {
             let pure = seg.payload_len == 0 && !f.syn() && !f.fin();
             let this = (seg.ack, seg.window);
             if pure && me.last_ack == Some(this) {
-                me.dup_acks = me.dup_acks.saturating_add(1);
+                let t = me.trouble_mut();
+                t.dup_acks = t.dup_acks.saturating_add(1);
             }
             me.last_ack = Some(this);
         }

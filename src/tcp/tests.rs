@@ -266,8 +266,8 @@ mod data {
     fn retransmission_marks_t_and_counts() {
         let r = run(&format!("{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S PA seq=101 ack=501 len=10"));
         assert_eq!(r.history(), "ShADT");
-        assert_eq!(r.tcp.phases.orig.rexmit_pkts, 1);
-        assert_eq!(r.tcp.phases.orig.rexmit_bytes, 10);
+        assert_eq!(r.tcp.phases.orig.trouble().rexmit_pkts, 1);
+        assert_eq!(r.tcp.phases.orig.trouble().rexmit_bytes, 10);
     }
 
     #[test]
@@ -275,8 +275,8 @@ mod data {
         let r = run(&format!(
             "{HANDSHAKE} S>C PA seq=501 ack=101 len=10; C>S A seq=101 ack=511; C>S A seq=101 ack=511; C>S A seq=101 ack=511"
         ));
-        assert_eq!(r.tcp.phases.orig.dup_acks, 2);
-        assert_eq!(r.tcp.phases.resp.dup_acks, 0);
+        assert_eq!(r.tcp.phases.orig.trouble().dup_acks, 2);
+        assert_eq!(r.tcp.phases.resp.trouble().dup_acks, 0);
     }
 
     #[test]
@@ -285,15 +285,15 @@ mod data {
             "{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S PA seq=121 ack=501 len=10; S>C A seq=501 ack=131"
         ));
         assert_eq!(r.history(), "ShADaG");
-        assert_eq!(r.tcp.phases.orig.missed_bytes, 10);
-        assert_eq!(r.tcp.phases.orig.out_of_order, 1);
+        assert_eq!(r.tcp.phases.orig.trouble().missed_bytes, 10);
+        assert_eq!(r.tcp.phases.orig.trouble().out_of_order, 1);
     }
 
     #[test]
     fn zero_window_marks_w() {
         let r = run(&format!("{HANDSHAKE} S>C A seq=501 ack=101 win=0"));
         assert_eq!(r.history(), "ShAaw");
-        assert_eq!(r.tcp.phases.resp.zero_windows, 1);
+        assert_eq!(r.tcp.phases.resp.trouble().zero_windows, 1);
     }
 
     #[test]
