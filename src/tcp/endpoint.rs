@@ -34,14 +34,14 @@ pub struct Endpoint {
     pub state: State,
     pub prev_state: State,
     /// Sequence number just before the first byte (the ISN, or first seq - 1 without a SYN).
-    pub start: i64,
+    pub start: SeqNum,
     pub last_seq: SeqNum,
     pub seq_wraps: u32,
     /// Highest acknowledgement the peer sent for this side's data.
     pub ack_seq: SeqNum,
     pub ack_wraps: u32,
-    pub fin_cnt: u32,
-    pub rst_cnt: u32,
+    /// Sent a FIN (Zeek's `FIN_cnt > 0`).
+    pub sent_fin: bool,
     pub did_close: bool,
     /// Relative sequence of the last SYN / FIN / RST, for Zeek's repeated history letters.
     pub hist_last_syn: i64,
@@ -56,13 +56,12 @@ impl Default for Endpoint {
         Endpoint {
             state: State::Inactive,
             prev_state: State::Inactive,
-            start: 0,
+            start: SeqNum(0),
             last_seq: SeqNum(0),
             seq_wraps: 0,
             ack_seq: SeqNum(0),
             ack_wraps: 0,
-            fin_cnt: 0,
-            rst_cnt: 0,
+            sent_fin: false,
             did_close: false,
             hist_last_syn: 0,
             hist_last_fin: 0,
@@ -76,13 +75,13 @@ impl Default for Endpoint {
 pub const MAX_JUMP: i32 = 1 << 20;
 
 impl Endpoint {
-    pub fn start_seq(&self) -> SeqNum {
-        SeqNum(self.start as u32)
+    fn start_i64(&self) -> i64 {
+        i64::from(self.start.0)
     }
 
     /// Re-bases the sequence space at `base` (a SYN, or the first packet seen).
     pub fn init_seq(&mut self, start: SeqNum, last: SeqNum) {
-        self.start = start.0 as i64;
+        self.start = start;
         self.ack_seq = start;
         self.last_seq = last;
         self.seq_wraps = 0;
@@ -94,7 +93,7 @@ impl Endpoint {
     pub fn init_seq_midstream(&mut self, base: SeqNum) {
         // As in Zeek, "one before" is taken in 32-bit sequence space.
         let before = SeqNum(base.0.wrapping_sub(1));
-        self.start = before.0 as i64;
+        self.start = before;
         self.ack_seq = before;
         self.last_seq = base;
         self.seq_wraps = 0;
@@ -126,10 +125,10 @@ impl Endpoint {
             wraps += 1;
         }
         if wraps == 0 {
-            let r = cur.diff(self.start_seq());
+            let r = cur.diff(self.start);
             (r as i64, r < 0)
         } else {
-            (((wraps as i64) << 32) + cur.0 as i64 - self.start, false)
+            (((wraps as i64) << 32) + cur.0 as i64 - self.start_i64(), false)
         }
     }
 
@@ -151,11 +150,11 @@ impl Endpoint {
         }
         let last = ((self.seq_wraps as i64) << 32) + self.last_seq.0 as i64;
         let ack = ((self.ack_wraps as i64) << 32) + self.ack_seq.0 as i64;
-        let mut size = last.max(ack) - self.start;
+        let mut size = last.max(ack) - self.start_i64();
         if size > 0 {
             size -= 1; // the SYN's sequence octet (or the one before the first byte seen)
         }
-        if self.fin_cnt > 0 && size > 0 {
+        if self.sent_fin && size > 0 {
             size -= 1; // the FIN's
         }
         size.max(0) as u64
@@ -163,6 +162,6 @@ impl Endpoint {
 
     fn no_data_acked(&self) -> bool {
         let ack = ((self.ack_wraps as i64) << 32) + self.ack_seq.0 as i64;
-        ack == self.start || ack == self.start + 1
+        ack == self.start_i64() || ack == self.start_i64() + 1
     }
 }

@@ -130,13 +130,13 @@ impl TcpConn {
         if self.orig.did_close || self.resp.did_close {
             return true;
         }
-        if seg.seq == co.start_seq() {
+        if seg.seq == co.start {
             return false; // a retransmitted SYN or SYN+ACK
         }
         let reversed = !f.ack()
             && co.state == State::SynAckSent
             && self.resp.state == State::Inactive
-            && seg.seq == self.resp.start_seq();
+            && seg.seq == self.resp.start;
         !reversed
     }
 
@@ -218,15 +218,12 @@ impl TcpConn {
         }
         let outcome_touch = !both_closed;
         if f.fin() {
-            ep.fin_cnt += 1;
-        }
-        if f.rst() {
-            ep.rst_cnt += 1;
+            ep.sent_fin = true;
         }
         if f.ack() {
             if peer.state == State::Inactive {
                 let a = SeqNum(seg.ack.0.wrapping_sub(1));
-                peer.start = a.0 as i64;
+                peer.start = a;
                 peer.ack_seq = a;
                 peer.last_seq = a;
             } else {
@@ -329,7 +326,7 @@ fn init_endpoint(ep: &mut Endpoint, syn: bool, base: SeqNum, last: SeqNum) {
             }
         }
         State::SynSent | State::SynAckSent => {
-            if syn && base != ep.start_seq() {
+            if syn && base != ep.start {
                 ep.init_seq(base, last);
             }
         }
@@ -398,7 +395,7 @@ fn update_last_seq(ep: &mut Endpoint, last: SeqNum, seg: &TcpSegment) -> bool {
     if (f.syn() || f.rst()) && !(-MAX_JUMP..=MAX_JUMP).contains(&d) {
         return false;
     }
-    if f.fin() && ep.last_seq.diff(ep.start_seq()) == 1 {
+    if f.fin() && ep.last_seq.diff(ep.start) == 1 {
         ep.update_last_seq(last);
         return false;
     }
@@ -442,7 +439,7 @@ fn state_machine(
                 if is_orig {
                     ep.set_state(if f.ack() { State::SynAckSent } else { State::SynSent });
                 } else {
-                    if !f.ack() && peer.state == State::SynAckSent && seg.seq == ep.start_seq() {
+                    if !f.ack() && peer.state == State::SynAckSent && seg.seq == ep.start {
                         // The SYN arrived after its SYN+ACK: the roles were guessed wrong.
                         flipped = true;
                         peer.set_state(State::Established);
