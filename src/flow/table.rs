@@ -104,7 +104,7 @@ impl ConnTable {
             key,
             |conn| {
                 let tcp = &mut conn.tcp;
-                if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.last) {
+                if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.first, conn.last) {
                     Some(EndReason::Inactivity)
                 } else if tcp.starts_new_connection(seg) {
                     Some(EndReason::Reused)
@@ -304,7 +304,7 @@ impl ConnTable {
     fn sweep(&mut self, now: Timestamp) {
         let timeouts = self.timeouts;
         self.end_where(EndReason::Inactivity, |conn| match conn.proto {
-            Proto::Tcp => now.since(conn.last) > timeouts.tcp || conn.tcp.expired(now, conn.last),
+            Proto::Tcp => now.since(conn.last) > timeouts.tcp || conn.tcp.expired(now, conn.first, conn.last),
             Proto::Udp => {
                 let (a, b) = conn.key.ports();
                 now.since(conn.last) > udp_timeout(timeouts.udp, a, b)

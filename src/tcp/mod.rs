@@ -77,8 +77,9 @@ struct Timers {
     remove_at: Option<Timestamp>,
     /// Check for an unanswered attempt.
     attempt_at: Option<Timestamp>,
-    /// Periodic expiry checks: first at the given time, then every SESSION_TIMER.
-    expire_from: [Option<Timestamp>; 2],
+    /// Periodic expiry checks from the first close, then every SESSION_TIMER (the ones Zeek
+    /// starts with the connection run from its first packet: see `expired`).
+    expire_from: Option<Timestamp>,
     /// The connection left the handshake: the long inactivity timeout applies.
     left_handshake: bool,
     /// Time of the previous packet, to know which timer instants passed since.
@@ -107,7 +108,7 @@ impl TcpConn {
             timers: Timers {
                 remove_at: None,
                 attempt_at: None,
-                expire_from: [Some(first.plus(SYN_TIMEOUT)), None],
+                expire_from: None,
                 left_handshake: false,
                 prev_packet: first,
             },
@@ -140,9 +141,9 @@ impl TcpConn {
         !reversed
     }
 
-    /// Would Zeek have removed the connection before a packet at `now`? `last` is the
-    /// connection's last-activity time.
-    pub fn expired(&mut self, now: Timestamp, last: Timestamp) -> bool {
+    /// Would Zeek have removed the connection before a packet at `now`? `first` and `last` are
+    /// the connection's first packet and last-activity time.
+    pub fn expired(&mut self, now: Timestamp, first: Timestamp, last: Timestamp) -> bool {
         let t = &mut self.timers;
         // Fast path: every timer is at least 5 s past some event no later than `last`, so a
         // busy connection cannot have expired unless a removal or attempt time has come.
@@ -179,7 +180,7 @@ impl TcpConn {
                 || r.state == State::Inactive);
         let both_inactive = o.state == State::Inactive && r.state == State::Inactive;
         if closable || both_inactive {
-            for start in t.expire_from.iter().flatten() {
+            for start in [Some(first.plus(SYN_TIMEOUT)), t.expire_from].iter().flatten() {
                 if now < *start {
                     continue;
                 }
@@ -292,7 +293,7 @@ impl TcpConn {
             self.timers.attempt_at = None;
             self.timers.remove_at = Some(now.plus(CLOSE_DELAY));
         } else if ep.prev_state != State::Inactive {
-            self.timers.expire_from[1] = Some(now.plus(SESSION_TIMER));
+            self.timers.expire_from = Some(now.plus(SESSION_TIMER));
         }
     }
 
