@@ -39,6 +39,10 @@ struct Emitter<'a> {
     out: &'a mut dyn Write,
     format: Format,
     written: u64,
+    /// Records whose turn has come are formatted straight into this buffer, written out in
+    /// pieces of `OUT_CHUNK` (a line formatted elsewhere and then copied here cost a copy of
+    /// the whole output).
+    pending: Vec<u8>,
     #[cfg(feature = "parquet")]
     parquet: Option<super::parquet::ParquetRows>,
 }
@@ -63,6 +67,7 @@ impl<'a> ConnWriter<'a> {
                 out,
                 format,
                 written: 0,
+                pending: Vec::with_capacity(OUT_CHUNK + (4 << 10)),
                 #[cfg(feature = "parquet")]
                 parquet: if format == Format::Parquet {
                     Some(super::parquet::ParquetRows::new()?)
@@ -86,23 +91,24 @@ impl<'a> ConnWriter<'a> {
             self.rows.push(record);
             return Ok(());
         }
-        // Formatted into one reused buffer; only a record that has to wait gets its own copy.
+        let format = self.emitter.format;
+        let write = |buf: &mut Vec<u8>| match format {
+            // Parquet rows are kept as JSON until their turn, then become columns.
+            Format::Jsonl | Format::Json | Format::Parquet => jsonl::conn_line(buf, &record),
+            Format::Csv => csv::conn_row(buf, &record),
+            Format::Zeek => zeek::row(buf, &record),
+            Format::Table => unreachable!("kept above"),
+        };
+        if self.order == Order::End || id == self.next_id {
+            self.emitter.record(write)?;
+            self.next_id = self.next_id.max(id + 1);
+            return self.flush_waiting();
+        }
+        // A record that has to wait is formatted into one reused buffer, then copied to wait.
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
-        match self.emitter.format {
-            // Parquet rows are kept as JSON until their turn, then become columns.
-            Format::Jsonl | Format::Json | Format::Parquet => jsonl::conn_line(&mut bytes, &record),
-            Format::Csv => csv::conn_row(&mut bytes, &record),
-            Format::Zeek => zeek::row(&mut bytes, &record),
-            Format::Table => unreachable!("kept above"),
-        }
-        let done = if self.order == Order::End || id == self.next_id {
-            self.emitter.emit(&bytes)?;
-            self.next_id = self.next_id.max(id + 1);
-            self.flush_waiting()
-        } else {
-            self.waiting.put(id, &bytes)
-        };
+        write(&mut bytes);
+        let done = self.waiting.put(id, &bytes);
         self.scratch = bytes;
         done
     }
@@ -129,7 +135,8 @@ impl<'a> ConnWriter<'a> {
                 self.emitter.emit(bytes)?;
             }
         }
-        let e = self.emitter;
+        let mut e = self.emitter;
+        e.flush()?;
         match e.format {
             Format::Table => {
                 self.rows.sort_unstable_by_key(|r| r.id);
@@ -137,7 +144,7 @@ impl<'a> ConnWriter<'a> {
             }
             Format::Json => json::close(e.out, &analysis.files, &AccountingRecord::new(&analysis.accounting)),
             #[cfg(feature = "parquet")]
-            Format::Parquet => e.parquet.expect("parquet rows").finish(e.out),
+            Format::Parquet => e.parquet.take().expect("parquet rows").finish(e.out),
             _ => Ok(()),
         }
     }
@@ -152,27 +159,53 @@ impl<'a> ConnWriter<'a> {
     }
 }
 
+/// Output is written in pieces of about this size.
+const OUT_CHUNK: usize = 64 << 10;
+
 impl Emitter<'_> {
+    /// Appends one record, which `write` formats straight into the output buffer.
+    fn record(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        #[cfg(feature = "parquet")]
+        if let Some(rows) = &mut self.parquet {
+            let mut bytes = Vec::new();
+            write(&mut bytes);
+            let record: serde_json::Value = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
+            self.written += 1;
+            return rows.push(&record, self.out);
+        }
+        if self.format == Format::Json && self.written > 0 {
+            json::separator(&mut self.pending)?;
+        }
+        write(&mut self.pending);
+        if self.format == Format::Json && self.pending.last() == Some(&b'\n') {
+            self.pending.pop(); // array items are separated by `json::separator` instead
+        }
+        self.written += 1;
+        if self.pending.len() >= OUT_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Appends a record formatted earlier (one that waited for its turn).
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(()); // a skipped connection's place
         }
-        #[cfg(feature = "parquet")]
-        if let Some(rows) = &mut self.parquet {
-            let record: serde_json::Value = serde_json::from_slice(bytes).map_err(io::Error::other)?;
-            self.written += 1;
-            return rows.push(&record, self.out);
-        }
-        if self.format == Format::Json {
-            if self.written > 0 {
-                json::separator(self.out)?;
-            }
-            self.out.write_all(bytes.strip_suffix(b"\n").unwrap_or(bytes))?;
-        } else {
-            self.out.write_all(bytes)?;
-        }
-        self.written += 1;
+        self.record(|buf| buf.extend_from_slice(bytes))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.pending)?;
+        self.pending.clear();
         Ok(())
+    }
+}
+
+/// What was formatted goes out even when the run stops early, as with a `BufWriter`.
+impl Drop for Emitter<'_> {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
