@@ -40,11 +40,11 @@ macro_rules! counters {
 pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
     let mut w = Obj::open(buf);
     w.u64(key!("id"), c.id);
-    w.str(key!("proto"), c.proto);
+    w.word(key!("proto"), c.proto);
     w.addr(key!("orig"), c.orig);
     w.addr(key!("resp"), c.resp);
-    w.str(key!("conn_state"), c.conn_state);
-    w.str(key!("history"), &c.history);
+    w.word(key!("conn_state"), c.conn_state);
+    w.text(key!("history"), &c.history);
     w.f64(key!("ts"), c.ts);
     w.f64(key!("duration"), c.duration);
     w.u64(key!("orig_pkts"), c.orig_pkts);
@@ -58,7 +58,7 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         None => w.null(),
         Some(h) => {
             let mut o = Obj::open(w.buf);
-            o.str(key!("state"), h.state);
+            o.word(key!("state"), h.state);
             o.opt_f64(key!("rtt"), h.rtt);
             o.opt_f64(key!("rtt_server"), h.rtt_server);
             o.opt_f64(key!("rtt_client"), h.rtt_client);
@@ -90,9 +90,9 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         None => w.null(),
         Some(t) => {
             let mut o = Obj::open(w.buf);
-            o.str(key!("state"), t.state);
-            o.opt_str(key!("initiator"), t.initiator);
-            o.opt_str(key!("kind"), t.kind);
+            o.word(key!("state"), t.state);
+            o.opt_word(key!("initiator"), t.initiator);
+            o.opt_word(key!("kind"), t.kind);
             o.opt_f64(key!("first_fin_ts"), t.first_fin_ts);
             o.opt_f64(key!("last_fin_ts"), t.last_fin_ts);
             o.opt_f64(key!("final_ack_ts"), t.final_ack_ts);
@@ -132,7 +132,7 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         Some(t) => serde_json::to_writer(&mut *w.buf, t).expect("records serialize to JSON"),
         None => w.null(),
     }
-    w.str(key!("end"), c.end);
+    w.word(key!("end"), c.end);
     w.close();
     buf.push(b'\n');
 }
@@ -145,6 +145,10 @@ fn push_short(buf: &mut Vec<u8>, bytes: &[u8]) {
     for &b in bytes {
         buf.push(b);
     }
+}
+
+fn needs_no_escape(v: &str) -> bool {
+    v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// A JSON object being written: fields are separated as they come.
@@ -209,19 +213,29 @@ impl<'a> Obj<'a> {
         self.buf.extend_from_slice(if v { b"true" } else { b"false" });
     }
 
-    fn str(&mut self, key: &str, v: &str) {
+    /// A string of the program's own (a state code, a kind ...): string literals never hold
+    /// anything to escape, so the check `text` makes is left out (about 7% of a line).
+    fn word(&mut self, key: &str, v: &'static str) {
+        debug_assert!(needs_no_escape(v), "{v:?}");
         self.key(key);
-        if v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(v.as_bytes());
+        self.buf.push(b'"');
+    }
+
+    fn opt_word(&mut self, key: &str, v: Option<&'static str>) {
+        self.opt(key, v, Self::word);
+    }
+
+    fn text(&mut self, key: &str, v: &str) {
+        self.key(key);
+        if needs_no_escape(v) {
             self.buf.push(b'"');
             self.buf.extend_from_slice(v.as_bytes());
             self.buf.push(b'"');
         } else {
             serde_json::to_writer(&mut *self.buf, v).expect("strings serialize to JSON");
         }
-    }
-
-    fn opt_str(&mut self, key: &str, v: Option<&str>) {
-        self.opt(key, v, |o, k, v| o.str(k, v));
     }
 
     fn addr(&mut self, key: &str, a: Addr) {
