@@ -44,7 +44,8 @@ pub struct Conn {
     pub id: u64,
     pub proto: Proto,
     /// The socket pair: the table's key, and the only copy of the sockets (see `orig`, `resp`).
-    pub key: PairKey,
+    /// Private, as the table hashes connections by it.
+    key: PairKey,
     /// The originator is the lower side of the pair's key (tells a packet's direction cheaply).
     pub orig_is_lo: bool,
     pub first: Timestamp,
