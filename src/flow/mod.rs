@@ -156,7 +156,7 @@ mod tests {
         let conn = std::mem::size_of::<Conn>();
         let tcp = std::mem::size_of::<TcpConn>();
         assert!(key <= 40, "PairKey is {key} bytes");
-        assert!(conn <= 512, "Conn is {conn} bytes");
-        assert!(tcp <= 336, "TcpConn is {tcp} bytes");
+        assert!(conn <= 496, "Conn is {conn} bytes");
+        assert!(tcp <= 320, "TcpConn is {tcp} bytes");
     }
 }
