@@ -100,6 +100,7 @@ impl Conn {
     /// Starts loading the cache lines a packet of this connection touches (see `prefetch`).
     pub fn prefetch(&self) {
         prefetch(self);
+        prefetch(&self.key);
         prefetch(&self.orig_stats);
         prefetch(&self.resp_stats);
         prefetch(&self.history);
