@@ -45,7 +45,11 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
     w.addr(key!("resp"), c.resp);
     w.word(key!("conn_state"), c.conn_state);
     w.text(key!("history"), &c.history);
-    w.f64(key!("ts"), c.ts);
+    w.key(key!("ts"));
+    let ts_at = w.buf.len();
+    w.number(c.ts);
+    // syn_ts is nearly always the same value: copied rather than formatted again (3% of a line).
+    let ts_text = ts_at..w.buf.len();
     w.f64(key!("duration"), c.duration);
     w.u64(key!("orig_pkts"), c.orig_pkts);
     w.u64(key!("resp_pkts"), c.resp_pkts);
@@ -62,7 +66,12 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
             o.opt_f64(key!("rtt"), h.rtt);
             o.opt_f64(key!("rtt_server"), h.rtt_server);
             o.opt_f64(key!("rtt_client"), h.rtt_client);
-            o.opt_f64(key!("syn_ts"), h.syn_ts);
+            if h.syn_ts == Some(c.ts) {
+                o.key(key!("syn_ts"));
+                o.buf.extend_from_within(ts_text);
+            } else {
+                o.opt_f64(key!("syn_ts"), h.syn_ts);
+            }
             o.opt_f64(key!("synack_ts"), h.synack_ts);
             o.opt_f64(key!("ack_ts"), h.ack_ts);
             o.u64(key!("syn_retransmissions"), h.syn_retransmissions.into());
@@ -201,6 +210,10 @@ impl<'a> Obj<'a> {
 
     fn f64(&mut self, key: &str, v: f64) {
         self.key(key);
+        self.number(v);
+    }
+
+    fn number(&mut self, v: f64) {
         serde_json::to_writer(&mut *self.buf, &v).expect("numbers serialize to JSON");
     }
 
