@@ -231,9 +231,7 @@ impl<'a> Obj<'a> {
     fn word(&mut self, key: &str, v: &'static str) {
         debug_assert!(needs_no_escape(v), "{v:?}");
         self.key(key);
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(v.as_bytes());
-        self.buf.push(b'"');
+        self.quoted(v);
     }
 
     fn opt_word(&mut self, key: &str, v: Option<&'static str>) {
@@ -243,12 +241,17 @@ impl<'a> Obj<'a> {
     fn text(&mut self, key: &str, v: &str) {
         self.key(key);
         if needs_no_escape(v) {
-            self.buf.push(b'"');
-            self.buf.extend_from_slice(v.as_bytes());
-            self.buf.push(b'"');
+            self.quoted(v);
         } else {
             serde_json::to_writer(&mut *self.buf, v).expect("strings serialize to JSON");
         }
+    }
+
+    /// `v` in quotes, as it is: the caller knows there is nothing to escape.
+    fn quoted(&mut self, v: &str) {
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(v.as_bytes());
+        self.buf.push(b'"');
     }
 
     fn addr(&mut self, key: &str, a: Addr) {
