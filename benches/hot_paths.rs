@@ -55,7 +55,7 @@ fn table(c: &mut Criterion) {
                 ts += 1_000;
                 let mut seg = *seg;
                 seg.seq = seg.seq.advance(round * 100);
-                black_box(t.tcp(Timestamp::from_nanos(ts), ip, &seg, &Context::default()));
+                black_box(t.tcp(Timestamp::from_nanos(ts), ip, &seg, &Context::default(), None));
             }
             t.drain_ended().for_each(drop);
         })

@@ -113,7 +113,7 @@ pub(super) fn analyze(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) ->
                 let max_live = (opts.max_connections / tables).max(1);
                 let mut table = ConnTable::new(opts.timeouts, max_live);
                 let mut end = None;
-                for msg in rx {
+                for mut msg in rx {
                     end = msg.last_ts;
                     let mut out = FromTable {
                         table: index,
@@ -123,12 +123,12 @@ pub(super) fn analyze(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) ->
                         upto: msg.upto.saturating_mul(1 << ID_SHIFT),
                         rest: None,
                     };
-                    for group in msg.works.chunks(GROUP) {
+                    for group in msg.works.chunks_mut(GROUP) {
                         prefetch(&table, group);
-                        for work in group {
+                        for work in &*group {
                             table.number_from(work.number << ID_SHIFT);
                             let first = table.next_id();
-                            for parent in deliver(&mut table, work, &mut |_| {}) {
+                            for parent in deliver(&mut table, work, &mut None) {
                                 // Most packets of a tunnel repeat its carrier.
                                 if out.carriers.last() != Some(&parent) {
                                     out.carriers.push(parent);
@@ -368,7 +368,7 @@ mod tests {
         table.number_from(number << ID_SHIFT);
         let ip = Ip { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), wire_len: 28 };
         let d = UdpDatagram { src_port: 1000, dst_port: 2000, payload_len: 0 };
-        table.udp(Timestamp::from_nanos(number), &ip, &d, &Context::default());
+        table.udp(Timestamp::from_nanos(number), &ip, &d, &Context::default(), None);
         table.finish(None).next().unwrap()
     }
 
