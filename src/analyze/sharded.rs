@@ -165,8 +165,10 @@ pub(super) fn analyze(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) ->
                 }
                 Ok(())
             };
+            let mut taken = Vec::with_capacity(1);
             let files = read_timeline(paths, opts.decap, opts.progress.as_deref(), &mut |item| {
-                if let Some(work) = front.take(item) {
+                front.take(item, &mut taken);
+                if let Some(work) = taken.pop() {
                     batches[owner(&work, tables)].push(work);
                     pending += 1;
                     if pending == SHARD_BATCH {
