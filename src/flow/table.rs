@@ -216,12 +216,15 @@ impl ConnTable {
     /// Ends every connection (the input is over) and hands them out, in order of first packet.
     /// Those whose timers had run out by `end` (the run's last timestamp) ended by inactivity,
     /// the rest at the capture's end. Sorted in place and moved out one by one: a second copy of
-    /// every live connection would double the peak memory at the end of a run.
+    /// every live connection would double the peak memory at the end of a run. Sorted by ids
+    /// set aside (16 bytes per connection), so each entry moves once rather than at every step
+    /// of a quicksort (bench, `check` manyconn with 200k open at the end: 1.04-1.18 s ->
+    /// 1.01-1.09 s for +3.5 MB).
     pub fn finish(mut self, end: Option<Timestamp>) -> impl Iterator<Item = Conn> {
         if let Some(end) = end {
             self.sweep(end);
         }
-        self.live.sort_unstable_by(|a, _, b, _| a.0.id.cmp(&b.0.id));
+        self.live.sort_by_cached_key(|live, _| live.0.id);
         self.ended.sort_unstable_by_key(|c| c.id);
         let mut ended = self.ended.into_iter().peekable();
         let mut live = self.live.into_keys().map(|live| live.0).peekable();
