@@ -337,7 +337,7 @@ fn read_timeline(
     paths: &[PathBuf],
     decap: bool,
     progress: Option<&AtomicU64>,
-    each: &mut impl FnMut(Item) -> io::Result<()>,
+    each: &mut dyn FnMut(Item) -> io::Result<()>,
 ) -> io::Result<Vec<FileReport>> {
     let mut reports: Vec<Option<FileReport>> = vec![None; paths.len()];
     // Open sources with their next record; the heap orders them by (time, file).
