@@ -221,6 +221,7 @@ fn analyze_here(
     sink: &mut Sink<'_>,
 ) -> io::Result<Analysis> {
     let mut run = Run {
+        // Shortens the trait object's lifetime to the run's, which an `Option` does not do by itself.
         observer: observer.map(|o| o as &mut dyn FnMut(&Seen)),
         sink,
         table: ConnTable::new(opts.timeouts, opts.max_connections),

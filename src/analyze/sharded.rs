@@ -165,6 +165,8 @@ pub(super) fn analyze(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) ->
                 }
                 Ok(())
             };
+            // `take` adds a packet's work to a vector; here one at a time, as which table's batch
+            // it joins is known only once it is made.
             let mut taken = Vec::with_capacity(1);
             let files = read_timeline(paths, opts.decap, opts.progress.as_deref(), &mut |item| {
                 front.take(item, &mut taken);

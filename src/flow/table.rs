@@ -429,3 +429,39 @@ fn count(conn: &mut Conn, is_orig: bool, ip_len: u32, payload: u32) {
     s.payload_bytes += payload as u64;
     s.ip_bytes += ip_len as u64;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(table: &mut ConnTable, src_port: u16, hint: Option<Hint>) -> u64 {
+        let ip = Ip { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), wire_len: 28 };
+        let d = UdpDatagram { src_port, dst_port: 9999, payload_len: 0 };
+        table.udp(Timestamp::from_nanos(1), &ip, &d, &Context::default(), hint)
+    }
+
+    fn hint_for(table: &ConnTable, src_port: u16) -> Hint {
+        let ip = |s: &str| s.parse().unwrap();
+        let src = Addr { ip: ip("10.0.0.1"), port: src_port };
+        table.prefetch(Proto::Udp, src, Addr { ip: ip("10.0.0.2"), port: 9999 })
+    }
+
+    #[test]
+    fn a_hint_finds_its_connection_even_when_its_guess_is_stale() {
+        let mut table = ConnTable::new(Timeouts::default(), 100);
+        let (a, b) = (datagram(&mut table, 1000, None), datagram(&mut table, 2000, None));
+        let right = hint_for(&table, 2000);
+        assert_eq!(right.at, Some(1));
+        assert_eq!(datagram(&mut table, 2000, Some(right)), b);
+        // Entries move as others end: a guess naming another entry, or none, is only a guess.
+        for at in [Some(0), Some(7), None] {
+            assert_eq!(datagram(&mut table, 2000, Some(Hint { at, ..right })), b);
+        }
+        // A pair not in the table gets a new connection whatever the guess says.
+        let new = Hint { at: Some(0), ..hint_for(&table, 3000) };
+        let c = datagram(&mut table, 3000, Some(new));
+        assert!(c != a && c != b);
+        let pkts: Vec<_> = table.finish(None).map(|conn| (conn.id, conn.orig_stats.pkts)).collect();
+        assert_eq!(pkts, [(a, 1), (b, 5), (c, 1)]);
+    }
+}
