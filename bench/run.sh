@@ -16,24 +16,25 @@ mkdir -p "$data"
 cargo build --release --quiet --bin sockscope --example gen
 bin=target/release/sockscope
 
-# best_of CMD...: prints "seconds max_rss_kb" of the fastest of 3 runs.
+# best_of CMD...: prints "seconds max_rss_kb cpu_seconds" of the fastest of 3 runs (CPU: user + system,
+# which shows how busy the cores were: with --jobs 2 on two cores, close to twice the wall time).
 best_of() {
     local best="" line out
     out=$(mktemp)
     for _ in 1 2 3; do
-        /usr/bin/time -o "$out" -f "%e %M" "$@" > /dev/null 2>&1 || true
-        line=$(tail -n 1 "$out")
+        /usr/bin/time -o "$out" -f "%e %M %U %S" "$@" > /dev/null 2>&1 || true
+        line=$(tail -n 1 "$out" | awk '{ printf "%s %s %.2f", $1, $2, $3 + $4 }')
         if [ -z "$best" ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then best=$line; fi
     done
     rm -f "$out"
     echo "$best"
 }
 
-row() { # name packets bytes seconds rss_kb [ratio_base_seconds]
-    awk -v n="$1" -v p="$2" -v b="$3" -v s="$4" -v r="$5" -v base="${6:-}" 'BEGIN {
+row() { # name packets bytes seconds rss_kb cpu_seconds [ratio_base_seconds]
+    awk -v n="$1" -v p="$2" -v b="$3" -v s="$4" -v r="$5" -v c="$6" -v base="${7:-}" 'BEGIN {
         s = (s < 0.005) ? 0.005 : s;
         ratio = (base == "") ? "" : sprintf("%.1fx slower", s / base);
-        printf "  %-26s %8.2f s %8.2f Mpps %8.0f MB/s %8.0f MB RSS  %s\n", n, s, p / s / 1e6, b / s / 1e6, r / 1024, ratio }'
+        printf "  %-26s %8.2f s %8.2f Mpps %8.0f MB/s %8.0f MB RSS %6.2f s CPU  %s\n", n, s, p / s / 1e6, b / s / 1e6, r / 1024, c, ratio }'
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -43,24 +44,24 @@ for profile in realistic tiny manyconn; do
     bytes=$(stat -c %s "$file")
     cat "$file" > /dev/null
     echo "$profile: $packets packets, $((bytes / 1000000)) MB, $((bytes / packets)) bytes/packet"
-    read -r s1 m1 <<< "$(best_of "$bin" conns --format jsonl --jobs 1 "$file")"
-    row "sockscope --jobs 1" "$packets" "$bytes" "$s1" "$m1"
-    read -r s2 m2 <<< "$(best_of "$bin" conns --format jsonl --jobs 2 "$file")"
-    row "sockscope --jobs 2" "$packets" "$bytes" "$s2" "$m2"
+    read -r s1 m1 c1 <<< "$(best_of "$bin" conns --format jsonl --jobs 1 "$file")"
+    row "sockscope --jobs 1" "$packets" "$bytes" "$s1" "$m1" "$c1"
+    read -r s2 m2 c2 <<< "$(best_of "$bin" conns --format jsonl --jobs 2 "$file")"
+    row "sockscope --jobs 2" "$packets" "$bytes" "$s2" "$m2" "$c2"
     awk -v a="$s1" -v b="$s2" 'BEGIN { printf "  %-26s %.2fx\n", "two threads vs one", a / b }'
-    read -r s m <<< "$(best_of cat "$file")"
-    row "cat (I/O floor)" "$packets" "$bytes" "$s" "$m"
-    read -r se m <<< "$(best_of "$bin" conns --format jsonl --jobs 1 --order end "$file")"
-    row "sockscope --order end" "$packets" "$bytes" "$se" "$m"
-    read -r s0 m <<< "$(best_of "$bin" check --jobs 1 "$file")"
-    row "analysis only (check)" "$packets" "$bytes" "$s0" "$m"
+    read -r s m c <<< "$(best_of cat "$file")"
+    row "cat (I/O floor)" "$packets" "$bytes" "$s" "$m" "$c"
+    read -r se m c <<< "$(best_of "$bin" conns --format jsonl --jobs 1 --order end "$file")"
+    row "sockscope --order end" "$packets" "$bytes" "$se" "$m" "$c"
+    read -r s0 m c <<< "$(best_of "$bin" check --jobs 1 "$file")"
+    row "analysis only (check)" "$packets" "$bytes" "$s0" "$m" "$c"
     awk -v a="$se" -v b="$s0" 'BEGIN { printf "  %-26s %.0f%% of the run\n", "writing JSON lines", (a - b) / a * 100 }'
     if command -v tshark > /dev/null; then
-        read -r s m <<< "$(best_of tshark -n -q -r "$file" -z conv,tcp -z conv,udp)"
-        row "tshark conv,tcp conv,udp" "$packets" "$bytes" "$s" "$m" "$s1"
+        read -r s m c <<< "$(best_of tshark -n -q -r "$file" -z conv,tcp -z conv,udp)"
+        row "tshark conv,tcp conv,udp" "$packets" "$bytes" "$s" "$m" "$c" "$s1"
     fi
     if command -v tcptrace > /dev/null; then
-        read -r s m <<< "$(best_of tcptrace -n "$file")"
-        row "tcptrace -n" "$packets" "$bytes" "$s" "$m" "$s1"
+        read -r s m c <<< "$(best_of tcptrace -n "$file")"
+        row "tcptrace -n" "$packets" "$bytes" "$s" "$m" "$c" "$s1"
     fi
 done
