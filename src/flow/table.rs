@@ -4,11 +4,11 @@
 //! new connection (decided by the TCP analysis), when it stays idle past the inactivity
 //! timeout, or when the input ends. Ids are handed out in order of first packet.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use indexmap::map::raw_entry_v1::RawEntryMut;
 use indexmap::map::{MutableKeys, RawEntryApiV1};
-use indexmap::{Equivalent, IndexMap, IndexSet};
+use indexmap::{IndexMap, IndexSet};
 
 use super::history::History;
 use super::socket::{Addr, PairKey, Proto, TunnelId, TunnelKey, MAX_TUNNEL_ID};
@@ -60,31 +60,12 @@ pub struct Hint {
     at: Option<usize>,
 }
 
-/// A live connection as the table's key: hashed and compared by its socket pair, which it
+/// A live connection as the table's key: filed under the hash of its socket pair, which it
 /// holds, so the pair is stored once per connection rather than a second time beside it
-/// (bench: 40 of 672 bytes per entry). Mutated in place through `MutableKeys`, which is sound
-/// here as nothing changes a connection's pair.
+/// (bench: 40 of 672 bytes per entry). The table hashes pairs and compares them itself, through
+/// indexmap's raw entries (see `slot`), so `Live` needs no `Hash` or `Eq`. Mutated in place
+/// through `MutableKeys`, which is sound here as nothing changes a connection's pair.
 struct Live(Conn);
-
-impl Hash for Live {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.key.hash(state);
-    }
-}
-
-impl PartialEq for Live {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
-    }
-}
-
-impl Eq for Live {}
-
-impl Equivalent<Live> for PairKey {
-    fn equivalent(&self, live: &Live) -> bool {
-        *self == live.0.key
-    }
-}
 
 impl ConnTable {
     /// `max_live` bounds the live connections (a SYN flood must not exhaust memory).
