@@ -67,7 +67,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 None => false,
             };
             let mut packets: BTreeMap<u64, Vec<Seen>> = BTreeMap::new();
-            let mut found: Vec<ConnRecord> = Vec::new();
+            let mut found: Vec<ConnRecord<'static>> = Vec::new();
             let mut total = 0;
             let analysis = analyze(
                 &input,
@@ -303,7 +303,7 @@ fn analyze(
     input: &Input,
     order: Order,
     observer: Option<&mut dyn FnMut(&analyze::Seen)>,
-    each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
+    each: &mut dyn FnMut(&Conn, ConnRecord<'static>, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
     let filter = Filter::all(input.filter.clone());
     let files = inputs::timeline(inputs::expand(&input.files));

@@ -348,7 +348,7 @@ mod tests {
     use super::*;
     use crate::flow::socket::Addr;
 
-    fn conn(proto: &'static str, orig: &str, resp: &str, state: &'static str) -> ConnRecord {
+    fn conn(proto: &'static str, orig: &str, resp: &str, state: &'static str) -> ConnRecord<'static> {
         let addr = |s: &str| {
             let (ip, port) = split_socket(s).unwrap();
             Addr { ip, port }
@@ -359,7 +359,7 @@ mod tests {
             orig: addr(orig),
             resp: addr(resp),
             conn_state: state,
-            history: String::new(),
+            history: "".into(),
             ts: 0.0,
             duration: 2.0,
             orig_pkts: 3,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::tunnel::TunnelKind;
 
@@ -30,7 +30,7 @@ impl fmt::Display for Proto {
 }
 
 /// An address and port; with a protocol it names a socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Addr {
     pub ip: IpAddr,
     pub port: u16,

@@ -226,15 +226,16 @@ impl<'a> Obj<'a> {
         self.buf.extend_from_slice(if v { b"true" } else { b"false" });
     }
 
-    /// A string of the program's own (a state code, a kind ...): string literals never hold
-    /// anything to escape, so the check `text` makes is left out (about 7% of a line).
-    fn word(&mut self, key: &str, v: &'static str) {
+    /// A string of the program's own (a state code, a kind ...), as made or read back from a
+    /// waiting record: its string literals hold nothing to escape, so the check `text` makes is
+    /// left out (about 7% of a line).
+    fn word(&mut self, key: &str, v: &str) {
         debug_assert!(needs_no_escape(v), "{v:?}");
         self.key(key);
         self.quoted(v);
     }
 
-    fn opt_word(&mut self, key: &str, v: Option<&'static str>) {
+    fn opt_word(&mut self, key: &str, v: Option<&str>) {
         self.opt(key, v, Self::word);
     }
 

@@ -1,21 +1,26 @@
 //! The connection record every format prints: one flat, stable schema (see the README).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flow::socket::Addr;
 use crate::flow::{Conn, EndReason};
 use crate::tcp::phases::{Handshake, Teardown};
 
-#[derive(Clone, Debug, Serialize)]
-pub struct ConnRecord {
+/// Its words (`proto`, `conn_state`, ...) and history are the program's own (`'static`) when made
+/// from a connection, and borrowed when read back from where a record waits for its turn
+/// (`report::stream`, which keeps records in serde's compact binary form meanwhile).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConnRecord<'s> {
     pub id: u64,
-    pub proto: &'static str,
+    pub proto: &'s str,
     pub orig: Addr,
     pub resp: Addr,
-    pub conn_state: &'static str,
-    pub history: String,
+    pub conn_state: &'s str,
+    #[serde(borrow)]
+    pub history: Cow<'s, str>,
     pub ts: f64,
     pub duration: f64,
     pub orig_pkts: u64,
@@ -25,33 +30,37 @@ pub struct ConnRecord {
     pub resp_bytes: u64,
     pub orig_ip_bytes: u64,
     pub resp_ip_bytes: u64,
-    pub handshake: Option<Handshake>,
-    pub teardown: Option<Teardown>,
+    #[serde(borrow)]
+    pub handshake: Option<Handshake<'s>>,
+    #[serde(borrow)]
+    pub teardown: Option<Teardown<'s>>,
     pub data: Option<DataPhase>,
     /// Set for connections inside a tunnel: the layers around it and the outer connections.
-    pub tunnel: Option<TunnelRecord>,
+    #[serde(borrow)]
+    pub tunnel: Option<TunnelRecord<'s>>,
     /// Why the record ended: "capture_end", "inactivity", "reused" or "evicted".
-    pub end: &'static str,
+    pub end: &'s str,
 }
 
 /// The tunnel a connection was seen in.
-#[derive(Clone, Debug, Serialize)]
-pub struct TunnelRecord {
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TunnelRecord<'s> {
     /// Layers outside the connection on its first packet, outermost first.
-    pub path: Vec<TunnelHop>,
+    #[serde(borrow)]
+    pub path: Vec<TunnelHop<'s>>,
     /// Ids of the outer UDP connections that carried it (Zeek's tunnel_parents).
     pub parents: Vec<u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct TunnelHop {
-    pub kind: &'static str,
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TunnelHop<'s> {
+    pub kind: &'s str,
     pub src: IpAddr,
     pub dst: IpAddr,
 }
 
 /// Per-direction data-phase counters (TCP).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DataPhase {
     /// Payload bytes as carried by the packets, retransmissions included.
     pub orig_payload_bytes: u64,
@@ -73,7 +82,7 @@ pub struct DataPhase {
     pub resp_missed_bytes: u64,
 }
 
-impl ConnRecord {
+impl ConnRecord<'static> {
     pub fn new(c: &Conn) -> Self {
         let (orig_bytes, resp_bytes) = match c.tcp() {
             Some(t) => t.seq_bytes(),
@@ -110,7 +119,7 @@ impl ConnRecord {
             orig: c.orig(),
             resp: c.resp(),
             conn_state,
-            history: c.history.as_str().to_string(),
+            history: Cow::Owned(c.history.as_str().to_string()),
             ts: c.first.as_secs_f64(),
             duration: c.duration().as_secs_f64(),
             orig_pkts: c.orig_stats.pkts,

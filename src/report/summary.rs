@@ -48,7 +48,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn add(&mut self, c: &ConnRecord) {
+    pub fn add(&mut self, c: &ConnRecord<'static>) {
         self.conns += 1;
         if c.proto == "tcp" {
             self.tcp += 1;

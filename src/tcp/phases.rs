@@ -2,7 +2,7 @@
 
 use std::num::NonZeroU64;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::seq::SeqNum;
 use crate::capture::Timestamp;
@@ -138,7 +138,7 @@ impl Phases {
         }
     }
 
-    pub fn handshake(&self, rejected: bool) -> Handshake {
+    pub fn handshake(&self, rejected: bool) -> Handshake<'static> {
         let (o, r) = (&self.orig, &self.resp);
         let state = match (o.syn, r.syn, self.handshake_ack) {
             (None, _, _) => "not_seen",
@@ -162,7 +162,7 @@ impl Phases {
         }
     }
 
-    pub fn teardown(&self) -> Teardown {
+    pub fn teardown(&self) -> Teardown<'static> {
         let (o, r) = (&self.orig, &self.resp);
         let first_rst = earliest(o.first_rst, r.first_rst);
         let first_fin = earliest(o.first_fin, r.first_fin);
@@ -243,7 +243,7 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 }
 
 /// The TCP options a side offered on its SYN.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Offered {
     pub mss: Option<u16>,
     pub window_scale: Option<u8>,
@@ -262,9 +262,11 @@ impl From<TcpOptions> for Offered {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Handshake {
-    pub state: &'static str,
+/// The handshake's summary. Its words are the program's own (`'static`) when made from a
+/// connection and borrowed when read back from a waiting record (`report::stream`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Handshake<'s> {
+    pub state: &'s str,
     pub rtt: Option<f64>,
     /// SYN to SYN+ACK: the path to the server and back, seen from the capture point.
     pub rtt_server: Option<f64>,
@@ -278,11 +280,14 @@ pub struct Handshake {
     pub resp_options: Option<Offered>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Teardown {
-    pub state: &'static str,
-    pub initiator: Option<&'static str>,
-    pub kind: Option<&'static str>,
+/// The teardown's summary (words borrowed as in `Handshake`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Teardown<'s> {
+    pub state: &'s str,
+    #[serde(borrow)]
+    pub initiator: Option<&'s str>,
+    #[serde(borrow)]
+    pub kind: Option<&'s str>,
     pub first_fin_ts: Option<f64>,
     pub last_fin_ts: Option<f64>,
     pub final_ack_ts: Option<f64>,
