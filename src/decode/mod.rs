@@ -3,7 +3,8 @@
 //!
 //! Link-layer walking (Ethernet, VLAN stacks, MPLS, PPPoE, SLL, SLL2, BSD loopback, PPP) is done
 //! here because etherparse stops at three VLAN tags and knows neither MPLS nor PPP; IP and its
-//! extension headers are etherparse's lax slices. TCP and UDP headers are read by small views
+//! extension headers are etherparse's lax slices, but for the plain IPv4 header (no options, not
+//! a fragment), read directly because that halves a packet's decoding (`plain_ipv4`). TCP and UDP headers are read by small views
 //! that, unlike strict slicing, still yield a segment when the snap length cut the TCP options.
 
 use std::fmt;
@@ -390,6 +391,15 @@ fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
 
 impl Walk {
     fn ip(&mut self, data: &[u8]) -> Decoded {
+        match plain_ipv4(data) {
+            Some((meta, body, proto, missing)) => self.transport(meta, body, proto, missing),
+            None => self.any_ip(data),
+        }
+    }
+
+    /// Any IP packet, through etherparse's lax slices: IPv6 and its extension headers,
+    /// fragments, IPv4 options and authentication headers, lengths that disagree.
+    fn any_ip(&mut self, data: &[u8]) -> Decoded {
         let (ip, ext_err) = match LaxIpSlice::from_slice(data) {
             Ok(v) => v,
             Err(etherparse::err::ip::LaxHeaderSliceError::Len(_)) => {
@@ -451,8 +461,12 @@ impl Walk {
         // Bytes of IP payload the snap length cut off: the header still tells their length.
         let missing = if payload.incomplete { wire_len.saturating_sub(data.len() as u32) } else { 0 };
         let meta = Ip { src: ip.source_addr(), dst: ip.destination_addr(), wire_len };
-        let body = payload.payload;
-        match payload.ip_number {
+        self.transport(meta, payload.payload, payload.ip_number, missing)
+    }
+
+    /// What an IP packet (`meta`) carries in `body`, of which the capture cut `missing` bytes.
+    fn transport(&mut self, meta: Ip, body: &[u8], proto: IpNumber, missing: u32) -> Decoded {
+        match proto {
             IpNumber::TCP => match tcp(body, missing) {
                 Ok(seg) => Decoded::Tcp(meta, seg),
                 Err(skip) => Decoded::Skipped(skip),
@@ -467,15 +481,37 @@ impl Walk {
             },
             IpNumber::IPV4 | IpNumber::IPV6 => self
                 .enter(Hop { kind: TunnelKind::IpInIp, ip: meta, udp: None }, Encap::Ip(body))
-                .unwrap_or(Decoded::Other(Other::IpProto(payload.ip_number.0))),
+                .unwrap_or(Decoded::Other(Other::IpProto(proto.0))),
             IpNumber::GRE => tunnel::gre(body)
                 .and_then(|encap| self.enter(Hop { kind: TunnelKind::Gre, ip: meta, udp: None }, encap))
-                .unwrap_or(Decoded::Other(Other::IpProto(payload.ip_number.0))),
+                .unwrap_or(Decoded::Other(Other::IpProto(proto.0))),
             IpNumber::ICMP => Decoded::Other(Other::Icmp),
             IpNumber::IPV6_ICMP => Decoded::Other(Other::Icmpv6),
             n => Decoded::Other(Other::IpProto(n.0)),
         }
     }
+}
+
+/// The usual IPv4 packet, read directly: no options, not a fragment, no authentication header,
+/// a total length that covers the header. Its packet, payload, protocol and the payload bytes
+/// the snap length cut, exactly as `Walk::any_ip` reads them (a property test holds the two
+/// together); anything else is left to it. Bench `decode/ethernet ipv4 tcp 500 B` 46 -> 25 ns;
+/// `check` tiny 0.41 -> 0.36 s, realistic 0.59 -> 0.54 s (most packets are plain IPv4).
+fn plain_ipv4(data: &[u8]) -> Option<(Ip, &[u8], IpNumber, u32)> {
+    let h: &[u8; 20] = data.get(..20)?.try_into().ok()?;
+    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+    let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0;
+    let proto = IpNumber(h[9]);
+    if h[0] != 0x45 || fragment || total < 20 || proto == IpNumber::AUTHENTICATION_HEADER {
+        return None;
+    }
+    let octets = |at: usize| IpAddr::from([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let meta = Ip { src: octets(12), dst: octets(16), wire_len: total as u32 };
+    let (body, missing) = match data.get(20..total) {
+        Some(body) => (body, 0),
+        None => (&data[20..], (total - data.len()) as u32),
+    };
+    Some((meta, body, proto, missing))
 }
 
 /// Reads a TCP header. `missing` is how many payload bytes the capture did not keep.
@@ -552,6 +588,37 @@ fn be16(data: &[u8], at: usize) -> Option<u16> {
 mod tests {
     use super::*;
     use etherparse::PacketBuilder;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// The direct IPv4 read decodes every packet it takes exactly as etherparse's path does,
+        /// tunnels inside included: headers near and far from the plain case, lengths that cover,
+        /// cut or undercut the header, every flag and fragment offset.
+        #[test]
+        fn plain_ipv4_reads_as_etherparse_does(
+            first in proptest::sample::select(vec![0x45u8, 0x45, 0x45, 0x45, 0x46, 0x44, 0x4f, 0x55, 0x60, 0x00]),
+            total in 0u16..120,
+            flags in proptest::sample::select(vec![0u16, 0, 0, 0x4000, 0x4000, 0x2000, 0x0001, 0x8000, 0x1fff]),
+            proto in proptest::sample::select(vec![6u8, 6, 6, 17, 17, 17, 1, 4, 41, 47, 51, 58, 132, 255]),
+            rest in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..100),
+            tunnel_port in proptest::bool::ANY,
+        ) {
+            let mut data = vec![first, 0];
+            data.extend_from_slice(&total.to_be_bytes());
+            data.extend_from_slice(&[0, 1]);
+            data.extend_from_slice(&flags.to_be_bytes());
+            data.extend_from_slice(&[64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            data.extend_from_slice(&rest);
+            if tunnel_port && data.len() >= 24 {
+                data[22..24].copy_from_slice(&4789u16.to_be_bytes()); // VXLAN inside a UDP one
+            }
+            let mut fast = Walk { decap: true, tunnels: Vec::new() };
+            let mut general = Walk { decap: true, tunnels: Vec::new() };
+            let (a, b) = (fast.ip(&data), general.any_ip(&data));
+            proptest::prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            proptest::prop_assert_eq!(format!("{:?}", fast.tunnels), format!("{:?}", general.tunnels));
+        }
+    }
 
     fn dec(link_type: u32, data: &[u8]) -> Decoded {
         decode(link_type, data, true).inner
