@@ -30,6 +30,20 @@ fn decode_frames(c: &mut Criterion) {
     g.bench_function("ethernet ipv4 tcp 500 B", |b| {
         b.iter(|| black_box(decode::decode(1, black_box(&data), true)))
     });
+    let mut v6 = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv6(
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            64,
+        )
+        .tcp(40000, 443, 1, 65535)
+        .ack(1)
+        .write(&mut v6, &[0x61; 500])
+        .unwrap();
+    g.bench_function("ethernet ipv6 tcp 500 B", |b| {
+        b.iter(|| black_box(decode::decode(1, black_box(&v6), true)))
+    });
     g.finish();
 }
 

@@ -391,7 +391,7 @@ fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
 
 impl Walk {
     fn ip(&mut self, data: &[u8]) -> Decoded {
-        match plain_ipv4(data) {
+        match plain_ipv4(data).or_else(|| plain_ipv6(data)) {
             Some((meta, body, proto, missing)) => self.transport(meta, body, proto, missing),
             None => self.any_ip(data),
         }
@@ -514,6 +514,26 @@ fn plain_ipv4(data: &[u8]) -> Option<(Ip, &[u8], IpNumber, u32)> {
     Some((meta, body, proto, missing))
 }
 
+/// The usual IPv6 packet, read directly as `plain_ipv4` is: TCP or UDP right after the fixed
+/// header (no extension headers), a payload length that is not zero (jumbograms). Bench
+/// `decode/ethernet ipv6 tcp 500 B` 38 -> 28 ns (the IPv4 one 25 -> 27 ns in the same runs).
+fn plain_ipv6(data: &[u8]) -> Option<(Ip, &[u8], IpNumber, u32)> {
+    let h: &[u8; 40] = data.get(..40)?.try_into().ok()?;
+    let payload = u16::from_be_bytes([h[4], h[5]]) as usize;
+    let proto = IpNumber(h[6]);
+    if h[0] >> 4 != 6 || payload == 0 || !matches!(proto, IpNumber::TCP | IpNumber::UDP) {
+        return None;
+    }
+    let address = |at: usize| IpAddr::from(<[u8; 16]>::try_from(&h[at..at + 16]).expect("16 bytes"));
+    let total = 40 + payload;
+    let meta = Ip { src: address(8), dst: address(24), wire_len: total as u32 };
+    let (body, missing) = match data.get(40..total) {
+        Some(body) => (body, 0),
+        None => (&data[40..], (total - data.len()) as u32),
+    };
+    Some((meta, body, proto, missing))
+}
+
 /// Reads a TCP header. `missing` is how many payload bytes the capture did not keep.
 fn tcp(b: &[u8], missing: u32) -> Result<TcpSegment, Skip> {
     if b.len() < 20 {
@@ -612,12 +632,40 @@ mod tests {
             if tunnel_port && data.len() >= 24 {
                 data[22..24].copy_from_slice(&4789u16.to_be_bytes()); // VXLAN inside a UDP one
             }
-            let mut fast = Walk { decap: true, tunnels: Vec::new() };
-            let mut general = Walk { decap: true, tunnels: Vec::new() };
-            let (a, b) = (fast.ip(&data), general.any_ip(&data));
-            proptest::prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
-            proptest::prop_assert_eq!(format!("{:?}", fast.tunnels), format!("{:?}", general.tunnels));
+            same_as_etherparse(&data)?;
         }
+
+        /// The same for the direct IPv6 read: versions, next headers (extension headers among
+        /// them), payload lengths that cover, cut or are zero.
+        #[test]
+        fn plain_ipv6_reads_as_etherparse_does(
+            first in proptest::sample::select(vec![0x60u8, 0x60, 0x60, 0x6f, 0x45, 0x70, 0x00]),
+            payload in proptest::sample::select(vec![0u16, 1, 8, 20, 21, 40, 60, 100, 1000]),
+            next in proptest::sample::select(vec![6u8, 6, 6, 17, 17, 17, 0, 43, 44, 58, 59, 60, 4, 41]),
+            rest in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..100),
+            tunnel_port in proptest::bool::ANY,
+        ) {
+            let mut data = vec![first, 0, 0, 0];
+            data.extend_from_slice(&payload.to_be_bytes());
+            data.extend_from_slice(&[next, 64]);
+            data.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            data.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            data.extend_from_slice(&rest);
+            if tunnel_port && data.len() >= 44 {
+                data[42..44].copy_from_slice(&4789u16.to_be_bytes());
+            }
+            same_as_etherparse(&data)?;
+        }
+    }
+
+    /// `Walk::ip` (direct reads first) and etherparse's path decode `data` alike.
+    fn same_as_etherparse(data: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
+        let mut fast = Walk { decap: true, tunnels: Vec::new() };
+        let mut general = Walk { decap: true, tunnels: Vec::new() };
+        let (a, b) = (fast.ip(data), general.any_ip(data));
+        proptest::prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        proptest::prop_assert_eq!(format!("{:?}", fast.tunnels), format!("{:?}", general.tunnels));
+        Ok(())
     }
 
     fn dec(link_type: u32, data: &[u8]) -> Decoded {
