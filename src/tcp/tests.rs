@@ -304,3 +304,47 @@ mod data {
         assert_eq!(r.state(), "S1");
     }
 }
+
+/// Zeek's timers: when a connection that saw no further packet is over.
+mod timers {
+    use super::*;
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_nanos(ms * 1_000_000)
+    }
+
+    /// Is the connection over at `now_ms`, its last activity at `last_ms`?
+    fn over(r: &mut Run, last_ms: u64, now_ms: u64) -> bool {
+        r.tcp.expired(at(now_ms), Timestamp::default(), at(last_ms))
+    }
+
+    #[test]
+    fn an_unanswered_syn_ends_at_the_attempt_check() {
+        let mut r = run("C>S S seq=100 t=1000");
+        assert!(!over(&mut r, 1000, 5999));
+        assert!(over(&mut r, 1000, 6000));
+    }
+
+    #[test]
+    fn a_closed_connection_ends_five_seconds_after_its_second_fin() {
+        let mut r = run(&format!(
+            "{HANDSHAKE} C>S FA seq=101 ack=501 t=1000; S>C FA seq=501 ack=102 t=2000; C>S A seq=102 ack=502 t=3000"
+        ));
+        assert!(!over(&mut r, 3000, 6999));
+        assert!(over(&mut r, 3000, 7000));
+    }
+
+    #[test]
+    fn an_idle_established_connection_lasts_five_minutes() {
+        let mut r = run(&format!("{HANDSHAKE} {DATA}"));
+        assert!(!over(&mut r, 6, 6 + 299_999));
+        assert!(over(&mut r, 6, 6 + 300_000));
+    }
+
+    #[test]
+    fn a_half_closed_connection_waits_for_the_other_side_as_an_idle_one() {
+        let mut r = run(&format!("{HANDSHAKE} C>S FA seq=101 ack=501 t=1000; S>C A seq=501 ack=102 t=1001"));
+        assert!(!over(&mut r, 1001, 200_000));
+        assert!(over(&mut r, 1001, 301_001));
+    }
+}
