@@ -34,6 +34,10 @@ impl Default for Timeouts {
 /// to the live ones without scanning the table on every packet.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// How many entries ahead a sweep requests the next entries' first lines (perf, `check`
+/// manyconn: a quarter fewer samples in sweeps).
+const SWEEP_AHEAD: usize = 8;
+
 pub struct ConnTable {
     /// Live connections, each its own key (see `Live`). foldhash: fast on these small keys,
     /// and randomly seeded per run so crafted socket pairs cannot be aimed at one bucket.
@@ -298,8 +302,12 @@ impl ConnTable {
     /// Ends every live connection for which `ends` holds. The live table's order does not
     /// matter (ids carry the order), so each removal swaps in the last entry: no shifting.
     fn end_where(&mut self, why: EndReason, mut ends: impl FnMut(&mut Conn) -> bool) {
-        // Backwards, so the entry swapped into a freed slot has already been looked at.
+        // Backwards, so the entry swapped into a freed slot has already been looked at (and
+        // the entries below `at` stay where they are: those a few ahead are requested early).
         for at in (0..self.live.len()).rev() {
+            if let Some((ahead, _)) = at.checked_sub(SWEEP_AHEAD).and_then(|a| self.live.get_index(a)) {
+                ahead.0.prefetch_head();
+            }
             if ends(self.conn_mut(at)) {
                 self.end_at(at, why);
                 if why == EndReason::Evicted {

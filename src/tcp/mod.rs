@@ -61,13 +61,16 @@ pub struct Outcome {
     pub flipped: bool,
 }
 
-/// Both endpoints of a TCP connection, the timers Zeek would run, and the phase record.
+/// Both endpoints of a TCP connection, the timers Zeek would run, and the phase record. In
+/// this order (`repr(C)`): the timers first, so that with the connection's times in front of
+/// them (see `flow::Conn`) a sweep reads one cache line per connection.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct TcpConn {
+    timers: Timers,
     pub orig: Endpoint,
     pub resp: Endpoint,
     pub phases: Phases,
-    timers: Timers,
 }
 
 /// Zeek's connection timers, evaluated lazily when the next packet of the pair arrives.
@@ -84,6 +87,10 @@ struct Timers {
     left_handshake: bool,
     /// Time of the previous packet, to know which timer instants passed since.
     prev_packet: Timestamp,
+    /// Zeek's expiry timer can end the connection: one side closed and the other closed, reset
+    /// or was never seen, or neither side was seen. Kept after each segment from the endpoints'
+    /// states so that `expired` need not read them.
+    expirable: bool,
 }
 
 impl TcpConn {
@@ -111,6 +118,7 @@ impl TcpConn {
                 expire_from: None,
                 left_handshake: false,
                 prev_packet: first,
+                expirable: true,
             },
         }
     }
@@ -171,15 +179,7 @@ impl TcpConn {
         // The expiry timer fires at start, start + 6 s, ...; of the instants since the previous
         // packet only the latest matters (nothing else changed in between).
         let prev = t.prev_packet;
-        let (o, r) = (&self.orig, &self.resp);
-        let closable = (o.did_close || r.did_close)
-            && ((o.did_close && r.did_close)
-                || o.state == State::Reset
-                || r.state == State::Reset
-                || o.state == State::Inactive
-                || r.state == State::Inactive);
-        let both_inactive = o.state == State::Inactive && r.state == State::Inactive;
-        if closable || both_inactive {
+        if t.expirable {
             for start in [Some(first.plus(SYN_TIMEOUT)), t.expire_from].iter().flatten() {
                 if now < *start {
                     continue;
@@ -273,6 +273,7 @@ impl TcpConn {
             std::mem::swap(&mut self.orig, &mut self.resp);
             self.phases.flip();
         }
+        self.timers.expirable = expirable(&self.orig, &self.resp);
         Outcome { touch: outcome_touch, flipped }
     }
 
@@ -312,6 +313,18 @@ impl TcpConn {
 }
 
 /// Zeek reports content gaps only while both sides are established (or closed from there).
+/// See `Timers::expirable`.
+fn expirable(o: &Endpoint, r: &Endpoint) -> bool {
+    let closable = (o.did_close || r.did_close)
+        && ((o.did_close && r.did_close)
+            || o.state == State::Reset
+            || r.state == State::Reset
+            || o.state == State::Inactive
+            || r.state == State::Inactive);
+    let both_inactive = o.state == State::Inactive && r.state == State::Inactive;
+    closable || both_inactive
+}
+
 fn clean(ep: &Endpoint) -> bool {
     ep.state == State::Established || (ep.state == State::Closed && ep.prev_state == State::Established)
 }
