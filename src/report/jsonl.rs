@@ -288,13 +288,7 @@ mod tests {
     fn the_hand_written_line_is_what_serde_writes() {
         // Every variant the samples hold: TCP with and without handshakes, UDP, IPv6.
         for sample in ["teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(sample);
-            let mut records = Vec::new();
-            crate::analyze::analyze(&[path], &Default::default(), None, &mut |c| {
-                records.push(ConnRecord::new(&c));
-                Ok(())
-            })
-            .unwrap();
+            let records = super::super::record::of_sample(sample);
             assert!(!records.is_empty());
             let same = |r: &ConnRecord| {
                 let (mut ours, mut theirs) = (Vec::new(), Vec::new());

@@ -148,3 +148,16 @@ impl ConnRecord<'static> {
         }
     }
 }
+
+/// The records of one capture in `samples/`, in the order their connections ended (for tests).
+#[cfg(test)]
+pub fn of_sample(name: &str) -> Vec<ConnRecord<'static>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name);
+    let mut records = Vec::new();
+    crate::analyze::analyze(&[path], &Default::default(), None, &mut |c| {
+        records.push(ConnRecord::new(&c));
+        Ok(())
+    })
+    .expect("the samples analyze");
+    records
+}

@@ -344,15 +344,10 @@ mod tests {
     /// The samples' connections (TCP with and without handshakes and teardowns, UDP, IPv6) plus
     /// one inside a tunnel (the last: one that waits when they come in reverse), numbered 1, 2, 3 ...
     fn sample_records() -> Vec<ConnRecord<'static>> {
-        let mut records = Vec::new();
-        for sample in ["teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(sample);
-            crate::analyze::analyze(&[path], &Default::default(), None, &mut |c| {
-                records.push(ConnRecord::new(&c));
-                Ok(())
-            })
-            .unwrap();
-        }
+        let mut records: Vec<_> = ["teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap"]
+            .into_iter()
+            .flat_map(super::super::record::of_sample)
+            .collect();
         let hop = super::super::record::TunnelHop {
             kind: "vxlan",
             src: "192.0.2.1".parse().unwrap(),
