@@ -51,8 +51,17 @@ impl Timestamp {
         Self::from_secs_nanos(d.as_secs(), d.subsec_nanos())
     }
 
+    /// The f64 nearest this time in seconds. A whole number of microseconds (every time of a
+    /// microsecond capture) is converted with one rounding: dividing the nanoseconds, a number
+    /// past 2^53 and so already rounded once, could land one f64 away and print as 17 digits
+    /// (`1700000000.1607318` for the capture's `1700000000.160732`).
     pub fn as_secs_f64(self) -> f64 {
-        self.nanos() as f64 / 1e9
+        let nanos = self.nanos();
+        if nanos.is_multiple_of(1000) {
+            (nanos / 1000) as f64 / 1e6
+        } else {
+            nanos as f64 / 1e9
+        }
     }
 
     /// `self - earlier`, zero when time went backwards.
@@ -280,5 +289,33 @@ fn open_reason(e: &io::Error) -> String {
         io::ErrorKind::NotFound => "no such file".into(),
         io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => format!("cannot open: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `secs.micros` as a capture tool prints it, trailing zeros dropped (one kept).
+    fn decimal(secs: u64, micros: u32) -> String {
+        let frac = format!("{micros:06}");
+        let frac = frac.trim_end_matches('0');
+        format!("{secs}.{}", if frac.is_empty() { "0" } else { frac })
+    }
+
+    #[test]
+    fn a_microsecond_time_prints_as_the_capture_wrote_it() {
+        // Its nanoseconds divided by 1e9 gave an f64 one step off, printed `1700000000.1607318`.
+        let t = Timestamp::from_secs_nanos(1_700_000_000, 160_732_000);
+        assert_eq!(serde_json::to_string(&t.as_secs_f64()).unwrap(), "1700000000.160732");
+    }
+
+    proptest! {
+        #[test]
+        fn every_microsecond_time_prints_as_its_own_digits(secs in 1u64..1 << 32, micros in 0u32..1_000_000) {
+            let t = Timestamp::from_secs_nanos(secs, micros * 1000);
+            prop_assert_eq!(serde_json::to_string(&t.as_secs_f64()).unwrap(), decimal(secs, micros));
+        }
     }
 }
