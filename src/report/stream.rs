@@ -225,6 +225,9 @@ struct Waiting {
     first: u64,
     /// Records in the arena, and their bytes (taken records leave holes until it is reset).
     in_memory: usize,
+    /// No record in the arena has an id below this: a spill or compaction looks from here
+    /// rather than over every earlier id, most of them spilled already.
+    memory_from: u64,
     memory_bytes: usize,
     spilled: Option<Spill>,
 }
@@ -268,6 +271,7 @@ impl Waiting {
         let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
         *self.slot(id) = Some(Place { at: self.arena.len() as u64, len, in_file: false });
         self.arena.extend_from_slice(bytes);
+        self.memory_from = if self.in_memory == 0 { id } else { self.memory_from.min(id) };
         self.in_memory += 1;
         self.memory_bytes += bytes.len();
         if self.memory_bytes > MEMORY_LIMIT {
@@ -295,7 +299,7 @@ impl Waiting {
     /// Drops the holes taken records left, keeping the waiting ones in id order.
     fn compact(&mut self) {
         let mut arena = Vec::with_capacity(self.memory_bytes.max(MEMORY_LIMIT / 2));
-        for place in in_memory(&mut self.slots) {
+        for place in in_memory(&mut self.slots, self.first, self.memory_from) {
             let at = arena.len();
             arena.extend_from_slice(&self.arena[place.at as usize..][..place.len as usize]);
             place.at = at as u64;
@@ -314,7 +318,7 @@ impl Waiting {
         // 2.24 -> 2.15 s).
         let mut w = BufWriter::with_capacity(1 << 20, &spill.file);
         w.seek(SeekFrom::Start(spill.end))?;
-        for place in in_memory(&mut self.slots) {
+        for place in in_memory(&mut self.slots, self.first, self.memory_from) {
             w.write_all(&self.arena[place.at as usize..][..place.len as usize])?;
             *place = Place { at: spill.end, len: place.len, in_file: true };
             spill.end += u64::from(place.len);
@@ -367,9 +371,10 @@ impl Waiting {
     }
 }
 
-/// The places of the records in memory, in id order.
-fn in_memory(slots: &mut VecDeque<Option<Place>>) -> impl Iterator<Item = &mut Place> {
-    slots.iter_mut().flatten().filter(|p| !p.in_file)
+/// The places of the records in memory, in id order (`slots` start at id `first`; none in
+/// memory is below `from`).
+fn in_memory(slots: &mut VecDeque<Option<Place>>, first: u64, from: u64) -> impl Iterator<Item = &mut Place> {
+    slots.range_mut(from.saturating_sub(first) as usize..).flatten().filter(|p| !p.in_file)
 }
 
 #[cfg(test)]
