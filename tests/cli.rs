@@ -433,3 +433,54 @@ fn files_whose_times_overlap_are_merged_packet_by_packet() {
         assert_eq!(got, expected, "--jobs {jobs}");
     }
 }
+
+/// A TCP connection idle for 400 s in the middle: `--tcp-timeout` decides whether that gap
+/// ends it, above Zeek's 300 s default as well as below it.
+#[test]
+fn tcp_timeout_reaches_established_connections() {
+    let segment = |from_client: bool, flags: &str, seq: u32, ack: u32, len: usize| {
+        let (src, dst, sp, dp) = if from_client {
+            ([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80)
+        } else {
+            ([10, 0, 0, 2], [10, 0, 0, 1], 80, 40000)
+        };
+        let mut b =
+            etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 8192);
+        if flags.contains('S') {
+            b = b.syn();
+        }
+        if flags.contains('A') {
+            b = b.ack(ack);
+        }
+        if flags.contains('F') {
+            b = b.fin();
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, &vec![0x41; len]).unwrap();
+        out
+    };
+    let t0 = 1_700_000_000_000_000u64;
+    let s = |secs: u64| t0 + secs * 1_000_000;
+    let frames = [
+        (s(0), segment(true, "S", 100, 0, 0)),
+        (s(0) + 1, segment(false, "SA", 500, 101, 0)),
+        (s(0) + 2, segment(true, "A", 101, 501, 0)),
+        (s(1), segment(true, "A", 101, 501, 10)),
+        (s(1) + 1, segment(false, "A", 501, 111, 0)),
+        (s(401), segment(true, "A", 111, 501, 10)),
+        (s(401) + 1, segment(false, "A", 501, 121, 0)),
+        (s(402), segment(true, "FA", 121, 501, 0)),
+        (s(402) + 1, segment(false, "FA", 501, 122, 0)),
+        (s(402) + 2, segment(true, "A", 122, 502, 0)),
+    ];
+    let f = temp_file("idle400.pcap", &pcap_bytes(&frames));
+    let f = f.to_str().unwrap();
+    let states = |timeout: &str| -> Vec<String> {
+        let out = sockscope(&["conns", "--format", "jsonl", "--tcp-timeout", timeout, f]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        jsonl(&out).iter().map(|c| c["conn_state"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(states("600"), ["SF"], "400 s idle is within a 600 s timeout");
+    assert_eq!(states("300").len(), 2, "400 s idle ends the connection at Zeek's default");
+    assert_eq!(states("100").len(), 2);
+}

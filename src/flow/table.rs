@@ -107,7 +107,7 @@ impl ConnTable {
             hint,
             |conn| {
                 let tcp = &mut conn.tcp;
-                if ts.since(conn.last) > tcp_timeout || tcp.expired(ts, conn.first, conn.last) {
+                if tcp.expired(ts, conn.first, conn.last, tcp_timeout) {
                     Some(EndReason::Inactivity)
                 } else if tcp.starts_new_connection(seg) {
                     Some(EndReason::Reused)
@@ -338,7 +338,7 @@ impl ConnTable {
     fn sweep(&mut self, now: Timestamp) {
         let timeouts = self.timeouts;
         self.end_where(EndReason::Inactivity, |conn| match conn.proto {
-            Proto::Tcp => now.since(conn.last) > timeouts.tcp || conn.tcp.expired(now, conn.first, conn.last),
+            Proto::Tcp => conn.tcp.expired(now, conn.first, conn.last, timeouts.tcp),
             Proto::Udp => {
                 let (a, b) = conn.key.ports();
                 now.since(conn.last) > udp_timeout(timeouts.udp, a, b)

@@ -150,12 +150,20 @@ impl TcpConn {
     }
 
     /// Would Zeek have removed the connection before a packet at `now`? `first` and `last` are
-    /// the connection's first packet and last-activity time.
-    pub fn expired(&mut self, now: Timestamp, first: Timestamp, last: Timestamp) -> bool {
+    /// the connection's first packet and last-activity time; `inactivity` is the inactivity
+    /// timeout of a connection past its handshake (Zeek's `tcp_inactivity_timeout`, `--tcp-timeout`).
+    pub fn expired(
+        &mut self,
+        now: Timestamp,
+        first: Timestamp,
+        last: Timestamp,
+        inactivity: Duration,
+    ) -> bool {
         let t = &mut self.timers;
         // Fast path: every timer is at least 5 s past some event no later than `last`, so a
-        // busy connection cannot have expired unless a removal or attempt time has come.
-        if now <= last.plus(CONNECTION_LINGER)
+        // busy connection cannot have expired unless a removal or attempt time has come (or
+        // an inactivity timeout shorter than that has passed).
+        if now < last.plus(CONNECTION_LINGER.min(inactivity))
             && t.remove_at.is_none_or(|at| now < at)
             && t.attempt_at.is_none_or(|at| now < at)
         {
@@ -172,7 +180,8 @@ impl TcpConn {
                 return true;
             }
         }
-        let idle = if t.left_handshake { Duration::from_secs(300) } else { HANDSHAKE_INACTIVITY };
+        // A shorter `inactivity` also shortens the handshake's.
+        let idle = if t.left_handshake { inactivity } else { HANDSHAKE_INACTIVITY.min(inactivity) };
         if now.since(last) >= idle {
             return true;
         }

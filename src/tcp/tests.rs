@@ -313,9 +313,15 @@ mod timers {
         Timestamp::from_nanos(ms * 1_000_000)
     }
 
-    /// Is the connection over at `now_ms`, its last activity at `last_ms`?
+    /// Is the connection over at `now_ms`, its last activity at `last_ms`, with Zeek's default
+    /// inactivity timeout?
     fn over(r: &mut Run, last_ms: u64, now_ms: u64) -> bool {
-        r.tcp.expired(at(now_ms), Timestamp::default(), at(last_ms))
+        over_after(r, last_ms, now_ms, 300)
+    }
+
+    /// The same with an inactivity timeout of `timeout_s` seconds (`--tcp-timeout`).
+    fn over_after(r: &mut Run, last_ms: u64, now_ms: u64, timeout_s: u64) -> bool {
+        r.tcp.expired(at(now_ms), Timestamp::default(), at(last_ms), Duration::from_secs(timeout_s))
     }
 
     #[test]
@@ -339,6 +345,22 @@ mod timers {
         let mut r = run(&format!("{HANDSHAKE} {DATA}"));
         assert!(!over(&mut r, 6, 6 + 299_999));
         assert!(over(&mut r, 6, 6 + 300_000));
+    }
+
+    #[test]
+    fn an_idle_established_connection_lasts_as_long_as_the_timeout_says() {
+        let mut r = run(&format!("{HANDSHAKE} {DATA}"));
+        assert!(!over_after(&mut r, 6, 6 + 400_000, 600), "idle 400 s of 600");
+        assert!(over_after(&mut r, 6, 6 + 600_000, 600));
+        assert!(!over_after(&mut r, 6, 6 + 1_999, 2));
+        assert!(over_after(&mut r, 6, 6 + 2_000, 2), "a timeout shorter than Zeek's 5 s timers");
+    }
+
+    #[test]
+    fn a_handshake_never_outlasts_a_shorter_timeout() {
+        let mut r = run("C>S S seq=100 t=1000; S>C SA seq=500 ack=101 t=1001");
+        assert!(!over_after(&mut r, 1001, 1001 + 29_999, 30));
+        assert!(over_after(&mut r, 1001, 1001 + 30_000, 30));
     }
 
     #[test]

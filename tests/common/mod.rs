@@ -65,3 +65,16 @@ pub fn conn_key(c: &serde_json::Value) -> String {
         c["resp"]["port"]
     )
 }
+
+/// A pcap file (microseconds, Ethernet) of `(microseconds since the epoch, frame)` records.
+pub fn pcap_bytes(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut out =
+        vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    for (us, f) in frames {
+        for word in [us / 1_000_000, us % 1_000_000, f.len() as u64, f.len() as u64] {
+            out.extend_from_slice(&(word as u32).to_le_bytes());
+        }
+        out.extend_from_slice(f);
+    }
+    out
+}
