@@ -1,10 +1,9 @@
 //! Several connection tables side by side, each owning the connections of some socket pairs.
 //!
 //! One thread reads, decodes, accounts and reassembles (the front), and sends each packet to
-//! the table that owns it (`owner`): by socket pair, or for tunnel traffic by outermost address
-//! pair, which every packet of a connection, of the tunnel that carried it and of its fragments
-//! shares, so each connection lives in exactly one table. Each table runs on a thread of its own; this thread gives the connections their
-//! final numbers and hands them to the sink.
+//! the table that owns it (`owner`), so that every connection, at every tunnel layer, lives in
+//! exactly one table. Each table runs on a thread of its own; this thread gives the connections
+//! their final numbers and hands them to the sink.
 //!
 //! Numbering: a table numbers a new connection by its first packet (`number << ID_SHIFT`, plus
 //! one for each further connection the same packet starts), so ids from all tables sort in order
@@ -21,7 +20,6 @@ use super::{
     IN_FLIGHT,
 };
 use crate::capture::Timestamp;
-use crate::decode::tunnel::{TunnelKind, TUNNEL_PORTS};
 use crate::flow::socket::wide;
 use crate::flow::table::ConnTable;
 use crate::flow::Conn;
@@ -63,30 +61,21 @@ struct FromTable {
 /// A table's connections left at the end of the input, sorted on its own thread.
 type Rest = Box<dyn Iterator<Item = Conn> + Send>;
 
-/// The table that owns a packet. A packet outside any tunnel goes by its socket pair, in either
-/// direction, so even two hosts' connections spread over the tables. Tunnel traffic goes by the
-/// outermost address pair alone, so an outer flow and everything inside it stay together (the
-/// two directions of an inner connection may come through outer flows with different ports);
-/// so does a datagram on a tunnel port, which may be an outer flow's packet that did not decode.
-/// Teredo goes to the first table: its relays change the outer addresses within one inner
-/// connection. (Left to chance: a Teredo packet on another port that does not decode, and a
-/// connection in nested tunnels whose outermost path changes; either would be split where one
-/// table keeps it whole.) The mix is fixed, not seeded: crafted traffic can crowd one table,
-/// which is slower, never wrong.
-fn owner(work: &Work, tables: usize) -> usize {
-    if work.hops.iter().any(|h| h.kind == TunnelKind::Teredo) {
-        return 0;
-    }
-    let (ip, ports) = match (work.hops.first(), &work.inner) {
-        (Some(hop), _) => (hop.ip, None),
-        (None, Some((ip, Transport::Tcp(s)))) => (*ip, Some((s.src_port, s.dst_port))),
-        (None, Some((ip, Transport::Udp(d)))) => {
-            let tunnel_port = TUNNEL_PORTS.iter().any(|p| [d.src_port, d.dst_port].contains(p));
-            (*ip, (!tunnel_port).then_some((d.src_port, d.dst_port)))
-        }
-        (None, None) => return 0,
+/// The table that owns a packet. Plain TCP (no tunnel layer around it) goes by its socket
+/// pair, the same in either direction, so even two hosts' connections spread over the tables:
+/// its connection can meet no other kind of packet, as a tunnel is part of a connection's key
+/// and TCP carries no tunnel. Everything else goes to the first table: a tunnel's outer UDP
+/// flow, what it carries, and plain UDP, which may be the same outer flow's datagrams that did
+/// not decode (Teredo bubbles and relays run on any port, and a relay changes the outer
+/// addresses within one inner connection). Without decapsulation nothing is tunnelled, and UDP
+/// spreads like TCP. The mix is fixed, not seeded: crafted traffic can crowd one table, which
+/// is slower, never wrong.
+fn owner(work: &Work, tables: usize, decap: bool) -> usize {
+    let (ip, sp, dp) = match (work.hops.is_empty(), &work.inner) {
+        (true, Some((ip, Transport::Tcp(s)))) => (ip, s.src_port, s.dst_port),
+        (true, Some((ip, Transport::Udp(d)))) if !decap => (ip, d.src_port, d.dst_port),
+        _ => return 0,
     };
-    let (sp, dp) = ports.unwrap_or((0, 0));
     // Each side mixed on its own, then XOR: the same in both directions.
     let side = |addr, port: u16| {
         let x: u128 = wide(addr);
@@ -171,7 +160,7 @@ pub(super) fn analyze(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) ->
             let files = read_timeline(paths, opts.decap, opts.progress.as_deref(), &mut |item| {
                 front.take(item, &mut taken);
                 if let Some(work) = taken.pop() {
-                    batches[owner(&work, tables)].push(work);
+                    batches[owner(&work, tables, opts.decap)].push(work);
                     pending += 1;
                     if pending == SHARD_BATCH {
                         pending = 0;
