@@ -389,6 +389,32 @@ fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
     }
 }
 
+/// The IPv6 extension headers a lax parse validated. etherparse's own iterator does not stop
+/// where a lax parse stopped (a header cut short, a hop-by-hop header not first): it goes on to
+/// read a header from the bytes after the last one, past the end of the slice (undefined
+/// behaviour in its unchecked code). Counting the bytes walked stops it at the end.
+fn extensions<'a>(
+    exts: &etherparse::Ipv6ExtensionsSlice<'a>,
+) -> impl Iterator<Item = Ipv6ExtensionSlice<'a>> {
+    let mut left = exts.slice().len();
+    let mut iter = exts.clone().into_iter();
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let e = iter.next()?;
+        let len = match &e {
+            Ipv6ExtensionSlice::HopByHop(h)
+            | Ipv6ExtensionSlice::Routing(h)
+            | Ipv6ExtensionSlice::DestinationOptions(h) => h.slice().len(),
+            Ipv6ExtensionSlice::Fragment(f) => f.slice().len(),
+            Ipv6ExtensionSlice::Authentication(a) => a.slice().len(),
+        };
+        left = left.saturating_sub(len);
+        Some(e)
+    })
+}
+
 impl Walk {
     fn ip(&mut self, data: &[u8]) -> Decoded {
         match plain_ipv4(data).or_else(|| plain_ipv6(data)) {
@@ -420,7 +446,7 @@ impl Walk {
                 (h.total_len() as u32, frag)
             }
             LaxIpSlice::Ipv6(v6) => {
-                let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
+                let frag = extensions(v6.extensions()).find_map(|e| match e {
                     Ipv6ExtensionSlice::Fragment(f) if f.is_fragmenting_payload() => {
                         Some((f.identification(), f.fragment_offset().value() as u32 * 8, f.more_fragments()))
                     }
@@ -793,6 +819,20 @@ mod tests {
             0, 0, 0, 0, 0, 0,
         ]);
         assert!(matches!(dec(LINK_RAW, &ip), Decoded::Skipped(Skip::BadIpv6Extension)));
+    }
+
+    /// Extension chains whose lax parse stops after a valid header: a second hop-by-hop header,
+    /// a destination options header cut short. Walking the chain must stop where the parse
+    /// did (etherparse's iterator alone reads past the end: a debug build aborts).
+    #[test]
+    fn ipv6_extension_chain_stopped_after_a_valid_header() {
+        for (second, bytes) in [(0u8 /* hop-by-hop again */, 0usize), (60 /* destination options */, 4)] {
+            let mut ip = vec![0x60, 0, 0, 0, 0, (8 + bytes) as u8, 0 /* hop-by-hop */, 64];
+            ip.extend_from_slice(&[0u8; 32]);
+            ip.extend_from_slice(&[second, 0, 1, 4, 0, 0, 0, 0]);
+            ip.extend(std::iter::repeat_n(0u8, bytes));
+            assert!(matches!(dec(LINK_RAW, &ip), Decoded::Skipped(Skip::BadIpv6Extension)), "next {second}");
+        }
     }
 
     /// An IPv4 header around `payload` with the given protocol number.
