@@ -81,7 +81,7 @@ fn format(c: &mut Criterion) {
     // The teardowns sample's connections: full TCP records (handshake, teardown, data).
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/teardowns.pcap");
     let mut conns = Vec::new();
-    sockscope::analyze::analyze(&[path], &Default::default(), None, &mut |conn| {
+    sockscope::pipeline::analyze(&[path], &Default::default(), None, &mut |conn| {
         conns.push(conn);
         Ok(())
     })

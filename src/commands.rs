@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use std::collections::BTreeMap;
 
-use crate::analyze::{self, Analysis, Options, Seen};
 use crate::check::Checker;
 use crate::cli::{Command, Input};
 use crate::filter::Filter;
@@ -17,6 +16,7 @@ use crate::flow::inventory::Inventory;
 use crate::flow::socket::Addr;
 use crate::flow::Conn;
 use crate::inputs;
+use crate::pipeline::{self, Analysis, ObservedPacket, Options};
 use crate::report::record::ConnRecord;
 use crate::report::stream::{ConnWriter, Order};
 use crate::report::summary::Summary;
@@ -66,13 +66,13 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 Some((x, y)) => (a == x && b == y) || (a == y && b == x),
                 None => false,
             };
-            let mut packets: BTreeMap<u64, Vec<Seen>> = BTreeMap::new();
+            let mut packets: BTreeMap<u64, Vec<ObservedPacket>> = BTreeMap::new();
             let mut found: Vec<ConnRecord<'static>> = Vec::new();
             let mut total = 0;
             let analysis = analyze(
                 &input,
                 Order::FirstSeen,
-                Some(&mut |seen: &Seen| {
+                Some(&mut |seen: &ObservedPacket| {
                     let (src, dst) = seen.sockets();
                     if Some(seen.conn_id) == conn || wanted(src, dst) {
                         packets.entry(seen.conn_id).or_default().push(*seen);
@@ -302,7 +302,7 @@ fn write_file<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<T
 fn analyze(
     input: &Input,
     order: Order,
-    observer: Option<&mut dyn FnMut(&analyze::Seen)>,
+    observer: Option<&mut dyn FnMut(&ObservedPacket)>,
     each: &mut dyn FnMut(&Conn, ConnRecord<'static>, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
     let filter = Filter::all(input.filter.clone());
@@ -316,7 +316,7 @@ fn analyze(
         end_order: order == Order::End,
         progress: progress.as_ref().map(|p| p.bytes.clone()),
     };
-    let result = analyze::analyze(&files, &options, observer, &mut |c| {
+    let result = pipeline::analyze(&files, &options, observer, &mut |c| {
         let record = ConnRecord::new(&c);
         let kept = filter.as_ref().is_none_or(|f| f.matches(&record));
         each(&c, record, kept)

@@ -1,7 +1,6 @@
 //! sockscope: connections, handshakes and teardowns in saved packet captures.
 #![forbid(unsafe_code)]
 
-pub mod analyze;
 pub mod capture;
 pub mod check;
 pub mod cli;
@@ -10,5 +9,6 @@ pub mod decode;
 pub mod filter;
 pub mod flow;
 pub mod inputs;
+pub mod pipeline;
 pub mod report;
 pub mod tcp;

@@ -10,9 +10,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestRng};
 
 use common::*;
-use sockscope::analyze::{self, Options};
 use sockscope::capture::{CaptureReader, Record};
 use sockscope::decode;
+use sockscope::pipeline::{self, Options};
 
 /// Reads every record of an in-memory capture; returns (records, error).
 fn read_all(bytes: Vec<u8>) -> (u64, Option<String>) {
@@ -67,7 +67,7 @@ fn analyze_bytes(bytes: &[u8], name: &str) {
     std::fs::write(&path, bytes).unwrap();
     let run = |jobs| {
         let opts = Options { jobs, ..Options::default() };
-        analyze::analyze(std::slice::from_ref(&path), &opts, None, &mut |_| Ok(())).unwrap()
+        pipeline::analyze(std::slice::from_ref(&path), &opts, None, &mut |_| Ok(())).unwrap()
     };
     let a = run(1);
     assert!(a.accounting.balances(), "{name}: accounting identity");

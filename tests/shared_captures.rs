@@ -165,7 +165,7 @@ fn gzip_and_pcapng_and_nanosecond_files_are_read() {
 
 #[test]
 fn hand_written_json_lines_match_serde_on_every_capture() {
-    use sockscope::analyze::{analyze, Options};
+    use sockscope::pipeline::{analyze, Options};
     use sockscope::report::jsonl::{conn_line, line};
     use sockscope::report::record::ConnRecord;
     let Some(dir) = shared_captures() else { return };

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 mod common;
 use common::pcap_bytes;
 
-use sockscope::analyze::{self, Options};
+use sockscope::pipeline::{self, Options};
 use sockscope::report::record::ConnRecord;
 
 /// Outer IPv4 hosts: a Teredo client behind two addresses, a server, two relays, a GTP node.
@@ -236,7 +236,7 @@ fn capture(specs: &[Spec]) -> Vec<u8> {
 fn analyze(path: &Path, jobs: usize) -> (Vec<String>, String) {
     let mut conns = Vec::new();
     let opts = Options { jobs, ..Options::default() };
-    let analysis = analyze::analyze(&[path.to_path_buf()], &opts, None, &mut |c| {
+    let analysis = pipeline::analyze(&[path.to_path_buf()], &opts, None, &mut |c| {
         conns.push((c.id, serde_json::to_string(&ConnRecord::new(&c)).unwrap()));
         Ok(())
     })

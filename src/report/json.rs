@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::AccountingRecord;
-use crate::analyze::FileReport;
+use crate::pipeline::FileReport;
 
 /// Starts the document and its item array.
 pub fn open(out: &mut dyn Write, key: &str) -> io::Result<()> {
@@ -28,7 +28,7 @@ pub fn close(out: &mut dyn Write, files: &[FileReport], packets: &AccountingReco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::Accounting;
+    use crate::pipeline::Accounting;
 
     #[test]
     fn the_document_parses() {

@@ -3,13 +3,13 @@
 use std::io::{self, Write};
 
 use super::record::ConnRecord;
-use crate::analyze::{Seen, Transport};
+use crate::pipeline::{ObservedPacket, Transport};
 use crate::tcp::seq::SeqNum;
 
 const ARROW: usize = 12;
 
 /// Prints one line per packet of the connection `c`.
-pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[Seen]) -> io::Result<()> {
+pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[ObservedPacket]) -> io::Result<()> {
     writeln!(
         out,
         "connection {}: {} {} -> {}  {}  history {}  {} packets, {:.6} s",

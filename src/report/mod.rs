@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::analyze::Accounting;
+use crate::pipeline::Accounting;
 
 /// Output formats of `conns` and `sockets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

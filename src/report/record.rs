@@ -154,7 +154,7 @@ impl ConnRecord<'static> {
 pub fn of_sample(name: &str) -> Vec<ConnRecord<'static>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name);
     let mut records = Vec::new();
-    crate::analyze::analyze(&[path], &Default::default(), None, &mut |c| {
+    crate::pipeline::analyze(&[path], &Default::default(), None, &mut |c| {
         records.push(ConnRecord::new(&c));
         Ok(())
     })

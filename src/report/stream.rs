@@ -13,7 +13,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use super::record::ConnRecord;
 use super::{csv, json, jsonl, table, zeek, AccountingRecord, Format};
-use crate::analyze::Analysis;
+use crate::pipeline::Analysis;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Order {

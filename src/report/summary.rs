@@ -5,9 +5,9 @@ use std::io::{self, Write};
 
 use super::record::ConnRecord;
 use super::AccountingRecord;
-use crate::analyze::Analysis;
 use crate::flow::inventory::SocketStats;
 use crate::flow::socket::Addr;
+use crate::pipeline::Analysis;
 
 /// The five sockets with the most of `key`.
 fn top(

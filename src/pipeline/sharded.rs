@@ -13,12 +13,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::path::PathBuf;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::{Scope, ScopedJoinHandle};
 
-use super::{
-    deliver, prefetch, read_timeline, Analysis, Front, Options, Sink, Transport, Work, CONN_BATCH, GROUP,
-    IN_FLIGHT,
-};
+use super::batch::{self, gone, Batcher, IN_FLIGHT};
+use super::deliver::{deliver, prefetch, GROUP};
+use super::intake::{Intake, TablePacket};
+use super::source::read_timeline;
+use super::staged::CONN_BATCH;
+use super::{Analysis, FileReport, Options, Sink, Transport};
 use crate::capture::Timestamp;
 use crate::flow::socket::wide;
 use crate::flow::table::ConnTable;
@@ -30,14 +33,13 @@ use crate::flow::Conn;
 /// unique and ascending within its table, only their order against other tables may slip.
 const ID_SHIFT: u32 = 5;
 
-/// Packets the front sends out at a time (split among the tables). Large, because with more
-/// threads than cores each hand-over can cost a context switch and the tables' caches (bench:
-/// 1024 -> 8192, -j2 tiny 0.49 -> 0.41 s, manyconn 2.00 -> 1.76 s).
+/// Packets the intake sends out at a time (split among the tables). Large, because with more
+/// threads than cores each hand-over can cost a context switch and the tables' caches.
 const SHARD_BATCH: usize = 8192;
 
-/// From the front to one table: its packets, in order, and how far the run has been sent.
+/// From the intake to one table: its packets, in order, and how far the run has been sent.
 struct ToTable {
-    works: Vec<Work>,
+    packets: Vec<TablePacket>,
     /// Every packet numbered below this has been sent (to whichever table owns it).
     upto: u64,
     /// The run's last timestamp so far: the last message's tells the table when the run ended.
@@ -70,8 +72,8 @@ type Rest = Box<dyn Iterator<Item = Conn> + Send>;
 /// addresses within one inner connection). Without decapsulation nothing is tunnelled, and UDP
 /// spreads like TCP. The mix is fixed, not seeded: crafted traffic can crowd one table, which
 /// is slower, never wrong.
-fn owner(work: &Work, tables: usize, decap: bool) -> usize {
-    let (ip, sp, dp) = match (work.hops.is_empty(), &work.inner) {
+fn owner(packet: &TablePacket, tables: usize, decap: bool) -> usize {
+    let (ip, sp, dp) = match (packet.hops.is_empty(), &packet.inner) {
         (true, Some((ip, Transport::Tcp(s)))) => (ip, s.src_port, s.dst_port),
         (true, Some((ip, Transport::Udp(d)))) if !decap => (ip, d.src_port, d.dst_port),
         _ => return 0,
@@ -85,152 +87,165 @@ fn owner(work: &Work, tables: usize, decap: bool) -> usize {
     ((u128::from(spread) * tables as u128) >> 64) as usize
 }
 
-/// `opts.jobs` tables on threads of their own, the front on another, the sink on this one. A
-/// sink error (a closed output) stops the tables, which stops the front.
-pub(super) fn analyze(paths: &[PathBuf], opts: &Options, sink: &mut Sink<'_>) -> io::Result<Analysis> {
-    let tables = opts.jobs.max(2);
-    let gone = || io::Error::from(io::ErrorKind::BrokenPipe);
+/// `tables` tables on threads of their own, the intake on another, the numbering and the sink
+/// on this one. A sink error (a closed output) stops the tables, which stops the intake.
+pub(super) fn analyze(
+    paths: &[PathBuf],
+    opts: &Options,
+    tables: usize,
+    sink: &mut Sink<'_>,
+) -> io::Result<Analysis> {
     let (to_numbering, from_tables) = sync_channel::<FromTable>(IN_FLIGHT * tables);
     std::thread::scope(|scope| {
-        let mut to_tables = Vec::new();
-        let mut table_threads = Vec::new();
-        for index in 0..tables {
-            let (tx, rx) = sync_channel::<ToTable>(IN_FLIGHT);
-            to_tables.push(tx);
-            let to_numbering = to_numbering.clone();
-            table_threads.push(scope.spawn(move || -> io::Result<u64> {
+        let (to_tables, table_threads): (Vec<_>, Vec<_>) = (0..tables)
+            .map(|index| {
+                let (tx, rx) = sync_channel::<ToTable>(IN_FLIGHT);
+                let to_numbering = to_numbering.clone();
                 let max_live = (opts.max_connections / tables).max(1);
-                let mut table = ConnTable::new(opts.timeouts, max_live);
-                let mut end = None;
-                for mut msg in rx {
-                    end = msg.last_ts;
-                    let mut out = FromTable {
-                        table: index,
-                        created: Vec::new(),
-                        carriers: Vec::new(),
-                        ended: Vec::new(),
-                        upto: msg.upto.saturating_mul(1 << ID_SHIFT),
-                        rest: None,
-                    };
-                    for group in msg.works.chunks_mut(GROUP) {
-                        prefetch(&table, group);
-                        for work in &*group {
-                            table.number_from(work.number << ID_SHIFT);
-                            let first = table.next_id();
-                            for parent in deliver(&mut table, work, &mut None) {
-                                // Most packets of a tunnel repeat its carrier.
-                                if out.carriers.last() != Some(&parent) {
-                                    out.carriers.push(parent);
-                                }
-                            }
-                            out.created.extend(first..table.next_id());
-                        }
-                    }
-                    out.ended.extend(table.drain_ended());
-                    to_numbering.send(out).map_err(|_| gone())?;
-                }
-                let evicted = table.evicted;
-                let out = FromTable {
-                    table: index,
-                    created: Vec::new(),
-                    carriers: Vec::new(),
-                    ended: Vec::new(),
-                    upto: u64::MAX,
-                    rest: Some(Box::new(table.finish(end))),
-                };
-                to_numbering.send(out).map_err(|_| gone())?;
-                Ok(evicted)
-            }));
-        }
+                (tx, scope.spawn(move || run_table(index, opts, max_live, rx, to_numbering)))
+            })
+            .unzip();
         drop(to_numbering);
-        let front = scope.spawn(move || -> io::Result<_> {
-            let mut front = Front::new(opts.decap);
-            let mut batches: Vec<Vec<Work>> = (0..tables).map(|_| Vec::with_capacity(SHARD_BATCH)).collect();
-            let mut pending = 0;
-            let send = |batches: &mut Vec<Vec<Work>>, upto: u64, last_ts| -> io::Result<()> {
-                for (tx, batch) in to_tables.iter().zip(batches.iter_mut()) {
-                    let works = std::mem::replace(batch, Vec::with_capacity(SHARD_BATCH));
-                    tx.send(ToTable { works, upto, last_ts }).map_err(|_| gone())?;
-                }
-                Ok(())
-            };
-            // `take` adds a packet's work to a vector; here one at a time, as which table's batch
-            // it joins is known only once it is made.
-            let mut taken = Vec::with_capacity(1);
-            let files = read_timeline(paths, opts.decap, opts.progress.as_deref(), &mut |item| {
-                front.take(item, &mut taken);
-                if let Some(work) = taken.pop() {
-                    batches[owner(&work, tables, opts.decap)].push(work);
-                    pending += 1;
-                    if pending == SHARD_BATCH {
-                        pending = 0;
-                        send(&mut batches, front.accounting.total + 1, front.last_ts)?;
-                    }
-                }
-                Ok(())
-            })?;
-            send(&mut batches, u64::MAX, front.last_ts)?;
-            Ok((front, files))
-        });
+        let intake = scope.spawn(move || split(paths, opts, &to_tables));
         let mut numbering = Numbering::new(tables);
-        let mut written = Ok(());
-        let mut ready = Vec::new();
-        let mut rests = Vec::new();
-        'receive: for mut msg in from_tables.iter() {
-            rests.extend(msg.rest.take());
-            numbering.take(msg, &mut ready);
-            for conn in ready.drain(..) {
-                written = sink(conn);
-                if written.is_err() {
-                    break 'receive;
-                }
-            }
-        }
-        drop(from_tables);
-        // Every table has sent everything, so all ids are numbered: merging the tables' sorted
-        // rests hands the sink the connections still open in id order, and none of them waits
-        // behind another (bench --jobs 2, best of 5: manyconn, half of whose records are still
-        // open, 1.22 -> 1.16 s; tiny 0.36 -> 0.33 s). The merge runs on a thread of its own,
-        // ahead of the sink on this one, as nothing else is left to overlap with (manyconn, six
-        // runs: 1.14-1.18 -> 1.04-1.12 s).
-        if written.is_ok() {
-            let (tx, rx) = sync_channel::<Vec<Conn>>(IN_FLIGHT);
-            let merging = scope.spawn(move || {
-                let mut batch = Vec::with_capacity(CONN_BATCH);
-                let merged = merge(rests, &mut |conn| {
-                    batch.push(numbering.renumber(conn));
-                    if batch.len() < CONN_BATCH {
-                        return Ok(());
-                    }
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(CONN_BATCH));
-                    tx.send(full).map_err(|_| gone())
-                });
-                // The receiver may be gone (closed output): then nobody needs these.
-                if merged.is_ok() {
-                    let _ = tx.send(batch);
-                }
-            });
-            for conns in rx.iter() {
-                written = conns.into_iter().try_for_each(&mut *sink);
-                if written.is_err() {
-                    break;
-                }
-            }
-            drop(rx);
-            merging.join().expect("the merging thread does not panic");
-        }
+        let mut written = number_as_they_end(from_tables, &mut numbering, sink)
+            .and_then(|rests| write_rests(scope, rests, numbering, sink));
         let mut evicted = 0;
         for t in table_threads {
-            match t.join().expect("a table thread does not panic") {
+            match t.join().expect("a table's thread does not panic") {
                 Ok(n) => evicted += n,
                 Err(e) => written = written.and(Err(e)),
             }
         }
-        let front = front.join().expect("the front thread does not panic");
+        let intake = intake.join().expect("the intake's thread does not panic");
         written?;
-        let (front, files) = front?;
-        Ok(front.finish(files, evicted))
+        let (intake, files) = intake?;
+        Ok(intake.finish(files, evicted))
     })
+}
+
+/// One table's thread: its packets through the table, reports to the numbering; returns how
+/// many connections it evicted.
+fn run_table(
+    index: usize,
+    opts: &Options,
+    max_live: usize,
+    rx: Receiver<ToTable>,
+    to_numbering: SyncSender<FromTable>,
+) -> io::Result<u64> {
+    let mut table = ConnTable::new(opts.timeouts, max_live);
+    let mut end = None;
+    for mut msg in rx {
+        end = msg.last_ts;
+        let mut out = FromTable {
+            table: index,
+            created: Vec::new(),
+            carriers: Vec::new(),
+            ended: Vec::new(),
+            upto: msg.upto.saturating_mul(1 << ID_SHIFT),
+            rest: None,
+        };
+        for group in msg.packets.chunks_mut(GROUP) {
+            prefetch(&table, group);
+            for packet in &*group {
+                table.number_from(packet.number << ID_SHIFT);
+                let first = table.next_id();
+                for parent in deliver(&mut table, packet, &mut None) {
+                    // Most packets of a tunnel repeat its carrier.
+                    if out.carriers.last() != Some(&parent) {
+                        out.carriers.push(parent);
+                    }
+                }
+                out.created.extend(first..table.next_id());
+            }
+        }
+        out.ended.extend(table.drain_ended());
+        to_numbering.send(out).map_err(|_| gone())?;
+    }
+    let evicted = table.evicted;
+    let last = FromTable {
+        table: index,
+        created: Vec::new(),
+        carriers: Vec::new(),
+        ended: Vec::new(),
+        upto: u64::MAX,
+        rest: Some(Box::new(table.finish(end))),
+    };
+    to_numbering.send(last).map_err(|_| gone())?;
+    Ok(evicted)
+}
+
+/// The intake's thread: reads, accounts, and sends each packet to the table that owns it.
+fn split(
+    paths: &[PathBuf],
+    opts: &Options,
+    to_tables: &[SyncSender<ToTable>],
+) -> io::Result<(Intake, Vec<FileReport>)> {
+    let mut intake = Intake::new(opts.decap);
+    let fresh = || (0..to_tables.len()).map(|_| Vec::with_capacity(SHARD_BATCH)).collect::<Vec<_>>();
+    let mut batches = fresh();
+    let mut pending = 0;
+    let send = |batches: Vec<Vec<TablePacket>>, upto: u64, last_ts| -> io::Result<()> {
+        for (tx, packets) in to_tables.iter().zip(batches) {
+            tx.send(ToTable { packets, upto, last_ts }).map_err(|_| gone())?;
+        }
+        Ok(())
+    };
+    // `take` adds a packet to a vector; here one at a time, as which table's batch it joins is
+    // known only once it is made.
+    let mut taken = Vec::with_capacity(1);
+    let files = read_timeline(paths, opts.decap, opts.progress.as_deref(), &mut |record| {
+        intake.take(record, &mut taken);
+        if let Some(packet) = taken.pop() {
+            batches[owner(&packet, to_tables.len(), opts.decap)].push(packet);
+            pending += 1;
+            if pending == SHARD_BATCH {
+                pending = 0;
+                send(std::mem::replace(&mut batches, fresh()), intake.accounting.total + 1, intake.last_ts)?;
+            }
+        }
+        Ok(())
+    })?;
+    send(batches, u64::MAX, intake.last_ts)?;
+    Ok((intake, files))
+}
+
+/// Numbers the tables' connections and hands those that ended to the sink, until every table
+/// has reported its last; returns the tables' rests (their connections still open).
+fn number_as_they_end(
+    from_tables: Receiver<FromTable>,
+    numbering: &mut Numbering,
+    sink: &mut Sink<'_>,
+) -> io::Result<Vec<Rest>> {
+    let mut ready = Vec::new();
+    let mut rests = Vec::new();
+    for mut msg in from_tables {
+        rests.extend(msg.rest.take());
+        numbering.take(msg, &mut ready);
+        ready.drain(..).try_for_each(&mut *sink)?;
+    }
+    Ok(rests)
+}
+
+/// Every table has sent everything, so all ids are numbered: merging the tables' sorted rests
+/// hands the sink the connections still open in id order, none waiting behind another. The
+/// merge runs on a thread of its own, ahead of the sink on this one.
+fn write_rests<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    rests: Vec<Rest>,
+    mut numbering: Numbering,
+    sink: &mut Sink<'_>,
+) -> io::Result<()> {
+    let (tx, rx) = sync_channel(IN_FLIGHT);
+    let merging: ScopedJoinHandle<'scope, io::Result<()>> = scope.spawn(move || {
+        let mut batcher = Batcher::new(tx, CONN_BATCH);
+        merge(rests, &mut |conn| batcher.push(numbering.renumber(conn)))?;
+        batcher.finish()
+    });
+    let written = batch::receive(rx, &mut *sink);
+    // The merge's own error is only ever that the sink stopped taking connections.
+    let _ = merging.join().expect("the merging thread does not panic");
+    written
 }
 
 /// Hands `each` the connections of several id-ordered streams, in id order.

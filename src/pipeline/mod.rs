@@ -1,0 +1,219 @@
+//! The execution layer: capture files become one timeline of decoded records (`source`), the
+//! intake accounts for each and reassembles fragments (`intake`), and the connection table (or
+//! several, `sharded`) turns packets into connections, handed to a sink as they end.
+//!
+//! Which threads do the work is chosen once per run (`Strategy`); every strategy gives the same
+//! connections, ids and accounting.
+
+mod batch;
+mod deliver;
+mod intake;
+mod sharded;
+mod single;
+mod source;
+mod staged;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::capture::Timestamp;
+use crate::decode::{Ip, Other, Skip, TcpSegment, UdpDatagram};
+use crate::flow::socket::{Addr, Proto};
+use crate::flow::table::Timeouts;
+use crate::flow::Conn;
+
+/// Where every packet went: `tcp + udp + other + skipped == total`.
+#[derive(Clone, Debug, Default)]
+pub struct Accounting {
+    pub total: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub other: BTreeMap<Other, u64>,
+    pub skipped: BTreeMap<Skip, u64>,
+    /// Packets whose timestamp is earlier than the one before (counted, still analyzed).
+    pub time_went_backwards: u64,
+    /// Fragments that overlapped bytes already held (the first arrival's bytes were kept).
+    pub overlapping_fragments: u64,
+    /// Packets the capture kept only part of (snap length); still analyzed from their headers.
+    pub snaplen_cut: u64,
+}
+
+impl Accounting {
+    pub fn other_total(&self) -> u64 {
+        self.other.values().sum()
+    }
+
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    pub fn balances(&self) -> bool {
+        self.tcp + self.udp + self.other_total() + self.skipped_total() == self.total
+    }
+}
+
+/// What happened to one input file.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub format: Option<&'static str>,
+    pub gzip: bool,
+    pub packets: u64,
+    /// A problem after which the file's earlier packets still count (a cut-short file).
+    pub warning: Option<String>,
+    /// A problem that stopped the file from being read (not a capture, unreadable ...).
+    pub error: Option<String>,
+}
+
+/// What a run found besides the connections, which go to the sink as they end.
+pub struct Analysis {
+    pub accounting: Accounting,
+    pub files: Vec<FileReport>,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    /// Connections ended early because `max_connections` were live.
+    pub evicted: u64,
+}
+
+impl Analysis {
+    pub fn had_errors(&self) -> bool {
+        self.files.iter().any(|f| f.error.is_some())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub timeouts: Timeouts,
+    /// Most live connections held at once; beyond it the least recently active end early.
+    pub max_connections: usize,
+    /// Look through tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, AYIYA, GTP-U).
+    pub decap: bool,
+    /// Threads: 1 does everything on one; more are used as `Strategy::choose` says.
+    pub jobs: usize,
+    /// The sink takes connections in the order they end, which only one table can tell.
+    pub end_order: bool,
+    /// Bytes read so far over all files, for a progress display (updated every few thousand
+    /// records).
+    pub progress: Option<Arc<AtomicU64>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeouts: Timeouts::default(),
+            max_connections: 10_000_000,
+            decap: true,
+            jobs: 1,
+            end_order: false,
+            progress: None,
+        }
+    }
+}
+
+/// A transport packet and the connection it was attributed to (for `show`).
+#[derive(Clone, Copy, Debug)]
+pub struct ObservedPacket {
+    /// 1-based packet number over the whole run.
+    pub number: u64,
+    pub ts: Timestamp,
+    pub conn_id: u64,
+    pub ip: Ip,
+    pub transport: Transport,
+}
+
+impl ObservedPacket {
+    /// (source, destination) sockets of the packet.
+    pub fn sockets(&self) -> (Addr, Addr) {
+        self.transport.sockets(&self.ip)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    Tcp(TcpSegment),
+    Udp(UdpDatagram),
+}
+
+impl Transport {
+    fn proto(&self) -> Proto {
+        match self {
+            Transport::Tcp(_) => Proto::Tcp,
+            Transport::Udp(_) => Proto::Udp,
+        }
+    }
+
+    /// (source, destination) sockets of the packet carried in `ip`.
+    fn sockets(&self, ip: &Ip) -> (Addr, Addr) {
+        let (sp, dp) = match self {
+            Transport::Tcp(s) => (s.src_port, s.dst_port),
+            Transport::Udp(d) => (d.src_port, d.dst_port),
+        };
+        (Addr { ip: ip.src, port: sp }, Addr { ip: ip.dst, port: dp })
+    }
+}
+
+/// Told of every TCP and UDP packet, in capture order, with the connection it joined.
+pub type Observer<'o> = dyn FnMut(&ObservedPacket) + 'o;
+
+/// Where ended connections go, as they end (not in id order: see `report::stream`).
+/// An error (a closed output pipe) stops the run.
+pub type Sink<'s> = dyn FnMut(Conn) -> io::Result<()> + 's;
+
+/// Which threads do the work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strategy {
+    /// Everything on this thread, or with the reader on a second thread (`pipelined`).
+    Single { pipelined: bool },
+    /// Reading, one table, and the sink each on a thread of their own: for end order, which
+    /// only one table can tell.
+    Staged,
+    /// Connections split over this many tables, each on a thread, next to the intake's.
+    Sharded(usize),
+}
+
+impl Strategy {
+    /// An observer sees packets in capture order, so it keeps one table on this thread.
+    fn choose(opts: &Options, observed: bool) -> Strategy {
+        match opts.jobs {
+            0 | 1 => Strategy::Single { pipelined: false },
+            _ if observed => Strategy::Single { pipelined: true },
+            _ if opts.end_order => Strategy::Staged,
+            jobs => Strategy::Sharded(jobs),
+        }
+    }
+}
+
+/// Reads the files in order as one timeline (the pieces of one rotated capture), telling
+/// `observer` about every TCP and UDP packet and handing each connection to `sink` when it ends.
+pub fn analyze(
+    paths: &[PathBuf],
+    opts: &Options,
+    observer: Option<&mut Observer<'_>>,
+    sink: &mut Sink<'_>,
+) -> io::Result<Analysis> {
+    match Strategy::choose(opts, observer.is_some()) {
+        Strategy::Single { pipelined } => single::analyze(paths, opts, pipelined, observer, sink),
+        Strategy::Staged => staged::analyze(paths, opts, sink),
+        Strategy::Sharded(tables) => sharded::analyze(paths, opts, tables, sink),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_strategy_follows_threads_order_and_observer() {
+        let opts = |jobs, end_order| Options { jobs, end_order, ..Options::default() };
+        assert_eq!(Strategy::choose(&opts(1, false), false), Strategy::Single { pipelined: false });
+        assert_eq!(Strategy::choose(&opts(1, true), true), Strategy::Single { pipelined: false });
+        assert_eq!(Strategy::choose(&opts(2, false), true), Strategy::Single { pipelined: true });
+        assert_eq!(Strategy::choose(&opts(3, true), false), Strategy::Staged);
+        assert_eq!(Strategy::choose(&opts(3, false), false), Strategy::Sharded(3));
+    }
+}
