@@ -1,5 +1,6 @@
 //! Command-line arguments, validated once into a configuration.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -9,8 +10,9 @@ use crate::check::{Limit, Rules, SocketSpec};
 use crate::filter::{split_socket, Filter};
 use crate::flow::socket::Addr;
 use crate::flow::table::Timeouts;
+use crate::pipeline::Options;
 use crate::report::stream::Order;
-use crate::report::Format;
+use crate::report::{Format, SocketFormat};
 use crate::tcp::verdict::ConnState;
 
 /// Connections, handshakes and teardowns in saved packet captures (pcap, pcapng, gzip, stdin).
@@ -37,6 +39,10 @@ pub enum Command {
     Conns {
         #[command(flatten)]
         input: Input,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        per_file: PerFile,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -56,8 +62,12 @@ pub enum Command {
     Sockets {
         #[command(flatten)]
         input: Input,
-        #[arg(long, short, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        per_file: PerFile,
+        #[arg(long, short, value_enum, default_value_t = SocketFormat::Table)]
+        format: SocketFormat,
         /// Write to this file instead of stdout; with --per-file, a directory.
         #[arg(long, short, value_name = "PATH")]
         output: Option<PathBuf>,
@@ -66,6 +76,10 @@ pub enum Command {
     Summary {
         #[command(flatten)]
         input: Input,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        per_file: PerFile,
     },
     /// A ladder diagram of one connection: one line per packet, client left, server right.
     Show {
@@ -86,6 +100,8 @@ pub enum Command {
         #[command(flatten)]
         input: Input,
         #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
         rules: RuleArgs,
         /// Also write a JUnit XML report here (one test case per rule).
         #[arg(long, value_name = "FILE")]
@@ -94,6 +110,105 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
     },
+}
+
+impl Command {
+    /// The subcommand's configuration, with everything that can be checked before reading a
+    /// packet checked and resolved (rules files, formats, thread counts); the error says why
+    /// not, in one line.
+    pub fn config(self) -> Result<Config, String> {
+        Ok(match self {
+            Command::Conns { input, select, per_file, format, order, output } => {
+                if format == Format::Parquet && output.is_none() && std::io::stdout().is_terminal() {
+                    return Err(
+                        "--format parquet is binary: write it with -o FILE (or redirect stdout)".into()
+                    );
+                }
+                let run = input.run(select, per_file, order == Order::End);
+                Config::Conns { run, format, order, output }
+            }
+            Command::Sockets { input, select, per_file, format, output } => {
+                Config::Sockets { run: input.run(select, per_file, false), format, output }
+            }
+            Command::Summary { input, select, per_file } => {
+                Config::Summary { run: input.run(select, per_file, false) }
+            }
+            Command::Show { input, conn, socket_pair } => {
+                let wanted = match (conn, socket_pair) {
+                    (Some(id), _) => Wanted::Id(id),
+                    (None, Some((a, b))) => Wanted::Pair(a, b),
+                    (None, None) => unreachable!("clap requires --conn or --socket-pair"),
+                };
+                Config::Show { run: input.run(Select::default(), PerFile::default(), false), wanted }
+            }
+            Command::Check { input, select, rules, junit, markdown } => {
+                let rules = rules.rules()?;
+                Config::Check { run: input.run(select, PerFile::default(), false), rules, junit, markdown }
+            }
+        })
+    }
+}
+
+/// A subcommand's work, checked and resolved (see `Command::config`).
+#[derive(Debug)]
+pub enum Config {
+    Conns { run: Run, format: Format, order: Order, output: Option<PathBuf> },
+    Sockets { run: Run, format: SocketFormat, output: Option<PathBuf> },
+    Summary { run: Run },
+    Show { run: Run, wanted: Wanted },
+    Check { run: Run, rules: Rules, junit: Option<PathBuf>, markdown: Option<PathBuf> },
+}
+
+/// What every subcommand reads and how: inputs, analysis options, the connections kept.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Files, directories or `-`, as given.
+    pub paths: Vec<PathBuf>,
+    /// Threads resolved; no progress display yet (that needs the expanded files).
+    pub options: Options,
+    /// Every `--filter` at once; `None` keeps every connection.
+    pub filter: Option<Filter>,
+    /// Each file on its own (`--per-file`).
+    pub per_file: bool,
+}
+
+/// The connections `show` draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wanted {
+    Id(u64),
+    /// Either direction.
+    Pair(Addr, Addr),
+}
+
+impl Wanted {
+    pub fn id(&self, id: u64) -> bool {
+        *self == Wanted::Id(id)
+    }
+
+    pub fn pair(&self, a: Addr, b: Addr) -> bool {
+        match *self {
+            Wanted::Pair(x, y) => (a == x && b == y) || (a == y && b == x),
+            Wanted::Id(_) => false,
+        }
+    }
+}
+
+/// Connection filters, for the subcommands that select connections.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Select {
+    /// Only connections matching this expression (repeatable: all must match), e.g.
+    /// 'tcp and port 443 and state=REJ', 'udp or host 10.0.0.1', 'duration>1.5 and not state in S0,REJ'.
+    #[arg(long, value_name = "EXPR", value_parser = Filter::parse)]
+    pub filter: Vec<Filter>,
+}
+
+/// Each input on its own, for the subcommands whose output can be split by file.
+#[derive(Args, Clone, Debug, Default)]
+pub struct PerFile {
+    /// Analyze each file on its own (in parallel with --jobs): with --output DIR one output per
+    /// input named after it, else one after another under a `== FILE ==` line.
+    #[arg(long)]
+    pub per_file: bool,
 }
 
 /// The rules of `check`, from flags and from a TOML file.
@@ -169,15 +284,12 @@ pub struct Input {
     /// or captures of one link taken side by side) unless --per-file.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Analyze each file on its own (in parallel with --jobs), output named after each input.
-    #[arg(long)]
-    pub per_file: bool,
     /// Seconds without packets after which a TCP connection ends.
-    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
-    pub tcp_timeout: f64,
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_seconds)]
+    pub tcp_timeout: Duration,
     /// Seconds without packets after which a UDP flow ends.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub udp_timeout: f64,
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    pub udp_timeout: Duration,
     /// Most connections held open at once; past it the least recently active are ended early
     /// (their `end` is "evicted"), so a SYN flood cannot exhaust memory.
     #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -186,10 +298,6 @@ pub struct Input {
     /// outer flows only.
     #[arg(long)]
     pub no_decap: bool,
-    /// Only connections matching this expression (repeatable: all must match), e.g.
-    /// 'tcp and port 443 and state=REJ', 'udp or host 10.0.0.1', 'duration>1.5 and not state in S0,REJ'.
-    #[arg(long, value_name = "EXPR", value_parser = Filter::parse)]
-    pub filter: Vec<Filter>,
     /// Threads to use; 0 picks by the machine (its cores, up to 8). With 2 or more the
     /// connections are split by socket pair over that many tables, each on a thread, next to
     /// a thread reading and decoding and one writing the output.
@@ -198,16 +306,29 @@ pub struct Input {
 }
 
 impl Input {
-    pub fn jobs(&self) -> usize {
-        match self.jobs {
+    /// The analysis these arguments ask for, threads resolved.
+    fn run(self, select: Select, per_file: PerFile, end_order: bool) -> Run {
+        let jobs = match self.jobs {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
             n => n,
-        }
+        };
+        let options = Options {
+            timeouts: Timeouts { tcp: self.tcp_timeout, udp: self.udp_timeout },
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            decap: !self.no_decap,
+            jobs,
+            end_order,
+            progress: None,
+        };
+        Run { paths: self.files, options, filter: Filter::all(select.filter), per_file: per_file.per_file }
     }
+}
 
-    pub fn timeouts(&self) -> Timeouts {
-        let d = |s: f64| Duration((s.max(0.0) * 1e9) as u64);
-        Timeouts { tcp: d(self.tcp_timeout), udp: d(self.udp_timeout) }
+/// A timeout in seconds: a finite number, zero or more.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration((secs * 1e9).round() as u64)),
+        _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
     }
 }
 

@@ -1,30 +1,26 @@
 //! What each subcommand does: run the analysis into the right consumer, then report.
 
+use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use std::collections::BTreeMap;
-
-use crate::check::Checker;
-use crate::cli::{Command, Input};
-use crate::filter::Filter;
+use crate::check::{Checker, Rules};
+use crate::cli::{Config, Run, Wanted};
 use crate::flow::inventory::Inventory;
-use crate::flow::socket::Addr;
 use crate::flow::Conn;
 use crate::inputs;
-use crate::pipeline::{self, Analysis, ObservedPacket, Options};
+use crate::pipeline::{self, Analysis, ObservedPacket, Observer, Options};
 use crate::report::record::ConnRecord;
 use crate::report::stream::{ConnWriter, Order};
 use crate::report::summary::Summary;
-use crate::report::{csv, json, jsonl, ladder, table, verdicts, AccountingRecord, Format};
+use crate::report::{csv, json, jsonl, ladder, table, verdicts, AccountingRecord, Format, SocketFormat};
 
-pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
-    match command {
-        Command::Conns { input, format, order, output } => {
+pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
+    match config {
+        Config::Conns { run, format, order, output } => {
             let ext = match format {
                 Format::Table => "txt",
                 Format::Json => "json",
@@ -33,129 +29,105 @@ pub fn run(command: Command, out: &mut dyn Write) -> io::Result<ExitCode> {
                 Format::Zeek => "conn.log",
                 Format::Parquet => "parquet",
             };
-            if format == Format::Parquet && output.is_none() && io::stdout().is_terminal() {
-                eprintln!(
-                    "sockscope: --format parquet is binary: write it with -o FILE (or redirect stdout)"
-                );
-                return Ok(ExitCode::from(2));
-            }
-            let one = |input: &Input, out: &mut dyn Write, tty: bool| conns(input, format, order, tty, out);
-            dispatch(&input, output.as_deref(), ext, out, &one)
+            let one = |run: &Run, out: &mut dyn Write, tty: bool| conns(run, format, order, tty, out);
+            dispatch(&run, output.as_deref(), ext, out, &one)
         }
-        Command::Sockets { input, format, output } => {
-            if matches!(format, Format::Zeek | Format::Parquet) {
-                eprintln!("sockscope: --format {format:?} is for connections (conns), not sockets");
-                return Ok(ExitCode::from(2));
-            }
+        Config::Sockets { run, format, output } => {
             let ext = match format {
-                Format::Json => "sockets.json",
-                Format::Jsonl => "sockets.jsonl",
-                Format::Csv => "sockets.csv",
-                _ => "sockets.txt",
+                SocketFormat::Table => "sockets.txt",
+                SocketFormat::Json => "sockets.json",
+                SocketFormat::Jsonl => "sockets.jsonl",
+                SocketFormat::Csv => "sockets.csv",
             };
-            let one = |input: &Input, out: &mut dyn Write, tty: bool| sockets(input, format, tty, out);
-            dispatch(&input, output.as_deref(), ext, out, &one)
+            let one = |run: &Run, out: &mut dyn Write, tty: bool| sockets(run, format, tty, out);
+            dispatch(&run, output.as_deref(), ext, out, &one)
         }
-        Command::Summary { input } => {
-            dispatch(&input, None, "summary.txt", out, &|input: &Input, out: &mut dyn Write, tty: bool| {
-                summary(input, tty, out)
-            })
-        }
-        Command::Show { input, conn, socket_pair } => {
-            let wanted = |a: Addr, b: Addr| match socket_pair {
-                Some((x, y)) => (a == x && b == y) || (a == y && b == x),
-                None => false,
-            };
-            let mut packets: BTreeMap<u64, Vec<ObservedPacket>> = BTreeMap::new();
-            let mut found: Vec<ConnRecord<'static>> = Vec::new();
-            let mut total = 0;
-            let analysis = analyze(
-                &input,
-                Order::FirstSeen,
-                Some(&mut |seen: &ObservedPacket| {
-                    let (src, dst) = seen.sockets();
-                    if Some(seen.conn_id) == conn || wanted(src, dst) {
-                        packets.entry(seen.conn_id).or_default().push(*seen);
-                    }
-                }),
-                &mut |_, record, _| {
-                    total += 1;
-                    if Some(record.id) == conn || wanted(record.orig, record.resp) {
-                        found.push(record);
-                    }
-                    Ok(())
-                },
-            )?;
-            let code = finish(&analysis);
-            found.sort_unstable_by_key(|r| r.id);
-            for (i, c) in found.iter().enumerate() {
-                if i > 0 {
-                    writeln!(out)?;
-                }
-                ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice))?;
-            }
-            if found.is_empty() && code == ExitCode::SUCCESS {
-                match (conn, socket_pair) {
-                    (Some(id), _) => eprintln!("sockscope: no connection with id {id} ({total} connections)"),
-                    (None, Some((a, b))) => eprintln!("sockscope: no connection between {a} and {b}"),
-                    (None, None) => {}
-                }
-                return Ok(ExitCode::from(2));
-            }
-            Ok(code)
-        }
-        Command::Check { input, rules, junit, markdown } => {
-            let rules = match rules.rules() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("sockscope: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let mut checker = Checker::new(rules);
-            let mut conns = 0;
-            let analysis = analyze(&input, Order::FirstSeen, None, &mut |_, record, kept| {
-                if kept {
-                    conns += 1;
-                    checker.add(&record);
-                }
-                Ok(())
-            })?;
-            let verdicts = checker.finish();
-            verdicts::text(out, &verdicts, conns, io::stdout().is_terminal() && table::color_enabled())?;
-            let name = input.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" ");
-            if let Some(path) = junit {
-                write_file(&path, |w| verdicts::junit(w, &verdicts, &name))?;
-            }
-            if let Some(path) = markdown {
-                write_file(&path, |w| verdicts::markdown(w, &verdicts, &name))?;
-            }
-            let code = finish(&analysis);
-            let failed = verdicts.iter().any(|v| !v.passed);
-            Ok(if code != ExitCode::SUCCESS {
-                code
-            } else if failed {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        Config::Summary { run } => dispatch(&run, None, "summary.txt", out, &summary),
+        Config::Show { run, wanted } => show(&run, wanted, out),
+        Config::Check { run, rules, junit, markdown } => check(&run, rules, junit, markdown, out),
     }
+}
+
+/// The ladder of every connection `wanted` names; exit 2 when there is none.
+fn show(run: &Run, wanted: Wanted, out: &mut dyn Write) -> io::Result<ExitCode> {
+    let mut packets: BTreeMap<u64, Vec<ObservedPacket>> = BTreeMap::new();
+    let mut found: Vec<ConnRecord<'static>> = Vec::new();
+    let mut total = 0;
+    let mut observe = |seen: &ObservedPacket| {
+        let (src, dst) = seen.sockets();
+        if wanted.id(seen.conn_id) || wanted.pair(src, dst) {
+            packets.entry(seen.conn_id).or_default().push(*seen);
+        }
+    };
+    let analysis = analyze(run, Some(&mut observe), &mut |_, record, _| {
+        total += 1;
+        if wanted.id(record.id) || wanted.pair(record.orig, record.resp) {
+            found.push(record);
+        }
+        Ok(())
+    })?;
+    let code = finish(&analysis);
+    found.sort_unstable_by_key(|r| r.id);
+    for (i, c) in found.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice))?;
+    }
+    if found.is_empty() && code == ExitCode::SUCCESS {
+        match wanted {
+            Wanted::Id(id) => eprintln!("sockscope: no connection with id {id} ({total} connections)"),
+            Wanted::Pair(a, b) => eprintln!("sockscope: no connection between {a} and {b}"),
+        }
+        return Ok(ExitCode::from(2));
+    }
+    Ok(code)
+}
+
+/// The rules' verdicts, with JUnit and Markdown reports when asked; exit 1 when one broke.
+fn check(
+    run: &Run,
+    rules: Rules,
+    junit: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+    out: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    let mut checker = Checker::new(rules);
+    let mut conns = 0;
+    let analysis = analyze(run, None, &mut |_, record, kept| {
+        if kept {
+            conns += 1;
+            checker.add(&record);
+        }
+        Ok(())
+    })?;
+    let verdicts = checker.finish();
+    verdicts::text(out, &verdicts, conns, io::stdout().is_terminal() && table::color_enabled())?;
+    let name = run.paths.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" ");
+    if let Some(path) = junit {
+        write_file(&path, |w| verdicts::junit(w, &verdicts, &name))?;
+    }
+    if let Some(path) = markdown {
+        write_file(&path, |w| verdicts::markdown(w, &verdicts, &name))?;
+    }
+    let code = finish(&analysis);
+    let failed = verdicts.iter().any(|v| !v.passed);
+    Ok(if code != ExitCode::SUCCESS {
+        code
+    } else if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `tty`: the output is a terminal, so the table gets colors (unless NO_COLOR) and the
 /// summary after it.
-fn conns(
-    input: &Input,
-    format: Format,
-    order: Order,
-    tty: bool,
-    out: &mut dyn Write,
-) -> io::Result<ExitCode> {
+fn conns(run: &Run, format: Format, order: Order, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let with_summary = tty && format == Format::Table;
     let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
     let mut writer = ConnWriter::new(out, format, order, tty && table::color_enabled())?;
-    let analysis = analyze(input, order, None, &mut |c, record, kept| {
+    let analysis = analyze(run, None, &mut |c, record, kept| {
         if !kept {
             return writer.skip(record.id);
         }
@@ -173,9 +145,9 @@ fn conns(
     Ok(finish(&analysis))
 }
 
-fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
+fn sockets(run: &Run, format: SocketFormat, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut inventory = Inventory::default();
-    let analysis = analyze(input, Order::FirstSeen, None, &mut |c, _, kept| {
+    let analysis = analyze(run, None, &mut |c, _, kept| {
         if kept {
             inventory.add(c);
         }
@@ -183,14 +155,14 @@ fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io:
     })?;
     let sockets = inventory.finish();
     match format {
-        Format::Jsonl => {
+        SocketFormat::Jsonl => {
             let mut buf = Vec::new();
             for s in &sockets {
                 jsonl::line(&mut buf, s);
             }
             out.write_all(&buf)?;
         }
-        Format::Json => {
+        SocketFormat::Json => {
             json::open(out, "sockets")?;
             for (i, s) in sockets.iter().enumerate() {
                 if i > 0 {
@@ -200,18 +172,16 @@ fn sockets(input: &Input, format: Format, tty: bool, out: &mut dyn Write) -> io:
             }
             json::close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))?;
         }
-        Format::Csv => csv::write_sockets(out, &sockets)?,
-        Format::Table | Format::Zeek | Format::Parquet => {
-            table::write_sockets(out, &sockets, tty && table::color_enabled())?
-        }
+        SocketFormat::Csv => csv::write_sockets(out, &sockets)?,
+        SocketFormat::Table => table::write_sockets(out, &sockets, tty && table::color_enabled())?,
     }
     Ok(finish(&analysis))
 }
 
-fn summary(input: &Input, _tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
+fn summary(run: &Run, out: &mut dyn Write, _tty: bool) -> io::Result<ExitCode> {
     let mut summary = Summary::default();
     let mut inventory = Inventory::default();
-    let analysis = analyze(input, Order::FirstSeen, None, &mut |c, record, kept| {
+    let analysis = analyze(run, None, &mut |c, record, kept| {
         if kept {
             summary.add(&record);
             inventory.add(c);
@@ -230,25 +200,57 @@ type FileResult = io::Result<(ExitCode, Vec<u8>)>;
 /// named after its input: `DIR/NAME.EXT` with `--output DIR`, else printed one after another
 /// under a `== FILE ==` line. The exit code is the worst of the files'.
 fn dispatch(
-    input: &Input,
+    run: &Run,
     output: Option<&Path>,
     ext: &str,
     out: &mut dyn Write,
-    one: &(dyn Fn(&Input, &mut dyn Write, bool) -> io::Result<ExitCode> + Sync),
+    one: &OneRun<'_>,
 ) -> io::Result<ExitCode> {
-    if !input.per_file {
+    if !run.per_file {
         return match output {
-            None => one(input, out, io::stdout().is_terminal()),
-            Some(path) => write_file(path, |w| one(input, w, false)),
+            None => one(run, out, io::stdout().is_terminal()),
+            Some(path) => write_file(path, |w| one(run, w, false)),
         };
     }
-    let files = inputs::expand(&input.files);
+    let files = inputs::expand(&run.paths);
+    if let Some(dir) = output {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    }
+    let results = each_file(run, &files, output, ext, one);
+    let mut worst = ExitCode::SUCCESS;
+    for (file, result) in files.iter().zip(results) {
+        let (code, text) = result?;
+        if output.is_none() {
+            writeln!(out, "== {} ==", file.display())?;
+            out.write_all(&text)?;
+        }
+        if code != ExitCode::SUCCESS {
+            worst = code;
+        }
+    }
+    Ok(worst)
+}
+
+/// A command's work on one run, writing to `out`; `tty` when that is a terminal.
+type OneRun<'a> = dyn Fn(&Run, &mut dyn Write, bool) -> io::Result<ExitCode> + Sync + 'a;
+
+/// Runs `one` on each file on its own, `run.options.jobs` files at a time, each on one thread;
+/// the results come back in the order of `files`.
+fn each_file(
+    run: &Run,
+    files: &[PathBuf],
+    output: Option<&Path>,
+    ext: &str,
+    one: &OneRun<'_>,
+) -> Vec<FileResult> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, FileResult)>> = Mutex::default();
     let work = || loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(file) = files.get(i) else { return };
-        let single = Input { files: vec![file.clone()], jobs: 1, ..input.clone() };
+        let mut single = Run { paths: vec![file.clone()], ..run.clone() };
+        single.options.jobs = 1;
         let result = match output {
             Some(dir) => {
                 let name = file.file_name().map_or("stdin".into(), |n| n.to_string_lossy().into_owned());
@@ -262,29 +264,14 @@ fn dispatch(
         };
         results.lock().expect("no worker panics").push((i, result));
     };
-    if let Some(dir) = output {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-    }
     std::thread::scope(|scope| {
-        for _ in 0..input.jobs().clamp(1, files.len().max(1)) {
+        for _ in 0..run.options.jobs.clamp(1, files.len().max(1)) {
             scope.spawn(work);
         }
     });
     let mut results = results.into_inner().expect("no worker panics");
     results.sort_by_key(|(i, _)| *i);
-    let mut worst = ExitCode::SUCCESS;
-    for (i, result) in results {
-        let (code, text) = result?;
-        if output.is_none() {
-            writeln!(out, "== {} ==", files[i].display())?;
-            out.write_all(&text)?;
-        }
-        if code != ExitCode::SUCCESS {
-            worst = code;
-        }
-    }
-    Ok(worst)
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Writes a side report (JUnit, Markdown); failing to is an error of the run.
@@ -300,25 +287,16 @@ fn write_file<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<T
 /// Runs the analysis; each ended connection goes to `each` with its record and whether it
 /// passes the filters (`show` looks at every connection; output in id order must skip ids).
 fn analyze(
-    input: &Input,
-    order: Order,
-    observer: Option<&mut dyn FnMut(&ObservedPacket)>,
+    run: &Run,
+    observer: Option<&mut Observer<'_>>,
     each: &mut dyn FnMut(&Conn, ConnRecord<'static>, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
-    let filter = Filter::all(input.filter.clone());
-    let files = inputs::timeline(inputs::expand(&input.files));
-    let progress = Progress::start(&files, input.per_file);
-    let options = Options {
-        timeouts: input.timeouts(),
-        max_connections: input.max_connections as usize,
-        decap: !input.no_decap,
-        jobs: input.jobs(),
-        end_order: order == Order::End,
-        progress: progress.as_ref().map(|p| p.bytes.clone()),
-    };
+    let files = inputs::timeline(inputs::expand(&run.paths));
+    let progress = Progress::start(&files, run.per_file);
+    let options = Options { progress: progress.as_ref().map(|p| p.bytes.clone()), ..run.options.clone() };
     let result = pipeline::analyze(&files, &options, observer, &mut |c| {
         let record = ConnRecord::new(&c);
-        let kept = filter.as_ref().is_none_or(|f| f.matches(&record));
+        let kept = run.filter.as_ref().is_none_or(|f| f.matches(&record));
         each(&c, record, kept)
     });
     drop(progress);

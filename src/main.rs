@@ -7,10 +7,16 @@ use sockscope::cli::Cli;
 use sockscope::commands;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let config = match Cli::parse().command.config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sockscope: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let result = commands::run(cli.command, &mut out).and_then(|code| out.flush().map(|_| code));
+    let result = commands::run(config, &mut out).and_then(|code| out.flush().map(|_| code));
     match result {
         Ok(code) => code,
         // `sockscope ... | head` closing the pipe is a normal end.

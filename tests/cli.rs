@@ -484,3 +484,46 @@ fn tcp_timeout_reaches_established_connections() {
     assert_eq!(states("300").len(), 2, "400 s idle ends the connection at Zeek's default");
     assert_eq!(states("100").len(), 2);
 }
+
+/// Each subcommand accepts only the options it honours: the rest are usage errors (exit 2,
+/// naming the option), before any input is read.
+#[test]
+fn options_a_subcommand_does_not_honour_are_refused() {
+    let f = samples().join("teardowns.pcap");
+    let f = f.to_str().unwrap();
+    for (args, word) in [
+        (vec!["show", "--conn", "1", "--per-file", f], "--per-file"),
+        (vec!["show", "--conn", "1", "--filter", "tcp", f], "--filter"),
+        (vec!["check", "--per-file", f], "--per-file"),
+        (vec!["summary", "--output", "x", f], "--output"),
+        (vec!["sockets", "--format", "zeek", f], "zeek"),
+        (vec!["sockets", "--format", "parquet", f], "parquet"),
+        (vec!["conns", "--tcp-timeout", "-1", f], "-1"),
+        (vec!["conns", "--udp-timeout", "NaN", f], "NaN"),
+    ] {
+        let out = sockscope(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stdout(&out).is_empty(), "{args:?}");
+        assert!(stderr(&out).contains(word), "{args:?}: {}", stderr(&out));
+    }
+    // What each accepts still works.
+    for args in [
+        vec!["summary", "--per-file", "--filter", "tcp", f],
+        vec!["sockets", "--per-file", "--filter", "udp", f],
+        vec!["check", "--filter", "tcp", "--fail-on-state", "S0", f],
+        vec!["conns", "--tcp-timeout", "0.5", "--udp-timeout", "0", f],
+    ] {
+        let out = sockscope(&args);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// A rules file that cannot be read is refused before the capture is read.
+#[test]
+fn a_bad_rules_file_is_refused_before_reading() {
+    let out = sockscope(&["check", "--rules", "/nonexistent/rules.toml", "/nonexistent/capture.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("rules.toml") && !err.contains("capture.pcap"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

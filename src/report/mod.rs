@@ -19,7 +19,16 @@ use serde::Serialize;
 
 use crate::pipeline::Accounting;
 
-/// Output formats of `conns` and `sockets`.
+/// Output formats of `sockets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SocketFormat {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// Output formats of `conns`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
