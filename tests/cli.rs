@@ -498,7 +498,7 @@ fn options_a_subcommand_does_not_honour_are_refused() {
         (vec!["summary", "--output", "x", f], "--output"),
         (vec!["sockets", "--format", "zeek", f], "zeek"),
         (vec!["sockets", "--format", "parquet", f], "parquet"),
-        (vec!["conns", "--tcp-timeout", "-1", f], "-1"),
+        (vec!["conns", "--tcp-timeout=-1", f], "-1"),
         (vec!["conns", "--udp-timeout", "NaN", f], "NaN"),
     ] {
         let out = sockscope(&args);
