@@ -89,7 +89,7 @@ pub enum Command {
         #[arg(long = "conn", value_name = "ID", required_unless_present = "socket_pair")]
         conn: Option<u64>,
         /// Every connection of this socket pair (each use of a reused pair in turn), either
-        /// direction: 10.0.0.1:40000-10.0.0.2:80 or [::1]:40000-[::1]:80.
+        /// direction: `10.0.0.1:40000-10.0.0.2:80` or `[::1]:40000-[::1]:80`.
         #[arg(long = "socket-pair", value_name = "A:P-B:P", value_parser = parse_pair, conflicts_with = "conn")]
         socket_pair: Option<(Addr, Addr)>,
     },

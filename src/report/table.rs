@@ -8,7 +8,7 @@ use super::record::ConnRecord;
 use crate::flow::inventory::SocketStats;
 
 /// Whether table output should be colored: stdout is a terminal and NO_COLOR is not set
-/// (https://no-color.org).
+/// (<https://no-color.org>).
 pub fn color_enabled() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
