@@ -22,6 +22,9 @@ pub struct Fragment {
     /// header; IPv6: none, a fixed header is built).
     pub header: Option<Vec<u8>>,
     pub data: Vec<u8>,
+    /// The captured frames it stands for: one, or, for a fragment found in a datagram that was
+    /// itself reassembled, that datagram's.
+    pub frames: u64,
 }
 
 /// Which datagram a fragment belongs to (RFC 791 / RFC 8200 reassembly keys, plus the tunnel).
@@ -73,6 +76,8 @@ struct Pending {
     pieces: Vec<(u32, usize, Vec<u8>)>,
     total: Option<u32>,
     bytes: usize,
+    /// The captured frames its pieces stand for.
+    frames: u64,
 }
 
 #[derive(Default)]
@@ -95,9 +100,10 @@ impl Defragmenter {
             pieces: Vec::new(),
             total: None,
             bytes: 0,
+            frames: 0,
         });
         if end > MAX_DATAGRAM || p.pieces.len() >= MAX_FRAGMENTS {
-            let frames = p.pieces.len() as u64 + 1;
+            let frames = p.frames + f.frames;
             self.drop_pending(&key);
             self.given_up.push(GivenUp { frames, why: GiveUp::TooBig });
             return Added::Held;
@@ -109,6 +115,7 @@ impl Defragmenter {
             p.total = Some(p.total.map_or(end, |t| t.min(end)));
         }
         p.bytes += f.data.len();
+        p.frames += f.frames;
         self.held += f.data.len();
         let order = p.pieces.len();
         p.pieces.push((f.offset, order, f.data));
@@ -120,7 +127,7 @@ impl Defragmenter {
             let Some(oldest) = self.pending.iter().min_by_key(|(_, p)| p.first_seen).map(|(k, _)| *k) else {
                 break;
             };
-            let frames = self.pending[&oldest].pieces.len() as u64;
+            let frames = self.pending[&oldest].frames;
             self.drop_pending(&oldest);
             self.given_up.push(GivenUp { frames, why: GiveUp::TooBig });
         }
@@ -136,7 +143,7 @@ impl Defragmenter {
     pub fn finish(&mut self) -> Vec<GivenUp> {
         let keys: Vec<FragKey> = self.pending.keys().copied().collect();
         for k in keys {
-            let frames = self.pending[&k].pieces.len() as u64;
+            let frames = self.pending[&k].frames;
             self.drop_pending(&k);
             self.given_up.push(GivenUp { frames, why: GiveUp::Incomplete });
         }
@@ -151,7 +158,7 @@ impl Defragmenter {
         let old: Vec<FragKey> =
             self.pending.iter().filter(|(_, p)| now.since(p.first_seen) > TIMEOUT).map(|(k, _)| *k).collect();
         for k in old {
-            let frames = self.pending[&k].pieces.len() as u64;
+            let frames = self.pending[&k].frames;
             self.drop_pending(&k);
             self.given_up.push(GivenUp { frames, why: GiveUp::Incomplete });
         }
@@ -164,7 +171,7 @@ impl Defragmenter {
     }
 }
 
-/// The rebuilt packet when the pieces cover the datagram: (packet, fragments, overlapping pieces).
+/// The rebuilt packet when the pieces cover the datagram: (packet, frames, overlapping pieces).
 fn assemble(p: &mut Pending) -> Option<(Vec<u8>, u64, u64)> {
     let total = p.total?;
     let header = p.header.as_ref()?;
@@ -192,7 +199,7 @@ fn assemble(p: &mut Pending) -> Option<(Vec<u8>, u64, u64)> {
         }
     }
     payload.truncate(total as usize);
-    Some((rebuild(header, &payload), p.pieces.len() as u64, overlaps))
+    Some((rebuild(header, &payload), p.frames, overlaps))
 }
 
 /// An unfragmented IP packet: the first fragment's header with lengths and fragment fields fixed.
@@ -231,7 +238,14 @@ mod tests {
     }
 
     fn frag(offset: u32, more: bool, data: &[u8]) -> Fragment {
-        Fragment { key: key(), offset, more, header: (offset == 0).then(v4_header), data: data.to_vec() }
+        Fragment {
+            key: key(),
+            offset,
+            more,
+            header: (offset == 0).then(v4_header),
+            data: data.to_vec(),
+            frames: 1,
+        }
     }
 
     #[test]

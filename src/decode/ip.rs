@@ -98,7 +98,7 @@ impl Walk {
                     outer: self.tunnels.last().map(|h| (h.ip.src, h.ip.dst)),
                 };
                 let data = payload.payload.to_vec();
-                return Decoded::Fragment(Box::new(Fragment { key, offset, more, header, data }));
+                return Decoded::Fragment(Box::new(Fragment { key, offset, more, header, data, frames: 1 }));
             }
         }
         if ext_err.is_some() {

@@ -36,6 +36,11 @@ pub struct Packet {
 /// At most this many tunnel layers are looked through (a tunnel in a tunnel in a tunnel ...).
 pub const MAX_TUNNEL_DEPTH: usize = 4;
 
+/// At most this many tunnel layers in one packet in all: the frame's, and those of datagrams its
+/// fragments complete (each decoded with up to `MAX_TUNNEL_DEPTH` of its own), so a crafted
+/// chain of fragments inside tunnels inside fragments ends.
+pub const MAX_LAYERS: usize = 4 * MAX_TUNNEL_DEPTH;
+
 /// One tunnel layer: its kind, the outer IP header, and the outer UDP datagram for UDP tunnels.
 #[derive(Clone, Copy, Debug)]
 pub struct Hop {
@@ -112,6 +117,9 @@ pub enum Skip {
     TruncatedTcpHeader,
     BadTcpHeader,
     TruncatedUdpHeader,
+    /// Tunnels nested deeper than `MAX_LAYERS` through datagrams reassembled from fragments
+    /// carried in tunnels.
+    TooManyTunnelLayers,
     /// A record the capture reader could not attribute (e.g. a pcapng block for no interface).
     BadRecord(&'static str),
 }
@@ -132,6 +140,7 @@ impl fmt::Display for Skip {
             Skip::TruncatedTcpHeader => write!(f, "truncated TCP header"),
             Skip::BadTcpHeader => write!(f, "bad TCP header"),
             Skip::TruncatedUdpHeader => write!(f, "truncated UDP header"),
+            Skip::TooManyTunnelLayers => write!(f, "tunnels nested too deep through reassembled fragments"),
             Skip::BadRecord(why) => f.write_str(why),
         }
     }

@@ -5,7 +5,7 @@ use super::source::DecodedRecord;
 use super::{Accounting, Analysis, FileReport, Transport};
 use crate::capture::Timestamp;
 use crate::decode::frag::{Added, Defragmenter, GiveUp};
-use crate::decode::{self, Decoded, Hop, Ip, Skip};
+use crate::decode::{self, Decoded, Hop, Ip, Skip, MAX_LAYERS};
 use crate::flow::table::Hint;
 
 /// Accounts for every record and turns the packets with something for the table into
@@ -81,8 +81,18 @@ impl Intake {
                     if let Added::Complete { packet, frames: n, overlaps } = self.defrag.add(ts, *f) {
                         self.accounting.overlapping_fragments += overlaps;
                         let whole = decode::decode(decode::LINK_RAW, &packet, self.decap);
-                        hops.extend(whole.tunnels);
-                        (inner, frames) = (whole.inner, n);
+                        inner = if hops.len() + whole.tunnels.len() > MAX_LAYERS {
+                            Decoded::Skipped(Skip::TooManyTunnelLayers)
+                        } else {
+                            hops.extend(whole.tunnels);
+                            whole.inner
+                        };
+                        if let Decoded::Fragment(f) = &mut inner {
+                            // It is accounted for with its own datagram, as the frames this
+                            // datagram stood for.
+                            f.frames = n;
+                        }
+                        frames = n;
                         continue;
                     }
                 }
@@ -127,5 +137,70 @@ fn give_up_reason(why: GiveUp) -> Skip {
     match why {
         GiveUp::Incomplete => Skip::FragmentIncomplete,
         GiveUp::TooBig => Skip::FragmentTooBig,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+
+    /// An IPv4 header (no options) with the given protocol, identification, flags and fragment
+    /// offset (in 8-byte units), around `payload`.
+    fn ipv4(proto: u8, id: u16, more: bool, offset: u16, payload: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
+        h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&id.to_be_bytes());
+        h[6..8].copy_from_slice(&(u16::from(more) << 13 | offset).to_be_bytes());
+        h.extend_from_slice(payload);
+        h
+    }
+
+    /// Three IP-in-IP layers around an IP packet.
+    fn wrap(packet: Vec<u8>) -> Vec<u8> {
+        (0..3).fold(packet, |p, _| ipv4(4, 0, false, 0, &p))
+    }
+
+    /// Frames where each datagram's last fragment, inside three IP-in-IP layers, is what
+    /// completes the datagram one level out: the last frame sets off the whole chain, `levels`
+    /// reassemblies deep, down to a TCP segment. Returns what the intake made of the last.
+    fn chain(levels: u16) -> (Vec<TablePacket>, Accounting) {
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 5 << 4;
+        let mut datagram = ipv4(6, 0, false, 0, &tcp);
+        let mut firsts = Vec::new();
+        for id in 1..=levels {
+            let body = &datagram[20..];
+            let proto = datagram[9];
+            firsts.push(wrap(ipv4(proto, id, true, 0, &body[..8])));
+            datagram = wrap(ipv4(proto, id, false, 1, &body[8..]));
+        }
+        let mut intake = Intake::new(true);
+        let mut out = Vec::new();
+        let ts = Timestamp::from_nanos(1);
+        for frame in firsts.into_iter().chain([datagram]) {
+            out.clear();
+            let packet = decode::decode(decode::LINK_RAW, &frame, true);
+            intake.take(DecodedRecord::Packet(ts, packet, false), &mut out);
+        }
+        (out, intake.finish(Vec::new(), 0).accounting)
+    }
+
+    #[test]
+    fn tunnels_through_reassembled_fragments_are_followed_up_to_the_limit() {
+        let (out, accounting) = chain(5);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].hops.len(), 15, "three layers around each of five datagrams");
+        assert!(matches!(out[0].inner, Some((_, Transport::Tcp(_)))));
+        assert!(
+            accounting.balances() && accounting.tcp == 6,
+            "every frame is in the segment: {accounting:?}"
+        );
+
+        let (out, accounting) = chain(6);
+        assert_eq!(out[0].hops.len(), 15, "the sixth datagram's layers are past the limit");
+        assert!(out[0].inner.is_none());
+        assert!(accounting.skipped.contains_key(&Skip::TooManyTunnelLayers), "{accounting:?}");
+        assert!(accounting.balances() && accounting.tcp == 0, "{accounting:?}");
     }
 }

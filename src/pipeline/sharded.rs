@@ -23,15 +23,15 @@ use super::source::read_timeline;
 use super::staged::CONN_BATCH;
 use super::{Analysis, FileReport, Options, Sink, Transport};
 use crate::capture::Timestamp;
+use crate::decode::MAX_LAYERS;
 use crate::flow::socket::wide;
 use crate::flow::table::ConnTable;
 use crate::flow::Conn;
 
 /// Room in the id space for the connections one packet starts: one per tunnel layer with a
-/// UDP header and one inside (four layers, plus four more in each datagram a fragment of it
-/// completes). A crafted packet starting more borrows ids from the packets after it: ids stay
-/// unique and ascending within its table, only their order against other tables may slip.
+/// UDP header and one inside, so that ids from every table are unique and sort by first packet.
 const ID_SHIFT: u32 = 5;
+const _: () = assert!(MAX_LAYERS + 1 < 1 << ID_SHIFT);
 
 /// Packets the intake sends out at a time (split among the tables). Large, because with more
 /// threads than cores each hand-over can cost a context switch and the tables' caches.
