@@ -43,8 +43,9 @@ fn missing_file_empty_file_and_directory() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn bad_file_among_good_ones_still_analyzes_the_others() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let good = dir.join("zeek_http_get.pcap");
     let bad = temp_file("bad.pcap", b"\xd4\xc3\xb2\xa1garbage");
     let out = sockscope(&["conns", "--format", "jsonl", bad.to_str().unwrap(), good.to_str().unwrap()]);
@@ -54,8 +55,9 @@ fn bad_file_among_good_ones_still_analyzes_the_others() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn stdin_is_read_with_dash() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let bytes = std::fs::read(dir.join("zeek_http_get.pcap")).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sockscope"))
         .args(["conns", "--format", "jsonl", "-"])
@@ -70,8 +72,9 @@ fn stdin_is_read_with_dash() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn check_exit_codes_both_ways() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("zeek_tcp_syn-then-rst.pcap");
     let f = f.to_str().unwrap();
     let failing = sockscope(&["check", f, "--fail-on-state", "RSTOS0"]);
@@ -88,8 +91,9 @@ fn check_exit_codes_both_ways() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn every_format_prints_the_same_connections() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("zeek_ftp_ipv4.pcap");
     let f = f.to_str().unwrap();
     let lines = jsonl(&sockscope(&["conns", "--format", "jsonl", f]));
@@ -107,8 +111,9 @@ fn every_format_prints_the_same_connections() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn show_prints_one_line_per_packet() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("zeek_http_get.pcap");
     let c = &jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]))[0];
     let packets = c["orig_pkts"].as_u64().unwrap() + c["resp_pkts"].as_u64().unwrap();
@@ -123,8 +128,9 @@ fn show_prints_one_line_per_packet() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn closed_pipe_is_a_quiet_exit() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("ndpi_synscan.pcap");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sockscope"))
         .args(["conns", "--format", "jsonl", f.to_str().unwrap()])
@@ -139,8 +145,9 @@ fn closed_pipe_is_a_quiet_exit() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn zeek_format_has_conn_log_headers_and_one_row_per_connection() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("zeek_ftp_ipv4.pcap");
     let f = f.to_str().unwrap();
     let lines = jsonl(&sockscope(&["conns", "--format", "jsonl", f]));
@@ -180,8 +187,9 @@ fn zeek_format_has_conn_log_headers_and_one_row_per_connection() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn max_connections_bounds_the_table_and_says_so() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("ndpi_synscan.pcap");
     let out = sockscope(&["conns", "--format", "jsonl", "--max-connections", "100", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
@@ -211,15 +219,8 @@ fn end_order_streams_the_same_connections() {
 /// `--jobs 2` and `3` split the connections over that many tables by address pair, and
 /// `--order end` with two jobs runs one table in three stages: every one of them must give
 /// exactly what one thread gives (records, numbering, tunnel parents, accounting, warnings).
-#[test]
-fn one_thread_and_several_threads_agree_on_every_capture() {
-    let mut files: Vec<_> = ["teardowns.pcap", "udp_and_reuse.pcapng", "snaplen96.pcap.gz", "ipv6.pcap"]
-        .map(|n| samples().join(n))
-        .into();
-    if let Some(dir) = shared_captures() {
-        files.extend(capture_files(&dir));
-    }
-    for f in &files {
+fn one_thread_and_several_threads_agree(files: &[std::path::PathBuf]) {
+    for f in files {
         let f = f.to_str().unwrap();
         for order in ["first-seen", "end"] {
             let run = |jobs| sockscope(&["conns", "--format", "json", "--order", order, "--jobs", jobs, f]);
@@ -232,6 +233,18 @@ fn one_thread_and_several_threads_agree_on_every_capture() {
             }
         }
     }
+}
+
+#[test]
+fn one_thread_and_several_threads_agree_on_every_sample() {
+    let names = ["teardowns.pcap", "udp_and_reuse.pcapng", "snaplen96.pcap.gz", "ipv6.pcap"];
+    one_thread_and_several_threads_agree(&names.map(|n| samples().join(n)));
+}
+
+#[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
+fn one_thread_and_several_threads_agree_on_every_shared_capture() {
+    one_thread_and_several_threads_agree(&capture_files(&shared_captures()));
 }
 
 #[test]

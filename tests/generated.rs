@@ -1,7 +1,7 @@
-//! Captures from the bench generator (`examples/gen.rs`), small: thousands of connections over
+//! Captures from the bench generator (`tools/gen.rs`), small: thousands of connections over
 //! thousands of address pairs, so every table gets a share and the numbering has to merge them.
 
-#[path = "../examples/gen.rs"]
+#[path = "../tools/gen.rs"]
 #[allow(dead_code)] // its `main` is for the command line
 mod gen;
 

@@ -1,4 +1,4 @@
-//! The loopback captures in samples/ against samples/expected.json, which traffic.py wrote from
+//! The loopback captures in samples/ against samples/expected.json, which tools/traffic.py wrote from
 //! its own decoding of the packets (independent of sockscope).
 
 mod common;

@@ -15,8 +15,9 @@ fn capinfos_packets(capture: &Path) -> u64 {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn every_capture_is_read_and_every_packet_accounted_for() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let files = capture_files(&dir);
     assert!(files.len() >= 80, "the corpus has 82 captures, found {}", files.len());
     for f in files {
@@ -31,8 +32,9 @@ fn every_capture_is_read_and_every_packet_accounted_for() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn cut_short_file_keeps_earlier_packets_and_warns() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("derived-cut_ppp_one_tcp_stream.pcap");
     let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
@@ -74,8 +76,9 @@ fn zeek_rows(log: &Path) -> Vec<(String, String, String)> {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn zeek_oracles_agree_on_connections_and_conn_state() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let (mut total, mut found, mut same_state) = (0, 0, 0);
     let mut misses = Vec::new();
     for f in capture_files(&dir) {
@@ -110,8 +113,9 @@ fn zeek_oracles_agree_on_connections_and_conn_state() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn tcp_connection_counts_match_tshark_streams_where_no_timeouts_differ() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     // tshark splits a reused 5-tuple on a new SYN after close, as we do; these captures
     // exercise reuse (arkime), a SYN scan, concurrency and several link types.
     for (name, streams) in [
@@ -134,8 +138,9 @@ fn tcp_connection_counts_match_tshark_streams_where_no_timeouts_differ() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn reused_socket_pair_is_split_into_connections() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("arkime_tcp_handshake_synthetic.pcap");
     let conns = jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]));
     let mut per_pair: HashMap<String, usize> = HashMap::new();
@@ -148,8 +153,9 @@ fn reused_socket_pair_is_split_into_connections() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn gzip_and_pcapng_and_nanosecond_files_are_read() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     for (name, conns) in [
         ("zeek_http_iso-download.pcap.gz", 1),
         ("pcapplusplus_many_interfaces-1.pcapng", 2),
@@ -164,11 +170,12 @@ fn gzip_and_pcapng_and_nanosecond_files_are_read() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn hand_written_json_lines_match_serde_on_every_capture() {
     use sockscope::pipeline::{analyze, Options};
     use sockscope::report::jsonl::{conn_line, line};
     use sockscope::report::record::ConnRecord;
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let mut checked = 0;
     for f in capture_files(&dir) {
         analyze(std::slice::from_ref(&f), &Options::default(), None, &mut |c| {
@@ -186,8 +193,9 @@ fn hand_written_json_lines_match_serde_on_every_capture() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn pcapng_sections_of_either_byte_order_in_one_file() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let little = std::fs::read(samples().join("udp_and_reuse.pcapng")).unwrap();
     let big = std::fs::read(dir.join("pcapng-test-generator_output_be_difficult_test202.pcapng")).unwrap();
     let path = std::env::temp_dir().join(format!("sockscope-sections-{}.pcapng", std::process::id()));
@@ -221,8 +229,9 @@ fn zeek_sizes(log: &Path) -> HashMap<String, Vec<(String, String, String)>> {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn bytes_and_durations_agree_with_zeek() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let (mut compared, mut agreed) = (0, 0);
     for f in capture_files(&dir) {
         let log = Path::new(&format!("{}.zeek-conn.log", f.display())).to_path_buf();

@@ -33,8 +33,9 @@ fn tunneled_rows(log: &Path) -> Vec<(String, String, usize)> {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn every_tunneled_oracle_connection_is_found_with_its_state_and_parents() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let mut checked = 0;
     for f in capture_files(&dir).into_iter().filter(|f| f.to_string_lossy().contains("tunnels")) {
         let log = Path::new(&format!("{}.zeek-conn.log", f.display())).to_path_buf();
@@ -64,8 +65,9 @@ fn every_tunneled_oracle_connection_is_found_with_its_state_and_parents() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn gtp_inner_connection_has_both_directions_outer_flows_as_parents() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("zeek_tunnels_gtp_gtp2_different_udp_port.pcap");
     let conns = jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]));
     let inner = conns.iter().find(|c| c["proto"] == "tcp").unwrap();
@@ -75,8 +77,9 @@ fn gtp_inner_connection_has_both_directions_outer_flows_as_parents() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn no_decap_reports_outer_flows_only_and_accounts_for_every_packet() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     // (capture, has TCP/UDP inside its tunnels: the VXLAN sample carries only ICMP)
     for (name, inner) in [
         ("zeek_tunnels_vxlan.pcap", false),
@@ -105,8 +108,9 @@ fn no_decap_reports_outer_flows_only_and_accounts_for_every_packet() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn zeek_format_names_tunnel_parents() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let f = dir.join("zeek_tunnels_ayiya3.pcap");
     let text = stdout(&sockscope(&["conns", "--format", "zeek", f.to_str().unwrap()]));
     let fields: Vec<&str> =
@@ -122,8 +126,9 @@ fn zeek_format_names_tunnel_parents() {
 }
 
 #[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn fragmented_datagrams_are_reassembled_and_counted_once_per_connection() {
-    let Some(dir) = shared_captures() else { return };
+    let dir = shared_captures();
     let run = |name: &str| -> Value {
         let f = dir.join(name);
         serde_json::from_slice(&sockscope(&["conns", "--format", "json", f.to_str().unwrap()]).stdout)

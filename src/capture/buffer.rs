@@ -4,8 +4,8 @@ use std::io::{ErrorKind, Read};
 
 use super::{CaptureError, Frame, FrameMeta, MAX_RECORD_LEN};
 
-/// Small enough to stay in the core's L2 cache next to the connection table (bench: 1 MiB -> 128
-/// KiB, realistic analysis 0.76 s -> 0.69 s); a read call per 128 KiB costs nothing measurable.
+/// Small enough to stay in the core's L2 cache next to the connection table; a read call per
+/// 128 KiB costs nothing measurable (docs/performance.md, "Reading").
 const CHUNK: usize = 1 << 17;
 
 pub(crate) struct StreamBuffer {

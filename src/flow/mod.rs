@@ -40,8 +40,8 @@ pub enum EndReason {
 /// One connection: the packets of one socket pair between its start and its end. In this
 /// order (`repr(C)`): what a sweep for ended connections reads (protocol, times, then the TCP
 /// timers at the start of `tcp`) fills the first cache line, so a sweep over hundreds of
-/// thousands of connections loads one line of each TCP connection instead of five (perf,
-/// `check` manyconn: sweeps and expiry checks 11.7% -> 6.8% of the run; 1.25 -> 1.19 s).
+/// thousands of connections loads one line of each TCP connection instead of five
+/// (docs/performance.md, "Table layout").
 #[derive(Debug)]
 #[repr(C)]
 pub struct Conn {
@@ -52,10 +52,9 @@ pub struct Conn {
     pub first: Timestamp,
     pub last: Timestamp,
     /// TCP state (see `tcp()`): inline rather than boxed, as the first touch of a boxed state
-    /// was a second cache miss on every packet (bench: manyconn analysis 2.30 s -> 1.92 s with
-    /// the smaller key), and not an `Option`, so that its cache lines can be prefetched without
-    /// waiting for the line that says whether it is there. UDP flows carry it unused; they are
-    /// the minority of live connections.
+    /// is a second cache miss on every packet, and not an `Option`, so that its cache lines can be
+    /// prefetched without waiting for the line that says whether it is there. UDP flows carry it
+    /// unused; they are the minority of live connections.
     tcp: TcpConn,
     pub orig_stats: DirStats,
     pub resp_stats: DirStats,

@@ -34,8 +34,8 @@ impl Default for Timeouts {
 /// to the live ones without scanning the table on every packet.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// How many entries ahead a sweep requests the next entries' first lines (perf, `check`
-/// manyconn: a quarter fewer samples in sweeps).
+/// How many entries ahead a sweep requests the next entries' first lines, so that they have
+/// arrived by the time the sweep reads them.
 const SWEEP_AHEAD: usize = 8;
 
 pub struct ConnTable {
@@ -65,8 +65,8 @@ pub struct Hint {
 }
 
 /// A live connection as the table's key: filed under the hash of its socket pair, which it
-/// holds, so the pair is stored once per connection rather than a second time beside it
-/// (bench: 40 of 672 bytes per entry). The table hashes pairs and compares them itself, through
+/// holds, so the pair (40 bytes) is stored once per connection rather than a second time beside
+/// it. The table hashes pairs and compares them itself, through
 /// indexmap's raw entries (see `slot`), so `Live` needs no `Hash` or `Eq`. Mutated in place
 /// through `MutableKeys`, which is sound here as nothing changes a connection's pair.
 struct Live(Conn);
@@ -203,8 +203,7 @@ impl ConnTable {
     /// the rest at the capture's end. Sorted in place and moved out one by one: a second copy of
     /// every live connection would double the peak memory at the end of a run. Sorted by ids
     /// set aside (16 bytes per connection), so each entry moves once rather than at every step
-    /// of a quicksort (bench, `check` manyconn with 200k open at the end: 1.04-1.18 s ->
-    /// 1.01-1.09 s for +3.5 MB).
+    /// of a quicksort.
     pub fn finish(mut self, end: Option<Timestamp>) -> impl Iterator<Item = Conn> {
         if let Some(end) = end {
             self.sweep(end);
@@ -250,9 +249,8 @@ impl ConnTable {
     }
 
     /// Index of the live connection for `key`: with a `hint`, no hashing and, when its guess
-    /// still holds this key, no lookup either (bench, `check`: tiny 0.45 -> 0.42 s, manyconn
-    /// 1.14 -> 1.08 s). An existing connection for which `ends` gives a reason is ended first;
-    /// a new one is made by `create` from its id.
+    /// still holds this key, no lookup either. An existing connection for which `ends` gives a
+    /// reason is ended first; a new one is made by `create` from its id.
     fn slot(
         &mut self,
         key: PairKey,
@@ -320,8 +318,8 @@ impl ConnTable {
     /// Ends the connections that are over by `now` (idle, or past Zeek's close timers), so the
     /// table holds live connections only. Runs at most once per second of capture time and only
     /// after as many packets as half the table holds, so its cost per packet stays constant: a
-    /// scan looks at two entries per packet (bench manyconn: every eighth of the table -> every
-    /// half, analysis 1.94 -> 1.79 s; ended connections linger a little longer, +3% memory).
+    /// scan looks at two entries per packet. Ended connections may linger a little longer, at a
+    /// small cost in memory.
     fn maybe_sweep(&mut self, now: Timestamp) {
         self.since_sweep += 1;
         if now.since(self.last_sweep) < SWEEP_EVERY || self.since_sweep < self.live.len() / 2 {

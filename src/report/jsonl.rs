@@ -35,8 +35,8 @@ macro_rules! counters {
 
 /// Appends a connection record as one line of JSON, byte for byte what serde_json writes for
 /// `ConnRecord` (a test holds the two together). Written out by hand because serde_json
-/// re-escapes every field name of every record: with hundreds of thousands of short
-/// connections that was a fifth of the whole run (bench/run.sh manyconn, callgrind).
+/// re-escapes every field name of every record, a large share of the run when there are
+/// hundreds of thousands of short connections (docs/performance.md, "JSON writer").
 pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
     let mut w = Obj::open(buf);
     w.u64(key!("id"), c.id);
@@ -48,7 +48,7 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
     w.key(key!("ts"));
     let ts_at = w.buf.len();
     w.number(c.ts);
-    // syn_ts is nearly always the same value: copied rather than formatted again (3% of a line).
+    // syn_ts is nearly always the same value: copied rather than formatted again.
     let ts_text = ts_at..w.buf.len();
     w.f64(key!("duration"), c.duration);
     w.u64(key!("orig_pkts"), c.orig_pkts);
@@ -147,8 +147,8 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
 }
 
 /// Appends a few bytes one by one: for a number's digits that is cheaper than a call to
-/// `memmove`, which `extend_from_slice` makes for a length not known at compile time (bench
-/// `format/JSON line`: 523 -> 463 ns; an IPv4 octet or an f64 this way measured slower).
+/// `memmove`, which `extend_from_slice` makes for a length not known at compile time (not so
+/// for an IPv4 octet or an f64).
 fn push_short(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.reserve(bytes.len());
     for &b in bytes {
@@ -228,7 +228,7 @@ impl<'a> Obj<'a> {
 
     /// A string of the program's own (a state code, a kind ...), as made or read back from a
     /// waiting record: its string literals hold nothing to escape, so the check `text` makes is
-    /// left out (about 7% of a line).
+    /// left out.
     fn word(&mut self, key: &str, v: &str) {
         debug_assert!(needs_no_escape(v), "{v:?}");
         self.key(key);
@@ -262,7 +262,7 @@ impl<'a> Obj<'a> {
         // Addresses print as plain ASCII (digits, dots, hex, colons).
         o.buf.push(b'"');
         match a.ip {
-            // The common case by hand: the formatting machinery was a tenth of writing a line.
+            // The common case by hand: the formatting machinery costs more than the digits.
             std::net::IpAddr::V4(v4) => {
                 let mut octets = itoa::Buffer::new();
                 for (i, octet) in v4.octets().into_iter().enumerate() {

@@ -99,8 +99,7 @@ impl<'a> ConnWriter<'a> {
         }
         // A record that has to wait does so in serde's compact binary form (postcard), formatted
         // only when its turn comes: a JSON line is ~1 KB and its binary form ~130 bytes, so
-        // less waits in memory and far less moves to the temporary file (bench, `conns` -j1:
-        // RSS tiny and realistic 52 -> 27 MB, manyconn 183 -> 177 MB; manyconn 1.46 -> 1.42 s).
+        // less waits in memory and far less moves to the temporary file.
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
         bytes = postcard::to_extend(&record, bytes).map_err(io::Error::other)?;
@@ -218,9 +217,8 @@ struct Waiting {
     /// Records in memory, back to back (no allocation per record).
     arena: Vec<u8>,
     /// Where each record waits, by id: `slots[i]` is id `first + i`. Ids are dense, so a queue
-    /// indexed by id does what search trees did (perf, `conns` manyconn: putting and taking
-    /// records were 4.5% of the run with `BTreeMap`s; min of 8: 1.33 -> 1.29 s), in 16 bytes
-    /// per id instead of about 40; ids not ended yet are `None`.
+    /// indexed by id finds a record without a search tree's cost, in 16 bytes per id instead of
+    /// about 40; ids not ended yet are `None`.
     slots: VecDeque<Option<Place>>,
     first: u64,
     /// Records in the arena, and their bytes (taken records leave holes until it is reset).
@@ -314,8 +312,7 @@ impl Waiting {
             None => self.spilled.insert(Spill { file: tempfile::tempfile()?, end: 0, runs: Vec::new() }),
         };
         spill.runs.push(ReadRun { start: spill.end, buffer_at: 0, buffer: Vec::new() });
-        // A run is tens of MiB: large writes, not one call per 8 KiB (bench manyconn -j1
-        // 2.24 -> 2.15 s).
+        // A run is tens of MiB: large writes, not one call per 8 KiB.
         let mut w = BufWriter::with_capacity(1 << 20, &spill.file);
         w.seek(SeekFrom::Start(spill.end))?;
         for place in in_memory(&mut self.slots, self.first, self.memory_from) {

@@ -2,7 +2,7 @@
 """The README's "many captures" recipe, run for real: sockscope per capture file, then DuckDB.
 
     pip install duckdb
-    python3 scripts/duckdb_recipe.py [CAPTURE_DIR] [OUT_DIR]
+    python3 tools/duckdb_recipe.py [CAPTURE_DIR] [OUT_DIR]
 
 Runs `sockscope conns --per-file --format jsonl -o OUT_DIR CAPTURE_DIR` (one JSON-lines file per
 capture, named after it), then queries all of them at once with DuckDB and checks the totals

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Record sockscope's sample captures from REAL loopback traffic.
 #
-# Usage (as root):   samples/record.sh [OUTDIR]      (default OUTDIR: this directory)
+# Usage (as root):   tools/record.sh [OUTDIR]      (default OUTDIR: samples/ beside tools/)
 #
 # Writes OUTDIR/teardowns.pcap, udp_and_reuse.pcapng, snaplen96.pcap.gz,
 # ipv6.pcap, and regenerates OUTDIR/expected.json after checking every capture
@@ -32,7 +32,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=$(mkdir -p "${1:-$HERE}" && cd "${1:-$HERE}" && pwd)
+OUT=$(mkdir -p "${1:-$HERE/../samples}" && cd "${1:-$HERE/../samples}" && pwd)
 TRAFFIC="$HERE/traffic.py"
 HOST_LO=${SOCKSCOPE_HOST_LO:-0}
 
