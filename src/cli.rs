@@ -10,7 +10,7 @@ use crate::check::{Limit, Rules, SocketSpec};
 use crate::filter::{split_socket, Filter};
 use crate::flow::socket::Addr;
 use crate::flow::table::Timeouts;
-use crate::pipeline::Options;
+use crate::pipeline::{Options, DEFAULT_MAX_CONNECTIONS};
 use crate::report::stream::Order;
 use crate::report::{Format, SocketFormat};
 use crate::tcp::verdict::ConnState;
@@ -292,7 +292,7 @@ pub struct Input {
     pub udp_timeout: Duration,
     /// Most connections held open at once; past it the least recently active are ended early
     /// (their `end` is "evicted"), so a SYN flood cannot exhaust memory.
-    #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
     /// Do not look inside tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, AYIYA, GTP-U): report the
     /// outer flows only.

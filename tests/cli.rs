@@ -200,6 +200,20 @@ fn max_connections_bounds_the_table_and_says_so() {
     let pkts: u64 =
         conns.iter().map(|c| c["orig_pkts"].as_u64().unwrap() + c["resp_pkts"].as_u64().unwrap()).sum();
     assert_eq!(pkts, 2011, "every packet still belongs to a connection");
+    // Which connections end early is decided over all of them: the same for any thread count.
+    for jobs in ["1", "3"] {
+        let more = sockscope(&[
+            "conns",
+            "--format",
+            "jsonl",
+            "--max-connections",
+            "100",
+            "--jobs",
+            jobs,
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(stdout(&more), stdout(&out), "--jobs {jobs}");
+    }
 }
 
 #[test]

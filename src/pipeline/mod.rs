@@ -86,6 +86,10 @@ impl Analysis {
     }
 }
 
+/// The default bound on live connections: far above real traffic, low enough that a flood of
+/// new connections cannot exhaust memory.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000_000;
+
 #[derive(Clone, Debug)]
 pub struct Options {
     pub timeouts: Timeouts,
@@ -106,7 +110,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             timeouts: Timeouts::default(),
-            max_connections: 10_000_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             decap: true,
             jobs: 1,
             end_order: false,
@@ -177,12 +181,14 @@ enum Strategy {
 }
 
 impl Strategy {
-    /// An observer sees packets in capture order, so it keeps one table on this thread.
+    /// An observer sees packets in capture order, so it keeps one table on this thread. A
+    /// bound on live connections below the default is expected to be reached: which connections
+    /// it ends early is decided over all of them, which only one table sees.
     fn choose(opts: &Options, observed: bool) -> Strategy {
         match opts.jobs {
             0 | 1 => Strategy::Single { pipelined: false },
             _ if observed => Strategy::Single { pipelined: true },
-            _ if opts.end_order => Strategy::Staged,
+            _ if opts.end_order || opts.max_connections < DEFAULT_MAX_CONNECTIONS => Strategy::Staged,
             jobs => Strategy::Sharded(jobs),
         }
     }
@@ -215,5 +221,7 @@ mod tests {
         assert_eq!(Strategy::choose(&opts(2, false), true), Strategy::Single { pipelined: true });
         assert_eq!(Strategy::choose(&opts(3, true), false), Strategy::Staged);
         assert_eq!(Strategy::choose(&opts(3, false), false), Strategy::Sharded(3));
+        let bounded = Options { max_connections: 1000, ..opts(3, false) };
+        assert_eq!(Strategy::choose(&bounded, false), Strategy::Staged);
     }
 }
