@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::filter::split_socket;
 use crate::report::record::ConnRecord;
+use crate::tcp::phases::HandshakeState;
 use crate::tcp::verdict::ConnState;
 
 /// A limit given as a count or as a share of a total.
@@ -218,7 +219,11 @@ impl Checker {
             }
         }
         if let Some(h) = &c.handshake {
-            if self.rules.handshakes_complete && matches!(h.state, "syn_only" | "syn_synack" | "rejected") {
+            let incomplete = matches!(
+                h.state,
+                HandshakeState::SynOnly | HandshakeState::SynSynack | HandshakeState::Rejected
+            );
+            if self.rules.handshakes_complete && incomplete {
                 offend(&mut self.offenders[HANDSHAKES], c);
             }
             if let (Some(max), Some(rtt)) = (self.rules.max_rtt, h.rtt) {

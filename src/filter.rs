@@ -16,6 +16,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::report::record::ConnRecord;
+use crate::tcp::phases::{Initiator, TeardownKind};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
@@ -109,10 +110,10 @@ impl Filter {
             Filter::States(states) => states.iter().any(|s| s.eq_ignore_ascii_case(c.conn_state)),
             Filter::Text(field, want) => {
                 let have = match field {
-                    Field::Handshake => c.handshake.as_ref().map(|h| h.state),
-                    Field::Teardown => c.teardown.as_ref().map(|t| t.state),
-                    Field::Kind => c.teardown.as_ref().and_then(|t| t.kind),
-                    Field::Initiator => c.teardown.as_ref().and_then(|t| t.initiator),
+                    Field::Handshake => c.handshake.as_ref().map(|h| h.state.as_str()),
+                    Field::Teardown => c.teardown.as_ref().map(|t| t.state.as_str()),
+                    Field::Kind => c.teardown.as_ref().and_then(|t| t.kind.map(TeardownKind::as_str)),
+                    Field::Initiator => c.teardown.as_ref().and_then(|t| t.initiator.map(Initiator::as_str)),
                 };
                 have.unwrap_or("null").eq_ignore_ascii_case(want)
             }

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::record::ConnRecord;
 use crate::flow::inventory::SocketStats;
+use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
 
 /// A connection as one flat CSV row.
 #[derive(Serialize)]
@@ -26,11 +27,11 @@ struct ConnRow<'a> {
     resp_bytes: u64,
     orig_ip_bytes: u64,
     resp_ip_bytes: u64,
-    handshake_state: Option<&'a str>,
+    handshake_state: Option<HandshakeState>,
     handshake_rtt: Option<f64>,
-    teardown_state: Option<&'a str>,
-    teardown_initiator: Option<&'a str>,
-    teardown_kind: Option<&'a str>,
+    teardown_state: Option<TeardownState>,
+    teardown_initiator: Option<Initiator>,
+    teardown_kind: Option<TeardownKind>,
     /// Tunnel kinds outermost first, joined by '/', e.g. "gre" or "vxlan/gtpu".
     tunnel: Option<String>,
     /// Ids of the outer connections, joined by ' '.

@@ -30,10 +30,8 @@ pub struct ConnRecord<'s> {
     pub resp_bytes: u64,
     pub orig_ip_bytes: u64,
     pub resp_ip_bytes: u64,
-    #[serde(borrow)]
-    pub handshake: Option<Handshake<'s>>,
-    #[serde(borrow)]
-    pub teardown: Option<Teardown<'s>>,
+    pub handshake: Option<Handshake>,
+    pub teardown: Option<Teardown>,
     pub data: Option<DataPhase>,
     /// Set for connections inside a tunnel: the layers around it and the outer connections.
     #[serde(borrow)]
@@ -160,4 +158,31 @@ pub fn of_sample(name: &str) -> Vec<ConnRecord<'static>> {
     })
     .expect("the samples analyze");
     records
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
+
+    fn serde_name(v: impl Serialize) -> String {
+        serde_json::to_value(v).unwrap().as_str().expect("a word").to_string()
+    }
+
+    #[test]
+    fn words_serialize_as_printed() {
+        for v in HandshakeState::ALL {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        for v in TeardownState::ALL {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        for v in TeardownKind::ALL {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        for v in Initiator::ALL {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+    }
 }

@@ -8,6 +8,7 @@ use super::AccountingRecord;
 use crate::analyze::Analysis;
 use crate::flow::inventory::SocketStats;
 use crate::flow::socket::Addr;
+use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
 
 /// The five sockets with the most of `key`.
 fn top(
@@ -30,14 +31,22 @@ fn top(
     Ok(())
 }
 
+/// The counts in alphabetical order of their labels, the order the summary lists them in.
+fn alphabetical<K: Copy, L: Ord>(counts: &BTreeMap<K, u64>, label: impl Fn(K) -> L) -> Vec<(L, u64)> {
+    let mut rows: Vec<(L, u64)> = counts.iter().map(|(&k, &n)| (label(k), n)).collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
 /// Totals over connections, gathered as they end.
 #[derive(Default)]
 pub struct Summary {
     conns: u64,
     tcp: u64,
     by_state: BTreeMap<(&'static str, &'static str), u64>,
-    handshakes: BTreeMap<&'static str, u64>,
-    teardowns: BTreeMap<String, u64>,
+    handshakes: BTreeMap<HandshakeState, u64>,
+    /// By state, and by kind and initiator where both are known.
+    teardowns: BTreeMap<(TeardownState, Option<(TeardownKind, Initiator)>), u64>,
     rtts: Vec<f64>,
     rexmit_pkts: u64,
     tcp_pkts: u64,
@@ -60,18 +69,15 @@ impl Summary {
         }
         *self.by_state.entry((c.proto, c.conn_state)).or_default() += 1;
         if let Some(h) = &c.handshake {
-            self.unanswered += u64::from(h.state == "syn_only");
-            self.refused += u64::from(h.state == "rejected");
+            self.unanswered += u64::from(h.state == HandshakeState::SynOnly);
+            self.refused += u64::from(h.state == HandshakeState::Rejected);
             *self.handshakes.entry(h.state).or_default() += 1;
             self.rtts.extend(h.rtt);
         }
         if let Some(t) = &c.teardown {
-            self.resets += u64::from(t.state == "reset");
-            let key = match (t.kind, t.initiator) {
-                (Some(k), Some(i)) => format!("{} {k} by {i}", t.state),
-                _ => t.state.to_string(),
-            };
-            *self.teardowns.entry(key).or_default() += 1;
+            self.resets += u64::from(t.state == TeardownState::Reset);
+            let how = t.kind.zip(t.initiator);
+            *self.teardowns.entry((t.state, how)).or_default() += 1;
         }
     }
 
@@ -129,7 +135,7 @@ impl Summary {
         }
         if !self.handshakes.is_empty() {
             writeln!(out, "\nhandshakes:")?;
-            for (k, n) in &self.handshakes {
+            for (k, n) in alphabetical(&self.handshakes, |h| h.as_str()) {
                 writeln!(out, "  {k:<12} {n:>8}")?;
             }
         }
@@ -148,7 +154,11 @@ impl Summary {
         }
         if !self.teardowns.is_empty() {
             writeln!(out, "\nteardowns:")?;
-            for (k, n) in &self.teardowns {
+            let rows = alphabetical(&self.teardowns, |(state, how)| match how {
+                Some((kind, by)) => format!("{state} {kind} by {by}"),
+                None => state.to_string(),
+            });
+            for (k, n) in rows {
                 writeln!(out, "  {k:<32} {n:>8}")?;
             }
         }
