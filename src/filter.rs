@@ -15,19 +15,21 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::flow::socket::Proto;
 use crate::report::record::ConnRecord;
 use crate::tcp::phases::{Initiator, TeardownKind};
+use crate::tcp::verdict::ConnState;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
     And(Box<Filter>, Box<Filter>),
     Or(Box<Filter>, Box<Filter>),
     Not(Box<Filter>),
-    Proto(&'static str),
+    Proto(Proto),
     Tunneled,
     Port(Side, u16),
     Host(Side, IpAddr),
-    States(Vec<String>),
+    States(Vec<ConnState>),
     Text(Field, String),
     Number(Quantity, Cmp, f64),
 }
@@ -107,7 +109,7 @@ impl Filter {
                 side.either(|orig| if orig { c.orig.port } else { c.resp.port } == *port)
             }
             Filter::Host(side, ip) => side.either(|orig| if orig { c.orig.ip } else { c.resp.ip } == *ip),
-            Filter::States(states) => states.iter().any(|s| s.eq_ignore_ascii_case(c.conn_state)),
+            Filter::States(states) => states.contains(&c.conn_state),
             Filter::Text(field, want) => {
                 let have = match field {
                     Field::Handshake => c.handshake.as_ref().map(|h| h.state.as_str()),
@@ -265,14 +267,14 @@ impl Parser {
             _ => err(format!("'{word}' takes = or !=")),
         };
         match name.as_str() {
-            "tcp" | "udp" => Ok(Filter::Proto(if name == "tcp" { "tcp" } else { "udp" })),
+            "tcp" => Ok(Filter::Proto(Proto::Tcp)),
+            "udp" => Ok(Filter::Proto(Proto::Udp)),
             "tunneled" => Ok(Filter::Tunneled),
             "proto" => {
                 let (cmp, v) = self.value()?;
-                match v.to_ascii_lowercase().as_str() {
-                    "tcp" => negate(cmp, Filter::Proto("tcp")),
-                    "udp" => negate(cmp, Filter::Proto("udp")),
-                    _ => err(format!("proto is tcp or udp, not '{v}'")),
+                match Proto::parse(&v.to_ascii_lowercase()) {
+                    Some(p) => negate(cmp, Filter::Proto(p)),
+                    None => err(format!("proto is tcp or udp, not '{v}'")),
                 }
             }
             "port" => {
@@ -302,12 +304,13 @@ impl Parser {
             }
             "state" | "conn_state" => {
                 let (cmp, v) = self.value()?;
-                let states: Vec<String> = v.split(',').map(|s| s.trim().to_ascii_uppercase()).collect();
-                for s in &states {
-                    if crate::tcp::verdict::ConnState::parse(s).is_none() {
-                        return err(format!("unknown conn_state '{s}'"));
-                    }
-                }
+                let states = v
+                    .split(',')
+                    .map(|s| {
+                        let s = s.trim().to_ascii_uppercase();
+                        ConnState::parse(&s).ok_or_else(|| ParseError(format!("unknown conn_state '{s}'")))
+                    })
+                    .collect::<Result<_, _>>()?;
                 negate(cmp, Filter::States(states))
             }
             "handshake" | "teardown" | "kind" | "initiator" => {
@@ -348,8 +351,9 @@ pub fn split_socket(s: &str) -> Result<(IpAddr, u16), ParseError> {
 mod tests {
     use super::*;
     use crate::flow::socket::Addr;
+    use crate::flow::EndReason;
 
-    fn conn(proto: &'static str, orig: &str, resp: &str, state: &'static str) -> ConnRecord<'static> {
+    fn conn(proto: Proto, orig: &str, resp: &str, state: ConnState) -> ConnRecord<'static> {
         let addr = |s: &str| {
             let (ip, port) = split_socket(s).unwrap();
             Addr { ip, port }
@@ -373,7 +377,7 @@ mod tests {
             teardown: None,
             data: None,
             tunnel: None,
-            end: "capture_end",
+            end: EndReason::CaptureEnd,
         }
     }
 
@@ -383,7 +387,7 @@ mod tests {
 
     #[test]
     fn words_and_precedence() {
-        let c = conn("tcp", "10.0.0.1:40000", "10.0.0.2:443", "REJ");
+        let c = conn(Proto::Tcp, "10.0.0.1:40000", "10.0.0.2:443", ConnState::REJ);
         assert!(m("tcp and port 443 and state=REJ", &c));
         assert!(m("udp or tcp and port 443", &c), "and binds tighter than or");
         assert!(!m("(udp or tcp) and port 80", &c));
@@ -402,7 +406,7 @@ mod tests {
 
     #[test]
     fn ipv6_sockets() {
-        let c = conn("udp", "[2001:db8::1]:5000", "[2001:db8::2]:53", "SF");
+        let c = conn(Proto::Udp, "[2001:db8::1]:5000", "[2001:db8::2]:53", ConnState::SF);
         assert!(m("socket [2001:db8::2]:53", &c));
         assert!(m("host 2001:db8::1", &c));
     }

@@ -41,10 +41,10 @@ macro_rules! counters {
 pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
     let mut w = Obj::open(buf);
     w.u64(key!("id"), c.id);
-    w.word(key!("proto"), c.proto);
+    w.word(key!("proto"), c.proto.as_str());
     w.addr(key!("orig"), c.orig);
     w.addr(key!("resp"), c.resp);
-    w.word(key!("conn_state"), c.conn_state);
+    w.word(key!("conn_state"), c.conn_state.code());
     w.text(key!("history"), &c.history);
     w.key(key!("ts"));
     let ts_at = w.buf.len();
@@ -142,7 +142,7 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         Some(t) => serde_json::to_writer(&mut *w.buf, t).expect("records serialize to JSON"),
         None => w.null(),
     }
-    w.word(key!("end"), c.end);
+    w.word(key!("end"), c.end.as_str());
     w.close();
     buf.push(b'\n');
 }

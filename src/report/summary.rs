@@ -7,8 +7,9 @@ use super::record::ConnRecord;
 use super::AccountingRecord;
 use crate::analyze::Analysis;
 use crate::flow::inventory::SocketStats;
-use crate::flow::socket::Addr;
+use crate::flow::socket::{Addr, Proto};
 use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
+use crate::tcp::verdict::ConnState;
 
 /// The five sockets with the most of `key`.
 fn top(
@@ -43,7 +44,7 @@ fn alphabetical<K: Copy, L: Ord>(counts: &BTreeMap<K, u64>, label: impl Fn(K) ->
 pub struct Summary {
     conns: u64,
     tcp: u64,
-    by_state: BTreeMap<(&'static str, &'static str), u64>,
+    by_state: BTreeMap<(Proto, ConnState), u64>,
     handshakes: BTreeMap<HandshakeState, u64>,
     /// By state, and by kind and initiator where both are known.
     teardowns: BTreeMap<(TeardownState, Option<(TeardownKind, Initiator)>), u64>,
@@ -59,7 +60,7 @@ pub struct Summary {
 impl Summary {
     pub fn add(&mut self, c: &ConnRecord<'static>) {
         self.conns += 1;
-        if c.proto == "tcp" {
+        if c.proto == Proto::Tcp {
             self.tcp += 1;
             self.tcp_pkts += c.orig_pkts + c.resp_pkts;
         }
@@ -130,7 +131,7 @@ impl Summary {
         }
 
         writeln!(out, "\nconnections: {} ({} tcp, {} udp)", self.conns, self.tcp, self.conns - self.tcp)?;
-        for ((proto, state), n) in &self.by_state {
+        for ((proto, state), n) in alphabetical(&self.by_state, |(p, s)| (p.as_str(), s.code())) {
             writeln!(out, "  {proto} {state:<7} {n:>8}")?;
         }
         if !self.handshakes.is_empty() {
