@@ -18,7 +18,9 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use crate::filter::split_socket;
+use crate::flow::socket::Proto;
 use crate::report::record::ConnRecord;
+use crate::tcp::phases::HandshakeState;
 use crate::tcp::verdict::ConnState;
 
 /// A limit given as a count or as a share of a total.
@@ -57,20 +59,19 @@ impl fmt::Display for Limit {
 /// `tcp/10.0.0.1:80` or `10.0.0.1:80/tcp` (as `sockets` prints them).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketSpec {
-    pub proto: &'static str,
+    pub proto: Proto,
     pub ip: IpAddr,
     pub port: u16,
 }
 
 impl SocketSpec {
     pub fn parse(s: &str) -> Result<SocketSpec, String> {
-        let (proto, addr) = match (s.split_once('/'), s.rsplit_once('/')) {
-            (Some((p @ ("tcp" | "udp"), rest)), _) => (p, rest),
-            (_, Some((rest, p @ ("tcp" | "udp")))) => (p, rest),
-            _ => return Err(format!("'{s}' is not a socket like tcp/10.0.0.1:80")),
-        };
+        let prefixed = s.split_once('/').and_then(|(p, rest)| Some((Proto::parse(p)?, rest)));
+        let suffixed = s.rsplit_once('/').and_then(|(rest, p)| Some((Proto::parse(p)?, rest)));
+        let (proto, addr) =
+            prefixed.or(suffixed).ok_or_else(|| format!("'{s}' is not a socket like tcp/10.0.0.1:80"))?;
         let (ip, port) = split_socket(addr).map_err(|e| e.to_string())?;
-        Ok(SocketSpec { proto: if proto == "tcp" { "tcp" } else { "udp" }, ip, port })
+        Ok(SocketSpec { proto, ip, port })
     }
 }
 
@@ -204,21 +205,24 @@ impl Checker {
 
     pub fn add(&mut self, c: &ConnRecord<'static>) {
         self.conns += 1;
-        let state = ConnState::parse(c.conn_state).expect("records carry valid states");
-        *self.by_state.entry(state).or_default() += 1;
-        if c.proto == "tcp" {
+        *self.by_state.entry(c.conn_state).or_default() += 1;
+        if c.proto == Proto::Tcp {
             self.tcp_pkts += c.orig_pkts + c.resp_pkts;
             if let Some(d) = &c.data {
                 self.rexmit_pkts += d.orig_rexmit_pkts + d.resp_rexmit_pkts;
             }
         }
         for (i, s) in self.rules.fail_on_state.iter().enumerate() {
-            if *s == state {
+            if *s == c.conn_state {
                 offend(&mut self.offenders[FAIL_ON_STATE + i], c);
             }
         }
         if let Some(h) = &c.handshake {
-            if self.rules.handshakes_complete && matches!(h.state, "syn_only" | "syn_synack" | "rejected") {
+            let incomplete = matches!(
+                h.state,
+                HandshakeState::SynOnly | HandshakeState::SynSynack | HandshakeState::Rejected
+            );
+            if self.rules.handshakes_complete && incomplete {
                 offend(&mut self.offenders[HANDSHAKES], c);
             }
             if let (Some(max), Some(rtt)) = (self.rules.max_rtt, h.rtt) {
@@ -316,5 +320,25 @@ fn offend(slot: &mut (Vec<ConnRecord<'static>>, u64), c: &ConnRecord<'static>) {
     slot.1 += 1;
     if slot.0.len() < KEEP {
         slot.0.push(c.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_specs_name_their_protocol_first_or_last() {
+        let spec = SocketSpec::parse("tcp/10.0.0.1:80").unwrap();
+        assert_eq!(spec, SocketSpec { proto: Proto::Tcp, ip: "10.0.0.1".parse().unwrap(), port: 80 });
+        assert_eq!(spec.to_string(), "tcp/10.0.0.1:80");
+        let spec = SocketSpec::parse("[::1]:53/udp").unwrap();
+        assert_eq!((spec.proto, spec.to_string()), (Proto::Udp, "udp/[::1]:53".to_string()));
+        for wrong in ["sctp/10.0.0.1:80", "TCP/10.0.0.1:80", "10.0.0.1:80"] {
+            assert_eq!(
+                SocketSpec::parse(wrong),
+                Err(format!("'{wrong}' is not a socket like tcp/10.0.0.1:80"))
+            );
+        }
     }
 }

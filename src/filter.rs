@@ -15,19 +15,26 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::flow::socket::Proto;
 use crate::report::record::ConnRecord;
+use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
+use crate::tcp::verdict::ConnState;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
     And(Box<Filter>, Box<Filter>),
     Or(Box<Filter>, Box<Filter>),
     Not(Box<Filter>),
-    Proto(&'static str),
+    Proto(Proto),
     Tunneled,
     Port(Side, u16),
     Host(Side, IpAddr),
-    States(Vec<String>),
-    Text(Field, String),
+    States(Vec<ConnState>),
+    /// `None` (`handshake=null` and so on) matches a connection without one: UDP, for instance.
+    Handshake(Option<HandshakeState>),
+    Teardown(Option<TeardownState>),
+    Kind(Option<TeardownKind>),
+    Initiator(Option<Initiator>),
     Number(Quantity, Cmp, f64),
 }
 
@@ -36,14 +43,6 @@ pub enum Side {
     Either,
     Orig,
     Resp,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Field {
-    Handshake,
-    Teardown,
-    Kind,
-    Initiator,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -106,16 +105,11 @@ impl Filter {
                 side.either(|orig| if orig { c.orig.port } else { c.resp.port } == *port)
             }
             Filter::Host(side, ip) => side.either(|orig| if orig { c.orig.ip } else { c.resp.ip } == *ip),
-            Filter::States(states) => states.iter().any(|s| s.eq_ignore_ascii_case(c.conn_state)),
-            Filter::Text(field, want) => {
-                let have = match field {
-                    Field::Handshake => c.handshake.as_ref().map(|h| h.state),
-                    Field::Teardown => c.teardown.as_ref().map(|t| t.state),
-                    Field::Kind => c.teardown.as_ref().and_then(|t| t.kind),
-                    Field::Initiator => c.teardown.as_ref().and_then(|t| t.initiator),
-                };
-                have.unwrap_or("null").eq_ignore_ascii_case(want)
-            }
+            Filter::States(states) => states.contains(&c.conn_state),
+            Filter::Handshake(want) => c.handshake.as_ref().map(|h| h.state) == *want,
+            Filter::Teardown(want) => c.teardown.as_ref().map(|t| t.state) == *want,
+            Filter::Kind(want) => c.teardown.as_ref().and_then(|t| t.kind) == *want,
+            Filter::Initiator(want) => c.teardown.as_ref().and_then(|t| t.initiator) == *want,
             Filter::Number(q, cmp, want) => {
                 let have = match q {
                     Quantity::Duration => Some(c.duration),
@@ -264,14 +258,14 @@ impl Parser {
             _ => err(format!("'{word}' takes = or !=")),
         };
         match name.as_str() {
-            "tcp" | "udp" => Ok(Filter::Proto(if name == "tcp" { "tcp" } else { "udp" })),
+            "tcp" => Ok(Filter::Proto(Proto::Tcp)),
+            "udp" => Ok(Filter::Proto(Proto::Udp)),
             "tunneled" => Ok(Filter::Tunneled),
             "proto" => {
                 let (cmp, v) = self.value()?;
-                match v.to_ascii_lowercase().as_str() {
-                    "tcp" => negate(cmp, Filter::Proto("tcp")),
-                    "udp" => negate(cmp, Filter::Proto("udp")),
-                    _ => err(format!("proto is tcp or udp, not '{v}'")),
+                match Proto::parse(&v.to_ascii_lowercase()) {
+                    Some(p) => negate(cmp, Filter::Proto(p)),
+                    None => err(format!("proto is tcp or udp, not '{v}'")),
                 }
             }
             "port" => {
@@ -301,23 +295,24 @@ impl Parser {
             }
             "state" | "conn_state" => {
                 let (cmp, v) = self.value()?;
-                let states: Vec<String> = v.split(',').map(|s| s.trim().to_ascii_uppercase()).collect();
-                for s in &states {
-                    if crate::tcp::verdict::ConnState::parse(s).is_none() {
-                        return err(format!("unknown conn_state '{s}'"));
-                    }
-                }
+                let states = v
+                    .split(',')
+                    .map(|s| {
+                        let s = s.trim().to_ascii_uppercase();
+                        ConnState::parse(&s).ok_or_else(|| ParseError(format!("unknown conn_state '{s}'")))
+                    })
+                    .collect::<Result<_, _>>()?;
                 negate(cmp, Filter::States(states))
             }
             "handshake" | "teardown" | "kind" | "initiator" => {
                 let (cmp, v) = self.value()?;
-                let field = match name.as_str() {
-                    "handshake" => Field::Handshake,
-                    "teardown" => Field::Teardown,
-                    "kind" => Field::Kind,
-                    _ => Field::Initiator,
+                let f = match name.as_str() {
+                    "handshake" => Filter::Handshake(word_or_null(&name, &v, &HandshakeState::ALL)?),
+                    "teardown" => Filter::Teardown(word_or_null(&name, &v, &TeardownState::ALL)?),
+                    "kind" => Filter::Kind(word_or_null(&name, &v, &TeardownKind::ALL)?),
+                    _ => Filter::Initiator(word_or_null(&name, &v, &Initiator::ALL)?),
                 };
-                negate(cmp, Filter::Text(field, v))
+                negate(cmp, f)
             }
             "duration" | "bytes" | "pkts" | "rtt" => {
                 let (cmp, v) = self.value()?;
@@ -335,6 +330,21 @@ impl Parser {
     }
 }
 
+/// `v` as one of `words` (as they print, in any case), or `None` for `null`; `field` names
+/// them in the error.
+fn word_or_null<T: Copy + fmt::Display>(field: &str, v: &str, words: &[T]) -> Result<Option<T>, ParseError> {
+    if v.eq_ignore_ascii_case("null") {
+        return Ok(None);
+    }
+    match words.iter().find(|w| w.to_string().eq_ignore_ascii_case(v)) {
+        Some(&w) => Ok(Some(w)),
+        None => {
+            let all: Vec<String> = words.iter().map(T::to_string).chain(["null".into()]).collect();
+            err(format!("unknown {field} '{v}' (one of {})", all.join(" ")))
+        }
+    }
+}
+
 /// `10.0.0.1:80` or `[::1]:80`.
 pub fn split_socket(s: &str) -> Result<(IpAddr, u16), ParseError> {
     let (ip, port) = s.rsplit_once(':').ok_or_else(|| ParseError(format!("'{s}' is not IP:PORT")))?;
@@ -347,8 +357,9 @@ pub fn split_socket(s: &str) -> Result<(IpAddr, u16), ParseError> {
 mod tests {
     use super::*;
     use crate::flow::socket::Addr;
+    use crate::flow::EndReason;
 
-    fn conn(proto: &'static str, orig: &str, resp: &str, state: &'static str) -> ConnRecord<'static> {
+    fn conn(proto: Proto, orig: &str, resp: &str, state: ConnState) -> ConnRecord<'static> {
         let addr = |s: &str| {
             let (ip, port) = split_socket(s).unwrap();
             Addr { ip, port }
@@ -372,7 +383,7 @@ mod tests {
             teardown: None,
             data: None,
             tunnel: None,
-            end: "capture_end",
+            end: EndReason::CaptureEnd,
         }
     }
 
@@ -382,7 +393,7 @@ mod tests {
 
     #[test]
     fn words_and_precedence() {
-        let c = conn("tcp", "10.0.0.1:40000", "10.0.0.2:443", "REJ");
+        let c = conn(Proto::Tcp, "10.0.0.1:40000", "10.0.0.2:443", ConnState::REJ);
         assert!(m("tcp and port 443 and state=REJ", &c));
         assert!(m("udp or tcp and port 443", &c), "and binds tighter than or");
         assert!(!m("(udp or tcp) and port 80", &c));
@@ -400,8 +411,25 @@ mod tests {
     }
 
     #[test]
+    fn phase_words_in_any_case_and_null() {
+        // teardowns.pcap: 12 TCP connections, one per teardown scenario (samples/README.md).
+        let records = crate::report::record::of_sample("teardowns.pcap");
+        let count = |expr: &str| records.iter().filter(|c| m(expr, c)).count();
+        assert_eq!(count("handshake=complete"), 10);
+        assert_eq!(count("handshake=Rejected or handshake=syn_only"), 2);
+        assert_eq!(count("teardown=reset"), 4);
+        assert_eq!(count("teardown=RESET and kind=rst and initiator=resp"), 2);
+        assert_eq!(count("kind=four_way and initiator!=orig"), 3);
+        assert_eq!(count("initiator=orig"), 4);
+        assert_eq!(count("kind=null"), 2, "the open ones");
+        assert_eq!(count("teardown=null or handshake=NULL"), 0);
+        let udp = conn(Proto::Udp, "10.0.0.1:5000", "10.0.0.2:53", ConnState::SF);
+        assert!(m("handshake=null and teardown=null and kind=null and initiator=null", &udp));
+    }
+
+    #[test]
     fn ipv6_sockets() {
-        let c = conn("udp", "[2001:db8::1]:5000", "[2001:db8::2]:53", "SF");
+        let c = conn(Proto::Udp, "[2001:db8::1]:5000", "[2001:db8::2]:53", ConnState::SF);
         assert!(m("socket [2001:db8::2]:53", &c));
         assert!(m("host 2001:db8::1", &c));
     }
@@ -412,6 +440,22 @@ mod tests {
         assert_eq!(Filter::parse("state=NOPE").unwrap_err().to_string(), "unknown conn_state 'NOPE'");
         assert_eq!(Filter::parse("tcp and").unwrap_err().to_string(), "filter ends too early");
         assert_eq!(Filter::parse("colour=red").unwrap_err().to_string(), "unknown filter word 'colour'");
+        assert_eq!(
+            Filter::parse("handshake=done").unwrap_err().to_string(),
+            "unknown handshake 'done' (one of complete syn_only syn_synack rejected not_seen null)"
+        );
+        assert_eq!(
+            Filter::parse("teardown=closing").unwrap_err().to_string(),
+            "unknown teardown 'closing' (one of closed half_closed reset open null)"
+        );
+        assert_eq!(
+            Filter::parse("kind=fin").unwrap_err().to_string(),
+            "unknown kind 'fin' (one of four_way combined simultaneous half_close rst fin_then_rst null)"
+        );
+        assert_eq!(
+            Filter::parse("initiator!=client").unwrap_err().to_string(),
+            "unknown initiator 'client' (one of orig resp both null)"
+        );
         assert!(Filter::parse("(tcp").is_err());
         assert!(Filter::parse("tcp udp").is_err());
     }

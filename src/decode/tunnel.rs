@@ -5,13 +5,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The kinds of tunnel sockscope looks through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelKind {
     /// IPv4 or IPv6 directly in IPv4 or IPv6 (4in4, 6in4, 4in6, 6in6).
+    #[serde(rename = "ip-in-ip")]
     IpInIp,
     Gre,
     Vxlan,

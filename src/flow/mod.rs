@@ -8,8 +8,11 @@ pub mod table;
 
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::capture::{Duration, Timestamp};
 use crate::decode::tunnel::TunnelKind;
+use crate::tcp::verdict::ConnState;
 use crate::tcp::TcpConn;
 use history::History;
 use socket::{Addr, PairKey, Proto};
@@ -25,7 +28,8 @@ pub struct DirStats {
 }
 
 /// Why a connection's record was closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// Still in the table when the input ended.
     CaptureEnd,
@@ -35,6 +39,17 @@ pub enum EndReason {
     Reused,
     /// Ended early to keep the table within `--max-connections`.
     Evicted,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CaptureEnd => "capture_end",
+            EndReason::Inactivity => "inactivity",
+            EndReason::Reused => "reused",
+            EndReason::Evicted => "evicted",
+        }
+    }
 }
 
 /// One connection: the packets of one socket pair between its start and its end. In this
@@ -124,9 +139,9 @@ impl Conn {
     }
 
     /// Zeek's conn_state code.
-    pub fn conn_state(&self) -> &'static str {
+    pub fn conn_state(&self) -> ConnState {
         match self.tcp() {
-            Some(tcp) => tcp.conn_state(&self.history).code(),
+            Some(tcp) => tcp.conn_state(&self.history),
             None => udp_conn_state(self.orig_stats.pkts > 0, self.resp_stats.pkts > 0),
         }
     }
@@ -146,12 +161,12 @@ pub fn prefetch<T>(at: &T) {
 pub fn prefetch<T>(_: &T) {}
 
 /// Zeek's UDP rule: each side is "active" once it sent anything.
-fn udp_conn_state(orig_active: bool, resp_active: bool) -> &'static str {
+fn udp_conn_state(orig_active: bool, resp_active: bool) -> ConnState {
     match (orig_active, resp_active) {
-        (true, true) => "SF",
-        (true, false) => "S0",
-        (false, true) => "SHR",
-        (false, false) => "OTH",
+        (true, true) => ConnState::SF,
+        (true, false) => ConnState::S0,
+        (false, true) => ConnState::SHR,
+        (false, false) => ConnState::OTH,
     }
 }
 

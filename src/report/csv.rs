@@ -6,17 +6,21 @@ use serde::Serialize;
 
 use super::record::ConnRecord;
 use crate::flow::inventory::SocketStats;
+use crate::flow::socket::Proto;
+use crate::flow::EndReason;
+use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
+use crate::tcp::verdict::ConnState;
 
 /// A connection as one flat CSV row.
 #[derive(Serialize)]
 struct ConnRow<'a> {
     id: u64,
-    proto: &'a str,
+    proto: Proto,
     orig_ip: String,
     orig_port: u16,
     resp_ip: String,
     resp_port: u16,
-    conn_state: &'a str,
+    conn_state: ConnState,
     history: &'a str,
     ts: f64,
     duration: f64,
@@ -26,16 +30,16 @@ struct ConnRow<'a> {
     resp_bytes: u64,
     orig_ip_bytes: u64,
     resp_ip_bytes: u64,
-    handshake_state: Option<&'a str>,
+    handshake_state: Option<HandshakeState>,
     handshake_rtt: Option<f64>,
-    teardown_state: Option<&'a str>,
-    teardown_initiator: Option<&'a str>,
-    teardown_kind: Option<&'a str>,
+    teardown_state: Option<TeardownState>,
+    teardown_initiator: Option<Initiator>,
+    teardown_kind: Option<TeardownKind>,
     /// Tunnel kinds outermost first, joined by '/', e.g. "gre" or "vxlan/gtpu".
     tunnel: Option<String>,
     /// Ids of the outer connections, joined by ' '.
     tunnel_parents: Option<String>,
-    end: &'a str,
+    end: EndReason,
 }
 
 /// The header row of connection CSV.
@@ -68,7 +72,10 @@ pub fn conn_row(buf: &mut Vec<u8>, c: &ConnRecord) {
         teardown_state: c.teardown.as_ref().map(|t| t.state),
         teardown_initiator: c.teardown.as_ref().and_then(|t| t.initiator),
         teardown_kind: c.teardown.as_ref().and_then(|t| t.kind),
-        tunnel: c.tunnel.as_ref().map(|t| t.path.iter().map(|h| h.kind).collect::<Vec<_>>().join("/")),
+        tunnel: c
+            .tunnel
+            .as_ref()
+            .map(|t| t.path.iter().map(|h| h.kind.as_str()).collect::<Vec<_>>().join("/")),
         tunnel_parents: c
             .tunnel
             .as_ref()
@@ -103,12 +110,12 @@ mod tests {
         let mut w = csv::Writer::from_writer(Vec::new());
         let row = ConnRow {
             id: 1,
-            proto: "tcp",
+            proto: Proto::Tcp,
             orig_ip: "10.0.0.1".into(),
             orig_port: 1,
             resp_ip: "10.0.0.2".into(),
             resp_port: 2,
-            conn_state: "SF",
+            conn_state: ConnState::SF,
             history: "ShADadFf",
             ts: 1.0,
             duration: 0.5,
@@ -125,7 +132,7 @@ mod tests {
             teardown_kind: None,
             tunnel: None,
             tunnel_parents: None,
-            end: "capture_end",
+            end: EndReason::CaptureEnd,
         };
         w.serialize(row).unwrap();
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::record::ConnRecord;
 use crate::flow::socket::Addr;
+use crate::tcp::phases::{Initiator, TeardownKind};
 
 /// Appends `item` as one line of JSON.
 pub fn line<T: Serialize>(buf: &mut Vec<u8>, item: &T) {
@@ -40,10 +41,10 @@ macro_rules! counters {
 pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
     let mut w = Obj::open(buf);
     w.u64(key!("id"), c.id);
-    w.word(key!("proto"), c.proto);
+    w.word(key!("proto"), c.proto.as_str());
     w.addr(key!("orig"), c.orig);
     w.addr(key!("resp"), c.resp);
-    w.word(key!("conn_state"), c.conn_state);
+    w.word(key!("conn_state"), c.conn_state.code());
     w.text(key!("history"), &c.history);
     w.key(key!("ts"));
     let ts_at = w.buf.len();
@@ -62,7 +63,7 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         None => w.null(),
         Some(h) => {
             let mut o = Obj::open(w.buf);
-            o.word(key!("state"), h.state);
+            o.word(key!("state"), h.state.as_str());
             o.opt_f64(key!("rtt"), h.rtt);
             o.opt_f64(key!("rtt_server"), h.rtt_server);
             o.opt_f64(key!("rtt_client"), h.rtt_client);
@@ -99,9 +100,9 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         None => w.null(),
         Some(t) => {
             let mut o = Obj::open(w.buf);
-            o.word(key!("state"), t.state);
-            o.opt_word(key!("initiator"), t.initiator);
-            o.opt_word(key!("kind"), t.kind);
+            o.word(key!("state"), t.state.as_str());
+            o.opt_word(key!("initiator"), t.initiator.map(Initiator::as_str));
+            o.opt_word(key!("kind"), t.kind.map(TeardownKind::as_str));
             o.opt_f64(key!("first_fin_ts"), t.first_fin_ts);
             o.opt_f64(key!("last_fin_ts"), t.last_fin_ts);
             o.opt_f64(key!("final_ack_ts"), t.final_ack_ts);
@@ -141,7 +142,7 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         Some(t) => serde_json::to_writer(&mut *w.buf, t).expect("records serialize to JSON"),
         None => w.null(),
     }
-    w.word(key!("end"), c.end);
+    w.word(key!("end"), c.end.as_str());
     w.close();
     buf.push(b'\n');
 }

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use super::record::ConnRecord;
 use crate::pipeline::{ObservedPacket, Transport};
+use crate::tcp::phases::TeardownKind;
 use crate::tcp::seq::SeqNum;
 
 const ARROW: usize = 12;
@@ -81,7 +82,7 @@ pub fn write(out: &mut dyn Write, c: &ConnRecord, packets: &[ObservedPacket]) ->
                     c.teardown.as_ref().filter(|t| t.final_ack_ts == Some(at) || t.rst_ts == Some(at))
                 {
                     let by = t.initiator.map_or(String::new(), |i| format!(" by {i}"));
-                    notes.push(format!("{} {}{by}", t.state, t.kind.unwrap_or("")));
+                    notes.push(format!("{} {}{by}", t.state, t.kind.map_or("", TeardownKind::as_str)));
                 }
                 let ack = match (seg.flags.ack(), peer) {
                     (true, Some(pb)) => format!(" ack={}", seg.ack.diff(pb)),

@@ -5,20 +5,22 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::flow::socket::Addr;
+use crate::decode::tunnel::TunnelKind;
+use crate::flow::socket::{Addr, Proto};
 use crate::flow::{Conn, EndReason};
 use crate::tcp::phases::{Handshake, Teardown};
+use crate::tcp::verdict::ConnState;
 
-/// Its words (`proto`, `conn_state`, ...) and history are the program's own (`'static`) when made
-/// from a connection, and borrowed when read back from where a record waits for its turn
-/// (`report::stream`, which keeps records in serde's compact binary form meanwhile).
+/// Its history is owned (`'static`) when made from a connection, and borrowed when read back
+/// from where a record waits for its turn (`report::stream`, which keeps records in serde's
+/// compact binary form meanwhile).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConnRecord<'s> {
     pub id: u64,
-    pub proto: &'s str,
+    pub proto: Proto,
     pub orig: Addr,
     pub resp: Addr,
-    pub conn_state: &'s str,
+    pub conn_state: ConnState,
     #[serde(borrow)]
     pub history: Cow<'s, str>,
     pub ts: f64,
@@ -30,31 +32,27 @@ pub struct ConnRecord<'s> {
     pub resp_bytes: u64,
     pub orig_ip_bytes: u64,
     pub resp_ip_bytes: u64,
-    #[serde(borrow)]
-    pub handshake: Option<Handshake<'s>>,
-    #[serde(borrow)]
-    pub teardown: Option<Teardown<'s>>,
+    pub handshake: Option<Handshake>,
+    pub teardown: Option<Teardown>,
     pub data: Option<DataPhase>,
     /// Set for connections inside a tunnel: the layers around it and the outer connections.
-    #[serde(borrow)]
-    pub tunnel: Option<TunnelRecord<'s>>,
-    /// Why the record ended: "capture_end", "inactivity", "reused" or "evicted".
-    pub end: &'s str,
+    pub tunnel: Option<TunnelRecord>,
+    /// Why the record ended.
+    pub end: EndReason,
 }
 
 /// The tunnel a connection was seen in.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TunnelRecord<'s> {
+pub struct TunnelRecord {
     /// Layers outside the connection on its first packet, outermost first.
-    #[serde(borrow)]
-    pub path: Vec<TunnelHop<'s>>,
+    pub path: Vec<TunnelHop>,
     /// Ids of the outer UDP connections that carried it (Zeek's tunnel_parents).
     pub parents: Vec<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TunnelHop<'s> {
-    pub kind: &'s str,
+pub struct TunnelHop {
+    pub kind: TunnelKind,
     pub src: IpAddr,
     pub dst: IpAddr,
 }
@@ -109,13 +107,13 @@ impl ConnRecord<'static> {
                     orig_missed_bytes: o.missed_bytes,
                     resp_missed_bytes: r.missed_bytes,
                 };
-                (Some(p.handshake(conn_state == "REJ")), Some(p.teardown()), Some(data))
+                (Some(p.handshake(conn_state == ConnState::REJ)), Some(p.teardown()), Some(data))
             }
             None => (None, None, None),
         };
         ConnRecord {
             id: c.id,
-            proto: c.proto.as_str(),
+            proto: c.proto,
             orig: c.orig(),
             resp: c.resp(),
             conn_state,
@@ -132,19 +130,10 @@ impl ConnRecord<'static> {
             teardown,
             data,
             tunnel: c.tunnel.as_ref().map(|t| TunnelRecord {
-                path: t
-                    .path
-                    .iter()
-                    .map(|&(kind, src, dst)| TunnelHop { kind: kind.as_str(), src, dst })
-                    .collect(),
+                path: t.path.iter().map(|&(kind, src, dst)| TunnelHop { kind, src, dst }).collect(),
                 parents: t.parents.clone(),
             }),
-            end: match c.end {
-                EndReason::CaptureEnd => "capture_end",
-                EndReason::Inactivity => "inactivity",
-                EndReason::Reused => "reused",
-                EndReason::Evicted => "evicted",
-            },
+            end: c.end,
         }
     }
 }
@@ -160,4 +149,56 @@ pub fn of_sample(name: &str) -> Vec<ConnRecord<'static>> {
     })
     .expect("the samples analyze");
     records
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    use crate::decode::tunnel::TunnelKind;
+    use crate::flow::socket::Proto;
+    use crate::flow::EndReason;
+    use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
+    use crate::tcp::verdict::ConnState;
+
+    fn serde_name(v: impl Serialize) -> String {
+        serde_json::to_value(v).unwrap().as_str().expect("a word").to_string()
+    }
+
+    #[test]
+    fn words_serialize_as_printed() {
+        for v in [Proto::Tcp, Proto::Udp] {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        for v in ConnState::ALL {
+            assert_eq!(serde_name(v), v.code());
+        }
+        for v in HandshakeState::ALL {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        for v in TeardownState::ALL {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        for v in TeardownKind::ALL {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        for v in Initiator::ALL {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        for v in [EndReason::CaptureEnd, EndReason::Inactivity, EndReason::Reused, EndReason::Evicted] {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+        let tunnels = [
+            TunnelKind::IpInIp,
+            TunnelKind::Gre,
+            TunnelKind::Vxlan,
+            TunnelKind::Geneve,
+            TunnelKind::Teredo,
+            TunnelKind::Ayiya,
+            TunnelKind::Gtpu,
+        ];
+        for v in tunnels {
+            assert_eq!(serde_name(v), v.as_str());
+        }
+    }
 }

@@ -377,6 +377,7 @@ fn in_memory(slots: &mut VecDeque<Option<Place>>, first: u64, from: u64) -> impl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::tunnel::TunnelKind;
 
     fn take(w: &mut Waiting, id: u64) -> Option<Vec<u8>> {
         w.take(id).unwrap().map(<[u8]>::to_vec)
@@ -390,7 +391,7 @@ mod tests {
             .flat_map(super::super::record::of_sample)
             .collect();
         let hop = super::super::record::TunnelHop {
-            kind: "vxlan",
+            kind: TunnelKind::Vxlan,
             src: "192.0.2.1".parse().unwrap(),
             dst: "192.0.2.2".parse().unwrap(),
         };

@@ -6,8 +6,10 @@ use std::io::{self, Write};
 use super::record::ConnRecord;
 use super::AccountingRecord;
 use crate::flow::inventory::SocketStats;
-use crate::flow::socket::Addr;
+use crate::flow::socket::{Addr, Proto};
 use crate::pipeline::Analysis;
+use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
+use crate::tcp::verdict::ConnState;
 
 /// The five sockets with the most of `key`.
 fn top(
@@ -30,14 +32,22 @@ fn top(
     Ok(())
 }
 
+/// The counts in alphabetical order of their labels, the order the summary lists them in.
+fn alphabetical<K: Copy, L: Ord>(counts: &BTreeMap<K, u64>, label: impl Fn(K) -> L) -> Vec<(L, u64)> {
+    let mut rows: Vec<(L, u64)> = counts.iter().map(|(&k, &n)| (label(k), n)).collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
 /// Totals over connections, gathered as they end.
 #[derive(Default)]
 pub struct Summary {
     conns: u64,
     tcp: u64,
-    by_state: BTreeMap<(&'static str, &'static str), u64>,
-    handshakes: BTreeMap<&'static str, u64>,
-    teardowns: BTreeMap<String, u64>,
+    by_state: BTreeMap<(Proto, ConnState), u64>,
+    handshakes: BTreeMap<HandshakeState, u64>,
+    /// By state, and by kind and initiator where both are known.
+    teardowns: BTreeMap<(TeardownState, Option<(TeardownKind, Initiator)>), u64>,
     rtts: Vec<f64>,
     rexmit_pkts: u64,
     tcp_pkts: u64,
@@ -50,7 +60,7 @@ pub struct Summary {
 impl Summary {
     pub fn add(&mut self, c: &ConnRecord<'static>) {
         self.conns += 1;
-        if c.proto == "tcp" {
+        if c.proto == Proto::Tcp {
             self.tcp += 1;
             self.tcp_pkts += c.orig_pkts + c.resp_pkts;
         }
@@ -60,18 +70,15 @@ impl Summary {
         }
         *self.by_state.entry((c.proto, c.conn_state)).or_default() += 1;
         if let Some(h) = &c.handshake {
-            self.unanswered += u64::from(h.state == "syn_only");
-            self.refused += u64::from(h.state == "rejected");
+            self.unanswered += u64::from(h.state == HandshakeState::SynOnly);
+            self.refused += u64::from(h.state == HandshakeState::Rejected);
             *self.handshakes.entry(h.state).or_default() += 1;
             self.rtts.extend(h.rtt);
         }
         if let Some(t) = &c.teardown {
-            self.resets += u64::from(t.state == "reset");
-            let key = match (t.kind, t.initiator) {
-                (Some(k), Some(i)) => format!("{} {k} by {i}", t.state),
-                _ => t.state.to_string(),
-            };
-            *self.teardowns.entry(key).or_default() += 1;
+            self.resets += u64::from(t.state == TeardownState::Reset);
+            let how = t.kind.zip(t.initiator);
+            *self.teardowns.entry((t.state, how)).or_default() += 1;
         }
     }
 
@@ -124,12 +131,12 @@ impl Summary {
         }
 
         writeln!(out, "\nconnections: {} ({} tcp, {} udp)", self.conns, self.tcp, self.conns - self.tcp)?;
-        for ((proto, state), n) in &self.by_state {
+        for ((proto, state), n) in alphabetical(&self.by_state, |(p, s)| (p.as_str(), s.code())) {
             writeln!(out, "  {proto} {state:<7} {n:>8}")?;
         }
         if !self.handshakes.is_empty() {
             writeln!(out, "\nhandshakes:")?;
-            for (k, n) in &self.handshakes {
+            for (k, n) in alphabetical(&self.handshakes, |h| h.as_str()) {
                 writeln!(out, "  {k:<12} {n:>8}")?;
             }
         }
@@ -148,7 +155,11 @@ impl Summary {
         }
         if !self.teardowns.is_empty() {
             writeln!(out, "\nteardowns:")?;
-            for (k, n) in &self.teardowns {
+            let rows = alphabetical(&self.teardowns, |(state, how)| match how {
+                Some((kind, by)) => format!("{state} {kind} by {by}"),
+                None => state.to_string(),
+            });
+            for (k, n) in rows {
                 writeln!(out, "  {k:<32} {n:>8}")?;
             }
         }

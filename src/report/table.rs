@@ -6,6 +6,7 @@ use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
 
 use super::record::ConnRecord;
 use crate::flow::inventory::SocketStats;
+use crate::tcp::verdict::ConnState;
 
 /// Whether table output should be colored: stdout is a terminal and NO_COLOR is not set
 /// (<https://no-color.org>).
@@ -38,14 +39,16 @@ pub fn write_rows(out: &mut dyn Write, header: &[&str], rows: Vec<Vec<Cell>>, co
 }
 
 /// Green for normal ends, red for resets and refusals, yellow for attempts and oddities.
-fn state_cell(state: &str, color: bool) -> Cell {
+fn state_cell(state: ConnState, color: bool) -> Cell {
     let cell = Cell::new(state);
     if !color {
         return cell;
     }
     match state {
-        "SF" | "S1" => cell.fg(Color::Green),
-        "REJ" | "RSTO" | "RSTR" | "RSTOS0" | "RSTRH" => cell.fg(Color::Red),
+        ConnState::SF | ConnState::S1 => cell.fg(Color::Green),
+        ConnState::REJ | ConnState::RSTO | ConnState::RSTR | ConnState::RSTOS0 | ConnState::RSTRH => {
+            cell.fg(Color::Red)
+        }
         _ => cell.fg(Color::Yellow),
     }
 }
@@ -133,10 +136,10 @@ mod tests {
     #[test]
     fn color_only_when_asked() {
         let mut plain = Vec::new();
-        write_rows(&mut plain, &["STATE"], vec![vec![state_cell("REJ", false)]], false).unwrap();
+        write_rows(&mut plain, &["STATE"], vec![vec![state_cell(ConnState::REJ, false)]], false).unwrap();
         assert!(!String::from_utf8(plain).unwrap().contains('\x1b'));
         let mut colored = Vec::new();
-        write_rows(&mut colored, &["STATE"], vec![vec![state_cell("REJ", true)]], true).unwrap();
+        write_rows(&mut colored, &["STATE"], vec![vec![state_cell(ConnState::REJ, true)]], true).unwrap();
         assert!(String::from_utf8(colored).unwrap().contains("\x1b["));
     }
 }

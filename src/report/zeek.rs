@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::record::ConnRecord;
+use crate::flow::socket::Proto;
 
 const FIELDS: [(&str, &str); 22] = [
     ("ts", "time"),
@@ -53,7 +54,10 @@ pub fn row(buf: &mut Vec<u8>, c: &ConnRecord) {
         };
         let missed = c.data.as_ref().map_or(0, |d| d.orig_missed_bytes + d.resp_missed_bytes);
         let history = if c.history.is_empty() { "-" } else { &c.history };
-        let ip_proto = if c.proto == "tcp" { 6 } else { 17 };
+        let ip_proto = match c.proto {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        };
         let parents = match &c.tunnel {
             // IP-level tunnels (IP-in-IP, GRE) have no outer connection: name the tunnel itself.
             Some(t) if t.parents.is_empty() => uid(u64::MAX - c.id),

@@ -1,5 +1,6 @@
 //! Handshake and teardown: when each step happened, and the summaries derived from them.
 
+use std::fmt;
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
@@ -138,14 +139,14 @@ impl Phases {
         }
     }
 
-    pub fn handshake(&self, rejected: bool) -> Handshake<'static> {
+    pub fn handshake(&self, rejected: bool) -> Handshake {
         let (o, r) = (&self.orig, &self.resp);
         let state = match (o.syn, r.syn, self.handshake_ack) {
-            (None, _, _) => "not_seen",
-            (Some(_), Some(_), Some(_)) => "complete",
-            (Some(_), Some(_), None) => "syn_synack",
-            (Some(_), None, _) if rejected => "rejected",
-            (Some(_), None, _) => "syn_only",
+            (None, _, _) => HandshakeState::NotSeen,
+            (Some(_), Some(_), Some(_)) => HandshakeState::Complete,
+            (Some(_), Some(_), None) => HandshakeState::SynSynack,
+            (Some(_), None, _) if rejected => HandshakeState::Rejected,
+            (Some(_), None, _) => HandshakeState::SynOnly,
         };
         let secs = |a: Option<Timestamp>, b: Option<Timestamp>| Some(b?.since(a?).as_secs_f64());
         Handshake {
@@ -153,7 +154,7 @@ impl Phases {
             syn_ts: o.syn.map(Timestamp::as_secs_f64),
             synack_ts: r.syn.map(Timestamp::as_secs_f64),
             ack_ts: self.handshake_ack.map(Timestamp::as_secs_f64),
-            rtt: if state == "complete" { secs(o.syn, self.handshake_ack) } else { None },
+            rtt: if state == HandshakeState::Complete { secs(o.syn, self.handshake_ack) } else { None },
             rtt_server: secs(o.syn, r.syn),
             rtt_client: secs(r.syn, self.handshake_ack),
             syn_retransmissions: o.syns.saturating_sub(1),
@@ -162,50 +163,50 @@ impl Phases {
         }
     }
 
-    pub fn teardown(&self) -> Teardown<'static> {
+    pub fn teardown(&self) -> Teardown {
         let (o, r) = (&self.orig, &self.resp);
         let first_rst = earliest(o.first_rst, r.first_rst);
         let first_fin = earliest(o.first_fin, r.first_fin);
         let who = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
-            (Some(x), Some(y)) if x == y => Some("both"),
-            (Some(x), Some(y)) => Some(if x < y { "orig" } else { "resp" }),
-            (Some(_), None) => Some("orig"),
-            (None, Some(_)) => Some("resp"),
+            (Some(x), Some(y)) if x == y => Some(Initiator::Both),
+            (Some(x), Some(y)) => Some(if x < y { Initiator::Orig } else { Initiator::Resp }),
+            (Some(_), None) => Some(Initiator::Orig),
+            (None, Some(_)) => Some(Initiator::Resp),
             (None, None) => None,
         };
         let half_close = o.data_after_peer_fin || r.data_after_peer_fin;
         let (state, initiator, kind) = if let Some(rst) = first_rst {
             let fin_first = first_fin.is_some_and(|f| f <= rst);
             if fin_first {
-                ("reset", who(o.first_fin, r.first_fin), Some("fin_then_rst"))
+                (TeardownState::Reset, who(o.first_fin, r.first_fin), Some(TeardownKind::FinThenRst))
             } else {
-                ("reset", who(o.first_rst, r.first_rst), Some("rst"))
+                (TeardownState::Reset, who(o.first_rst, r.first_rst), Some(TeardownKind::Rst))
             }
         } else if let (Some(of), Some(rf)) = (o.first_fin, r.first_fin) {
             // The side that closed second: did it acknowledge the first FIN before its own?
             let second = if of <= rf { r } else { o };
             let initiator = if of == rf {
-                "both"
+                Initiator::Both
             } else if of < rf {
-                "orig"
+                Initiator::Orig
             } else {
-                "resp"
+                Initiator::Resp
             };
             let kind = if half_close {
-                "half_close"
+                TeardownKind::HalfClose
             } else if of == rf || !second.fin_acked_peer_fin {
-                "simultaneous" // the FINs crossed
+                TeardownKind::Simultaneous // the FINs crossed
             } else if second.acked_peer_fin == second.first_fin {
-                "combined"
+                TeardownKind::Combined
             } else {
-                "four_way"
+                TeardownKind::FourWay
             };
-            let initiator = if kind == "simultaneous" { "both" } else { initiator };
-            ("closed", Some(initiator), Some(kind))
+            let initiator = if kind == TeardownKind::Simultaneous { Initiator::Both } else { initiator };
+            (TeardownState::Closed, Some(initiator), Some(kind))
         } else if first_fin.is_some() {
-            ("half_closed", who(o.first_fin, r.first_fin), Some("half_close"))
+            (TeardownState::HalfClosed, who(o.first_fin, r.first_fin), Some(TeardownKind::HalfClose))
         } else {
-            ("open", None, None)
+            (TeardownState::Open, None, None)
         };
         // The last step: the ACK of the later FIN, or the first RST.
         let last_fin = match (o.first_fin, r.first_fin) {
@@ -262,11 +263,10 @@ impl From<TcpOptions> for Offered {
     }
 }
 
-/// The handshake's summary. Its words are the program's own (`'static`) when made from a
-/// connection and borrowed when read back from a waiting record (`report::stream`).
+/// The handshake's summary.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Handshake<'s> {
-    pub state: &'s str,
+pub struct Handshake {
+    pub state: HandshakeState,
     pub rtt: Option<f64>,
     /// SYN to SYN+ACK: the path to the server and back, seen from the capture point.
     pub rtt_server: Option<f64>,
@@ -280,16 +280,163 @@ pub struct Handshake<'s> {
     pub resp_options: Option<Offered>,
 }
 
-/// The teardown's summary (words borrowed as in `Handshake`).
+/// How far the three-way handshake got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandshakeState {
+    /// SYN, SYN+ACK and the ACK of the SYN+ACK.
+    Complete,
+    /// A SYN, no SYN+ACK.
+    SynOnly,
+    /// SYN and SYN+ACK, no ACK (yet).
+    SynSynack,
+    /// A SYN refused (the connection is REJ).
+    Rejected,
+    /// The originator's SYN was not in the capture.
+    NotSeen,
+}
+
+impl HandshakeState {
+    pub const ALL: [HandshakeState; 5] = [
+        HandshakeState::Complete,
+        HandshakeState::SynOnly,
+        HandshakeState::SynSynack,
+        HandshakeState::Rejected,
+        HandshakeState::NotSeen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeState::Complete => "complete",
+            HandshakeState::SynOnly => "syn_only",
+            HandshakeState::SynSynack => "syn_synack",
+            HandshakeState::Rejected => "rejected",
+            HandshakeState::NotSeen => "not_seen",
+        }
+    }
+}
+
+impl fmt::Display for HandshakeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The teardown's summary.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Teardown<'s> {
-    pub state: &'s str,
-    #[serde(borrow)]
-    pub initiator: Option<&'s str>,
-    #[serde(borrow)]
-    pub kind: Option<&'s str>,
+pub struct Teardown {
+    pub state: TeardownState,
+    pub initiator: Option<Initiator>,
+    pub kind: Option<TeardownKind>,
     pub first_fin_ts: Option<f64>,
     pub last_fin_ts: Option<f64>,
     pub final_ack_ts: Option<f64>,
     pub rst_ts: Option<f64>,
+}
+
+/// Where the teardown got to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeardownState {
+    /// Both sides sent a FIN.
+    Closed,
+    /// One side sent a FIN.
+    HalfClosed,
+    /// A RST ended it.
+    Reset,
+    /// Neither FIN nor RST.
+    Open,
+}
+
+impl TeardownState {
+    pub const ALL: [TeardownState; 4] =
+        [TeardownState::Closed, TeardownState::HalfClosed, TeardownState::Reset, TeardownState::Open];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeardownState::Closed => "closed",
+            TeardownState::HalfClosed => "half_closed",
+            TeardownState::Reset => "reset",
+            TeardownState::Open => "open",
+        }
+    }
+}
+
+impl fmt::Display for TeardownState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// How the connection was torn down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeardownKind {
+    /// FIN, ACK, FIN, ACK.
+    FourWay,
+    /// The second FIN carried the ACK of the first.
+    Combined,
+    /// The FINs crossed.
+    Simultaneous,
+    /// A side sent data after the other's FIN (or only one side closed).
+    HalfClose,
+    /// A RST, no FIN before it.
+    Rst,
+    /// FINs first, then a RST.
+    FinThenRst,
+}
+
+impl TeardownKind {
+    pub const ALL: [TeardownKind; 6] = [
+        TeardownKind::FourWay,
+        TeardownKind::Combined,
+        TeardownKind::Simultaneous,
+        TeardownKind::HalfClose,
+        TeardownKind::Rst,
+        TeardownKind::FinThenRst,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeardownKind::FourWay => "four_way",
+            TeardownKind::Combined => "combined",
+            TeardownKind::Simultaneous => "simultaneous",
+            TeardownKind::HalfClose => "half_close",
+            TeardownKind::Rst => "rst",
+            TeardownKind::FinThenRst => "fin_then_rst",
+        }
+    }
+}
+
+impl fmt::Display for TeardownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Who began the teardown: the side with the first FIN (or RST), or both at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Initiator {
+    Orig,
+    Resp,
+    Both,
+}
+
+impl Initiator {
+    pub const ALL: [Initiator; 3] = [Initiator::Orig, Initiator::Resp, Initiator::Both];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Initiator::Orig => "orig",
+            Initiator::Resp => "resp",
+            Initiator::Both => "both",
+        }
+    }
+}
+
+impl fmt::Display for Initiator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
 }

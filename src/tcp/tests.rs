@@ -3,6 +3,7 @@
 //! A script is `;`-separated steps `C>S FLAGS seq=N ack=N len=N win=N` (C = client/originator,
 //! S = server); flags are letters S A F R P. Steps are 1 ms apart unless `t=MS` is given.
 
+use super::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
 use super::*;
 use crate::decode::{TcpFlags, TcpOptions};
 
@@ -62,16 +63,16 @@ fn run(script: &str) -> Run {
 }
 
 impl Run {
-    fn state(&self) -> &'static str {
-        self.tcp.conn_state(&self.hist).code()
+    fn state(&self) -> ConnState {
+        self.tcp.conn_state(&self.hist)
     }
     fn history(&self) -> &str {
         self.hist.as_str()
     }
-    fn handshake(&self) -> &'static str {
-        self.tcp.phases.handshake(self.state() == "REJ").state
+    fn handshake(&self) -> HandshakeState {
+        self.tcp.phases.handshake(self.state() == ConnState::REJ).state
     }
-    fn teardown(&self) -> (&'static str, Option<&'static str>, Option<&'static str>) {
+    fn teardown(&self) -> (TeardownState, Option<Initiator>, Option<TeardownKind>) {
         let t = self.tcp.phases.teardown();
         (t.state, t.initiator, t.kind)
     }
@@ -86,48 +87,48 @@ mod opening {
     #[test]
     fn unanswered_syn_is_s0() {
         let r = run("C>S S seq=100; C>S S seq=100 t=1000");
-        assert_eq!(r.state(), "S0");
+        assert_eq!(r.state(), ConnState::S0);
         assert_eq!(r.history(), "S");
-        assert_eq!(r.handshake(), "syn_only");
+        assert_eq!(r.handshake(), HandshakeState::SynOnly);
         assert_eq!(r.tcp.phases.handshake(false).syn_retransmissions, 1);
     }
 
     #[test]
     fn refused_is_rej() {
         let r = run("C>S S seq=100; S>C RA seq=0 ack=101");
-        assert_eq!(r.state(), "REJ");
+        assert_eq!(r.state(), ConnState::REJ);
         assert_eq!(r.history(), "Sr");
-        assert_eq!(r.handshake(), "rejected");
-        assert_eq!(r.teardown(), ("reset", Some("resp"), Some("rst")));
+        assert_eq!(r.handshake(), HandshakeState::Rejected);
+        assert_eq!(r.teardown(), (TeardownState::Reset, Some(Initiator::Resp), Some(TeardownKind::Rst)));
         assert_eq!(r.tcp.seq_bytes(), (0, 0), "a RST with seq 0 must not count 2^32 - 1 bytes");
     }
 
     #[test]
     fn handshake_only_is_s1() {
         let r = run(HANDSHAKE);
-        assert_eq!(r.state(), "S1");
+        assert_eq!(r.state(), ConnState::S1);
         assert_eq!(r.history(), "ShA");
-        assert_eq!(r.handshake(), "complete");
+        assert_eq!(r.handshake(), HandshakeState::Complete);
         let h = r.tcp.phases.handshake(false);
         assert_eq!(h.rtt, Some(0.002));
         assert_eq!(h.rtt_server, Some(0.001));
         assert_eq!(h.rtt_client, Some(0.001));
-        assert_eq!(r.teardown(), ("open", None, None));
+        assert_eq!(r.teardown(), (TeardownState::Open, None, None));
     }
 
     #[test]
     fn syn_synack_without_ack() {
         let r = run("C>S S seq=100; S>C SA seq=500 ack=101");
-        assert_eq!(r.handshake(), "syn_synack");
+        assert_eq!(r.handshake(), HandshakeState::SynSynack);
         assert_eq!(r.history(), "Sh");
     }
 
     #[test]
     fn midstream_is_oth_and_not_seen() {
         let r = run("C>S PA seq=1000 ack=2000 len=10; S>C A seq=2000 ack=1010");
-        assert_eq!(r.state(), "OTH");
+        assert_eq!(r.state(), ConnState::OTH);
         assert_eq!(r.history(), "Da");
-        assert_eq!(r.handshake(), "not_seen");
+        assert_eq!(r.handshake(), HandshakeState::NotSeen);
     }
 
     #[test]
@@ -156,9 +157,9 @@ mod closing {
         let r = run(&format!(
             "{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C A seq=521 ack=112; S>C FA seq=521 ack=112; C>S A seq=112 ack=522"
         ));
-        assert_eq!(r.state(), "SF");
+        assert_eq!(r.state(), ConnState::SF);
         assert_eq!(r.history(), "ShADdFaf");
-        assert_eq!(r.teardown(), ("closed", Some("orig"), Some("four_way")));
+        assert_eq!(r.teardown(), (TeardownState::Closed, Some(Initiator::Orig), Some(TeardownKind::FourWay)));
         assert_eq!(r.tcp.seq_bytes(), (10, 20));
     }
 
@@ -167,8 +168,11 @@ mod closing {
         let r = run(&format!(
             "{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C A seq=522 ack=112"
         ));
-        assert_eq!(r.state(), "SF");
-        assert_eq!(r.teardown(), ("closed", Some("resp"), Some("combined")));
+        assert_eq!(r.state(), ConnState::SF);
+        assert_eq!(
+            r.teardown(),
+            (TeardownState::Closed, Some(Initiator::Resp), Some(TeardownKind::Combined))
+        );
         let t = r.tcp.phases.teardown();
         assert_eq!(t.final_ack_ts, Some(0.009));
     }
@@ -178,8 +182,11 @@ mod closing {
         let r = run(&format!(
             "{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C FA seq=521 ack=111; C>S A seq=112 ack=522"
         ));
-        assert_eq!(r.state(), "SF");
-        assert_eq!(r.teardown(), ("closed", Some("both"), Some("simultaneous")));
+        assert_eq!(r.state(), ConnState::SF);
+        assert_eq!(
+            r.teardown(),
+            (TeardownState::Closed, Some(Initiator::Both), Some(TeardownKind::Simultaneous))
+        );
     }
 
     #[test]
@@ -187,28 +194,37 @@ mod closing {
         let r = run(&format!(
             "{HANDSHAKE} C>S PA seq=101 ack=501 len=10; C>S FA seq=111 ack=501; S>C PA seq=501 ack=112 len=100; S>C FA seq=601 ack=112; C>S A seq=112 ack=602"
         ));
-        assert_eq!(r.state(), "SF");
-        assert_eq!(r.teardown(), ("closed", Some("orig"), Some("half_close")));
+        assert_eq!(r.state(), ConnState::SF);
+        assert_eq!(
+            r.teardown(),
+            (TeardownState::Closed, Some(Initiator::Orig), Some(TeardownKind::HalfClose))
+        );
     }
 
     #[test]
     fn only_client_closed_is_s2() {
         let r = run(&format!("{HANDSHAKE}{DATA} C>S FA seq=111 ack=521; S>C A seq=521 ack=112"));
-        assert_eq!(r.state(), "S2");
-        assert_eq!(r.teardown(), ("half_closed", Some("orig"), Some("half_close")));
+        assert_eq!(r.state(), ConnState::S2);
+        assert_eq!(
+            r.teardown(),
+            (TeardownState::HalfClosed, Some(Initiator::Orig), Some(TeardownKind::HalfClose))
+        );
     }
 
     #[test]
     fn only_server_closed_is_s3() {
         let r = run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111"));
-        assert_eq!(r.state(), "S3");
-        assert_eq!(r.teardown(), ("half_closed", Some("resp"), Some("half_close")));
+        assert_eq!(r.state(), ConnState::S3);
+        assert_eq!(
+            r.teardown(),
+            (TeardownState::HalfClosed, Some(Initiator::Resp), Some(TeardownKind::HalfClose))
+        );
     }
 
     #[test]
     fn syn_then_fin_is_sh() {
         let r = run("C>S S seq=100; C>S F seq=101");
-        assert_eq!(r.state(), "SH");
+        assert_eq!(r.state(), ConnState::SH);
         assert_eq!(r.history(), "SF");
     }
 }
@@ -219,43 +235,46 @@ mod resetting {
     #[test]
     fn client_aborts_rsto() {
         let r = run(&format!("{HANDSHAKE}{DATA} C>S RA seq=111 ack=521"));
-        assert_eq!(r.state(), "RSTO");
+        assert_eq!(r.state(), ConnState::RSTO);
         assert_eq!(r.history(), "ShADdR");
-        assert_eq!(r.teardown(), ("reset", Some("orig"), Some("rst")));
+        assert_eq!(r.teardown(), (TeardownState::Reset, Some(Initiator::Orig), Some(TeardownKind::Rst)));
     }
 
     #[test]
     fn server_aborts_rstr() {
         let r = run(&format!("{HANDSHAKE}{DATA} S>C R seq=521"));
-        assert_eq!(r.state(), "RSTR");
-        assert_eq!(r.teardown(), ("reset", Some("resp"), Some("rst")));
+        assert_eq!(r.state(), ConnState::RSTR);
+        assert_eq!(r.teardown(), (TeardownState::Reset, Some(Initiator::Resp), Some(TeardownKind::Rst)));
     }
 
     #[test]
     fn fin_then_rst() {
         let r =
             run(&format!("{HANDSHAKE}{DATA} S>C FA seq=521 ack=111; C>S FA seq=111 ack=522; S>C R seq=522"));
-        assert_eq!(r.teardown(), ("reset", Some("resp"), Some("fin_then_rst")));
+        assert_eq!(
+            r.teardown(),
+            (TeardownState::Reset, Some(Initiator::Resp), Some(TeardownKind::FinThenRst))
+        );
     }
 
     #[test]
     fn syn_then_rst_without_answer_is_rstos0() {
         let r = run("C>S S seq=100; C>S R seq=101");
-        assert_eq!(r.state(), "RSTOS0");
+        assert_eq!(r.state(), ConnState::RSTOS0);
         assert_eq!(r.history(), "SR");
     }
 
     #[test]
     fn lone_rst_is_oth() {
         let r = run("C>S R seq=5");
-        assert_eq!(r.state(), "OTH");
+        assert_eq!(r.state(), ConnState::OTH);
         assert_eq!(r.history(), "R");
     }
 
     #[test]
     fn responder_reset_midstream_is_rstrh() {
         let r = run("S>C SA seq=500 ack=101; S>C R seq=501");
-        assert_eq!(r.state(), "RSTRH");
+        assert_eq!(r.state(), ConnState::RSTRH);
     }
 }
 
@@ -301,7 +320,7 @@ mod data {
         let r = run("C>S S seq=4294967290; S>C SA seq=7 ack=4294967291; C>S A seq=4294967291 ack=8; \
              C>S PA seq=4294967291 ack=8 len=100; S>C A seq=8 ack=95");
         assert_eq!(r.tcp.seq_bytes().0, 100);
-        assert_eq!(r.state(), "S1");
+        assert_eq!(r.state(), ConnState::S1);
     }
 }
 

@@ -1,11 +1,13 @@
 //! Pure functions from the two endpoints' states to what is reported.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 use super::endpoint::State;
 
 /// Zeek's conn_state codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ConnState {
     S0,
     S1,
@@ -59,6 +61,12 @@ impl ConnState {
 
     pub fn parse(s: &str) -> Option<ConnState> {
         Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for ConnState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.code())
     }
 }
 
