@@ -114,10 +114,6 @@ struct RulesFile {
     forbid_sockets: Vec<String>,
 }
 
-fn state(s: &str) -> Result<ConnState, String> {
-    ConnState::parse(s).ok_or_else(|| format!("unknown conn_state '{s}'"))
-}
-
 fn limit(v: &toml::Value) -> Result<Limit, String> {
     match v {
         toml::Value::Integer(n) if *n >= 0 => Ok(Limit::Count(*n as u64)),
@@ -131,10 +127,10 @@ impl Rules {
     pub fn add_toml(&mut self, text: &str) -> Result<(), String> {
         let f: RulesFile = toml::from_str(text).map_err(|e| e.message().to_string())?;
         for s in f.fail_on_state {
-            self.fail_on_state.push(state(&s)?);
+            self.fail_on_state.push(ConnState::parse(&s)?);
         }
         for (s, v) in f.max_state {
-            self.max_state.push((state(&s)?, limit(&v)?));
+            self.max_state.push((ConnState::parse(&s)?, limit(&v)?));
         }
         self.handshakes_complete |= f.handshakes_complete;
         self.max_rtt = f.max_rtt.or(self.max_rtt);

@@ -215,7 +215,7 @@ pub struct PerFile {
 #[derive(Args, Debug)]
 pub struct RuleArgs {
     /// Fail when any connection has this conn_state (repeatable), e.g. REJ, S0, RSTO.
-    #[arg(long = "fail-on-state", value_name = "STATE", value_parser = parse_state)]
+    #[arg(long = "fail-on-state", value_name = "STATE", value_parser = ConnState::parse)]
     pub fail_on_state: Vec<ConnState>,
     /// Fail when more connections than this have the state: STATE=N or STATE=P% (repeatable).
     #[arg(long = "max-state", value_name = "STATE=LIMIT", value_parser = parse_max_state)]
@@ -274,7 +274,7 @@ fn parse_pair(s: &str) -> Result<(Addr, Addr), String> {
 
 fn parse_max_state(s: &str) -> Result<(ConnState, Limit), String> {
     let (state, limit) = s.split_once('=').ok_or_else(|| format!("'{s}' is not STATE=LIMIT"))?;
-    Ok((parse_state(state)?, Limit::parse(limit)?))
+    Ok((ConnState::parse(state)?, Limit::parse(limit)?))
 }
 
 #[derive(Args, Clone, Debug)]
@@ -330,11 +330,4 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration((secs * 1e9).round() as u64)),
         _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
     }
-}
-
-fn parse_state(s: &str) -> Result<ConnState, String> {
-    ConnState::parse(s).ok_or_else(|| {
-        let all: Vec<&str> = ConnState::ALL.iter().map(|c| c.code()).collect();
-        format!("unknown conn_state '{s}' (one of {})", all.join(" "))
-    })
 }

@@ -59,8 +59,12 @@ impl ConnState {
         }
     }
 
-    pub fn parse(s: &str) -> Option<ConnState> {
-        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s))
+    /// The state a code names, in any case; the error lists the codes.
+    pub fn parse(s: &str) -> Result<ConnState, String> {
+        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            let all: Vec<&str> = Self::ALL.iter().map(|c| c.code()).collect();
+            format!("unknown conn_state '{s}' (one of {})", all.join(" "))
+        })
     }
 }
 
@@ -195,9 +199,9 @@ mod tests {
     #[test]
     fn codes_round_trip() {
         for c in ConnState::ALL {
-            assert_eq!(ConnState::parse(c.code()), Some(c));
+            assert_eq!(ConnState::parse(c.code()), Ok(c));
         }
-        assert_eq!(ConnState::parse("rej"), Some(ConnState::REJ));
-        assert_eq!(ConnState::parse("nope"), None);
+        assert_eq!(ConnState::parse("rej"), Ok(ConnState::REJ));
+        assert!(ConnState::parse("nope").unwrap_err().contains("one of S0 "));
     }
 }
