@@ -7,13 +7,40 @@ use super::socket::{Addr, Proto, Socket};
 use super::Conn;
 use crate::capture::Timestamp;
 
+/// What a socket did in its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Only responded.
+    Server,
+    /// Only originated.
+    Client,
+    /// Both.
+    Both,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+            Role::Both => "both",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct SocketStats {
     pub proto: Proto,
     pub ip: std::net::IpAddr,
     pub port: u16,
-    /// "server" (only responded), "client" (only originated) or "both".
-    pub role: &'static str,
+    pub role: Role,
     pub conns: u64,
     pub as_server: u64,
     pub as_client: u64,
@@ -70,9 +97,9 @@ impl Inventory {
             .into_values()
             .map(|(mut s, first_id, mut spans)| {
                 s.role = match (s.as_server > 0, s.as_client > 0) {
-                    (true, true) => "both",
-                    (true, false) => "server",
-                    _ => "client",
+                    (true, true) => Role::Both,
+                    (true, false) => Role::Server,
+                    _ => Role::Client,
                 };
                 // Opens sort before closes at the same instant: touching connections overlap.
                 spans.sort_unstable_by_key(|&(t, delta)| (t, -delta));
@@ -94,7 +121,7 @@ fn empty(proto: Proto, addr: Addr) -> SocketStats {
         proto,
         ip: addr.ip,
         port: addr.port,
-        role: "client",
+        role: Role::Client,
         conns: 0,
         as_server: 0,
         as_client: 0,

@@ -110,7 +110,7 @@ pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats], color: bool) 
             let addr = crate::flow::socket::Addr { ip: s.ip, port: s.port };
             vec![
                 Cell::new(format!("{}/{}", addr, s.proto)),
-                Cell::new(s.role),
+                Cell::new(s.role.as_str()),
                 Cell::new(s.conns),
                 Cell::new(s.max_concurrent),
                 Cell::new(format!("{}/{}", s.pkts_sent, s.pkts_received)),
