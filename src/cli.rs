@@ -11,7 +11,7 @@ use crate::filter::{split_socket, Filter};
 use crate::flow::socket::Addr;
 use crate::flow::table::Timeouts;
 use crate::pipeline::{Options, DEFAULT_MAX_CONNECTIONS};
-use crate::report::stream::Order;
+use crate::report::writer::Order;
 use crate::report::{Format, SocketFormat};
 use crate::tcp::verdict::ConnState;
 

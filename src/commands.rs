@@ -14,8 +14,8 @@ use crate::flow::Conn;
 use crate::inputs;
 use crate::pipeline::{self, Analysis, ObservedPacket, Observer, Options};
 use crate::report::record::ConnRecord;
-use crate::report::stream::{ConnWriter, Order};
 use crate::report::summary::Summary;
+use crate::report::writer::{ConnWriter, Order};
 use crate::report::{csv, json, jsonl, ladder, table, verdicts, AccountingRecord, Format, SocketFormat};
 
 pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {

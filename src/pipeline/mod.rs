@@ -164,7 +164,7 @@ impl Transport {
 /// Told of every TCP and UDP packet, in capture order, with the connection it joined.
 pub type Observer<'o> = dyn FnMut(&ObservedPacket) + 'o;
 
-/// Where ended connections go, as they end (not in id order: see `report::stream`).
+/// Where ended connections go, as they end (not in id order: see `report::order`).
 /// An error (a closed output pipe) stops the run.
 pub type Sink<'s> = dyn FnMut(Conn) -> io::Result<()> + 's;
 

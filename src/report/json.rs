@@ -3,8 +3,35 @@
 
 use std::io::{self, Write};
 
-use super::AccountingRecord;
-use crate::pipeline::FileReport;
+use super::record::ConnRecord;
+use super::{jsonl, AccountingRecord, Exporter};
+use crate::pipeline::{Analysis, FileReport};
+
+/// Connections as one JSON document, with the files read and the packet accounting.
+#[derive(Default)]
+pub struct Json {
+    written: u64,
+}
+
+impl Exporter for Json {
+    fn begin(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        open(out, "connections")
+    }
+
+    fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
+        if self.written > 0 {
+            separator(out)?;
+        }
+        jsonl::conn_line(out, record);
+        out.pop(); // array items are separated by `separator` instead of the line's end
+        self.written += 1;
+        Ok(())
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>, analysis: &Analysis) -> io::Result<()> {
+        close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))
+    }
+}
 
 /// Starts the document and its item array.
 pub fn open(out: &mut dyn Write, key: &str) -> io::Result<()> {

@@ -1,12 +1,23 @@
 //! One JSON object per line.
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use serde::Serialize;
 
 use super::record::ConnRecord;
+use super::Exporter;
 use crate::flow::socket::Addr;
 use crate::tcp::phases::{Initiator, TeardownKind};
+
+/// Connections as JSON lines.
+pub struct Jsonl;
+
+impl Exporter for Jsonl {
+    fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
+        conn_line(out, record);
+        Ok(())
+    }
+}
 
 /// Appends `item` as one line of JSON.
 pub fn line<T: Serialize>(buf: &mut Vec<u8>, item: &T) {

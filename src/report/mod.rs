@@ -4,20 +4,24 @@ pub mod csv;
 pub mod json;
 pub mod jsonl;
 pub mod ladder;
+pub mod order;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod record;
-pub mod stream;
+pub mod row;
 pub mod summary;
 pub mod table;
 pub mod verdicts;
+pub mod writer;
 pub mod zeek;
 
 use std::collections::BTreeMap;
+use std::io;
 
 use serde::Serialize;
 
-use crate::pipeline::Accounting;
+use crate::pipeline::{Accounting, Analysis};
+use record::ConnRecord;
 
 /// Output formats of `sockets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -74,4 +78,38 @@ impl AccountingRecord {
             snaplen_cut: a.snaplen_cut,
         }
     }
+}
+
+/// One output format of `conns`: records are formatted one at a time, in the order they are
+/// given, into the output buffer.
+pub trait Exporter {
+    /// Before the first record: a header, a document's opening.
+    fn begin(&mut self, _out: &mut Vec<u8>) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// One record.
+    fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()>;
+
+    /// After the last record: a closing, a footer; `analysis` has the run's files and packets.
+    fn end(&mut self, _out: &mut Vec<u8>, _analysis: &Analysis) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The exporter of `format`; `color` for the table at a terminal.
+pub fn exporter(format: Format, color: bool) -> io::Result<Box<dyn Exporter>> {
+    Ok(match format {
+        Format::Table => Box::new(table::TableExporter::new(color)),
+        Format::Json => Box::<json::Json>::default(),
+        Format::Jsonl => Box::new(jsonl::Jsonl),
+        Format::Csv => Box::new(csv::Csv),
+        Format::Zeek => Box::new(zeek::Zeek),
+        #[cfg(feature = "parquet")]
+        Format::Parquet => Box::new(parquet::Parquet::new()?),
+        #[cfg(not(feature = "parquet"))]
+        Format::Parquet => {
+            return Err(io::Error::other("this sockscope was built without the parquet feature"))
+        }
+    })
 }

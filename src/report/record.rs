@@ -12,7 +12,7 @@ use crate::tcp::phases::{Handshake, Teardown};
 use crate::tcp::verdict::ConnState;
 
 /// Its history is owned (`'static`) when made from a connection, and borrowed when read back
-/// from where a record waits for its turn (`report::stream`, which keeps records in serde's
+/// from where a record waits for its turn (`report::order`, which keeps records in serde's
 /// compact binary form meanwhile).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConnRecord<'s> {
@@ -78,6 +78,54 @@ pub struct DataPhase {
     /// Bytes acknowledged but never seen in the capture (content gaps).
     pub orig_missed_bytes: u64,
     pub resp_missed_bytes: u64,
+}
+
+impl ConnRecord<'_> {
+    /// The same record, owning its history.
+    pub fn into_owned(self) -> ConnRecord<'static> {
+        let ConnRecord {
+            id,
+            proto,
+            orig,
+            resp,
+            conn_state,
+            history,
+            ts,
+            duration,
+            orig_pkts,
+            resp_pkts,
+            orig_bytes,
+            resp_bytes,
+            orig_ip_bytes,
+            resp_ip_bytes,
+            handshake,
+            teardown,
+            data,
+            tunnel,
+            end,
+        } = self;
+        ConnRecord {
+            id,
+            proto,
+            orig,
+            resp,
+            conn_state,
+            history: Cow::Owned(history.into_owned()),
+            ts,
+            duration,
+            orig_pkts,
+            resp_pkts,
+            orig_bytes,
+            resp_bytes,
+            orig_ip_bytes,
+            resp_ip_bytes,
+            handshake,
+            teardown,
+            data,
+            tunnel,
+            end,
+        }
+    }
 }
 
 impl ConnRecord<'static> {

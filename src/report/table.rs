@@ -5,8 +5,35 @@ use std::io::{self, IsTerminal, Write};
 use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
 
 use super::record::ConnRecord;
+use super::Exporter;
 use crate::flow::inventory::SocketStats;
+use crate::pipeline::Analysis;
 use crate::tcp::verdict::ConnState;
+
+/// Connections as an aligned table: every row is kept to size the columns, and the table is
+/// written at the end, by id.
+pub struct TableExporter {
+    rows: Vec<ConnRecord<'static>>,
+    color: bool,
+}
+
+impl TableExporter {
+    pub fn new(color: bool) -> Self {
+        TableExporter { rows: Vec::new(), color }
+    }
+}
+
+impl Exporter for TableExporter {
+    fn record(&mut self, _out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
+        self.rows.push(record.clone().into_owned());
+        Ok(())
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>, _analysis: &Analysis) -> io::Result<()> {
+        self.rows.sort_unstable_by_key(|r| r.id);
+        write_conns(out, &self.rows, self.color)
+    }
+}
 
 /// Whether table output should be colored: stdout is a terminal and NO_COLOR is not set
 /// (<https://no-color.org>).

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::record::ConnRecord;
+use super::Exporter;
 use crate::flow::socket::Proto;
 
 const FIELDS: [(&str, &str); 22] = [
@@ -30,8 +31,22 @@ const FIELDS: [(&str, &str); 22] = [
     ("ip_proto", "count"),
 ];
 
+/// Connections as a conn.log: Zeek's own columns, so that Zeek's tools read it.
+pub struct Zeek;
+
+impl Exporter for Zeek {
+    fn begin(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        header(out)
+    }
+
+    fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
+        row(out, record);
+        Ok(())
+    }
+}
+
 /// The header lines of a conn.log.
-pub fn header(out: &mut dyn Write) -> io::Result<()> {
+fn header(out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "#separator \\x09")?;
     writeln!(out, "#set_separator\t,")?;
     writeln!(out, "#empty_field\t(empty)")?;
@@ -44,7 +59,7 @@ pub fn header(out: &mut dyn Write) -> io::Result<()> {
 }
 
 /// Appends one connection as a conn.log row.
-pub fn row(buf: &mut Vec<u8>, c: &ConnRecord) {
+fn row(buf: &mut Vec<u8>, c: &ConnRecord) {
     {
         // Like Zeek, duration and byte counts are logged only for connections that lasted.
         let (duration, orig_bytes, resp_bytes) = if c.duration > 0.0 {
