@@ -1,6 +1,27 @@
 //! sockscope: connections, handshakes and teardowns in saved packet captures.
+//!
+//! The data path, module by module: `capture` reads pcap and pcapng files (gzip too) into
+//! frames; `decode` turns a frame into a TCP segment or UDP datagram, layer by layer, through
+//! tunnels; `pipeline` reads the files as one timeline, accounts for every packet, reassembles
+//! fragments and runs the connection tables (`flow` for sockets and the table, `tcp` for
+//! Zeek's state machine, handshakes and teardowns); `report` makes each ended connection a
+//! typed record and writes it in the chosen format.
+//!
+//! [`Analyzer`] is the entry point for programs:
+//!
+//! ```
+//! use sockscope::{Analyzer, Filter, Options};
+//!
+//! let analyzer = Analyzer::new(Options::default()).with_filter(Filter::parse("tcp and state=SF")?);
+//! for conn in analyzer.connections(&["samples/teardowns.pcap"]) {
+//!     let conn = conn?;
+//!     println!("{} {} -> {} {}", conn.id, conn.orig, conn.resp, conn.history);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod analyzer;
 pub mod capture;
 pub mod check;
 pub mod cli;
@@ -12,3 +33,8 @@ pub mod inputs;
 pub mod pipeline;
 pub mod report;
 pub mod tcp;
+
+pub use analyzer::{Analyzer, Connections, Error, SummaryReport};
+pub use filter::Filter;
+pub use pipeline::Options;
+pub use report::record::ConnRecord;
