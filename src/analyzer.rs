@@ -123,7 +123,7 @@ impl Analyzer {
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let worker = std::thread::spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
-            let mut send = |record: ConnRecord<'static>| -> io::Result<()> {
+            let mut send = |record: ConnRecord| -> io::Result<()> {
                 batch.push(record);
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -136,14 +136,13 @@ impl Analyzer {
                 let record = ConnRecord::new(&conn);
                 let kept = filter.as_ref().is_none_or(|f| f.matches(&record));
                 match &mut in_order {
-                    Some(in_order) => in_order
-                        .put(record.id, kept.then_some(&record), &mut |r| send(r.clone().into_owned())),
+                    Some(in_order) => in_order.put(record.id, kept.then_some(record), &mut send),
                     None if kept => send(record),
                     None => Ok(()),
                 }
             })?;
             if let Some(in_order) = &mut in_order {
-                in_order.finish(&mut |r| send(r.clone().into_owned()))?;
+                in_order.finish(&mut send)?;
             }
             // The receiver may be gone: then nobody needs the rest.
             let _ = tx.send(batch);
@@ -231,8 +230,8 @@ fn files<P: AsRef<Path>>(inputs: &[P]) -> Vec<PathBuf> {
 
 /// The connections of `Analyzer::connections`, as they come from the analysis thread.
 pub struct Connections {
-    rx: Option<Receiver<Vec<ConnRecord<'static>>>>,
-    batch: std::vec::IntoIter<ConnRecord<'static>>,
+    rx: Option<Receiver<Vec<ConnRecord>>>,
+    batch: std::vec::IntoIter<ConnRecord>,
     worker: Option<JoinHandle<io::Result<Analysis>>>,
     analysis: Option<Analysis>,
 }
@@ -244,7 +243,7 @@ impl Connections {
     }
 
     /// After the last batch: the analysis thread's outcome, as the iteration's last item.
-    fn finish(&mut self) -> Option<Result<ConnRecord<'static>, Error>> {
+    fn finish(&mut self) -> Option<Result<ConnRecord, Error>> {
         let worker = self.worker.take()?;
         match worker.join().expect("the analysis thread does not panic") {
             Ok(analysis) => {
@@ -258,7 +257,7 @@ impl Connections {
 }
 
 impl Iterator for Connections {
-    type Item = Result<ConnRecord<'static>, Error>;
+    type Item = Result<ConnRecord, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {

@@ -159,7 +159,7 @@ pub struct Verdict {
     /// What was measured, e.g. "12 of 340 connections (3.5%)".
     pub detail: String,
     /// Connections that broke it (the first few), in id order.
-    pub offenders: Vec<ConnRecord<'static>>,
+    pub offenders: Vec<ConnRecord>,
     pub offender_count: u64,
 }
 
@@ -171,7 +171,7 @@ pub struct Checker {
     tcp_pkts: u64,
     rexmit_pkts: u64,
     /// Per rule index: offending connections kept and counted.
-    offenders: Vec<(Vec<ConnRecord<'static>>, u64)>,
+    offenders: Vec<(Vec<ConnRecord>, u64)>,
     seen: Vec<bool>,
     forbidden_seen: Vec<bool>,
 }
@@ -199,7 +199,7 @@ impl Checker {
         }
     }
 
-    pub fn add(&mut self, c: &ConnRecord<'static>) {
+    pub fn add(&mut self, c: &ConnRecord) {
         self.conns += 1;
         *self.by_state.entry(c.conn_state).or_default() += 1;
         if c.proto == Proto::Tcp {
@@ -244,7 +244,7 @@ impl Checker {
         let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 * 100.0 / of as f64 };
         let conns = self.conns;
         let mut verdicts = Vec::new();
-        let mut per_conn = |rule: String, (mut list, count): (Vec<ConnRecord<'static>>, u64), what: &str| {
+        let mut per_conn = |rule: String, (mut list, count): (Vec<ConnRecord>, u64), what: &str| {
             list.sort_unstable_by_key(|r| r.id);
             verdicts.push(Verdict {
                 rule,
@@ -312,7 +312,7 @@ impl Checker {
     }
 }
 
-fn offend(slot: &mut (Vec<ConnRecord<'static>>, u64), c: &ConnRecord<'static>) {
+fn offend(slot: &mut (Vec<ConnRecord>, u64), c: &ConnRecord) {
     slot.1 += 1;
     if slot.0.len() < KEEP {
         slot.0.push(c.clone());

@@ -51,7 +51,7 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
 /// The ladder of every connection `wanted` names; exit 2 when there is none.
 fn show(run: &Run, wanted: Wanted, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut packets: BTreeMap<u64, Vec<ObservedPacket>> = BTreeMap::new();
-    let mut found: Vec<ConnRecord<'static>> = Vec::new();
+    let mut found: Vec<ConnRecord> = Vec::new();
     let mut total = 0;
     let mut observe = |seen: &ObservedPacket| {
         let (src, dst) = seen.sockets();
@@ -289,7 +289,7 @@ fn write_file<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<T
 fn analyze(
     run: &Run,
     observer: Option<&mut Observer<'_>>,
-    each: &mut dyn FnMut(&Conn, ConnRecord<'static>, bool) -> io::Result<()>,
+    each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
     let files = inputs::timeline(inputs::expand(&run.paths));
     let progress = Progress::start(&files, run.per_file);

@@ -359,7 +359,7 @@ mod tests {
     use crate::flow::socket::Addr;
     use crate::flow::EndReason;
 
-    fn conn(proto: Proto, orig: &str, resp: &str, state: ConnState) -> ConnRecord<'static> {
+    fn conn(proto: Proto, orig: &str, resp: &str, state: ConnState) -> ConnRecord {
         let addr = |s: &str| {
             let (ip, port) = split_socket(s).unwrap();
             Addr { ip, port }

@@ -24,7 +24,7 @@ pub struct InOrder {
 }
 
 /// Where records whose turn has come go.
-pub type Ready<'r> = dyn FnMut(&ConnRecord) -> io::Result<()> + 'r;
+pub type Ready<'r> = dyn FnMut(ConnRecord) -> io::Result<()> + 'r;
 
 impl InOrder {
     pub fn new() -> Self {
@@ -34,7 +34,7 @@ impl InOrder {
     /// Connection `id` ended, with `record` to hand on (`None`: nothing to hand on, e.g. it was
     /// filtered out, but later ones need not wait for it). `ready` gets it and every record
     /// that waited for it, in id order.
-    pub fn put(&mut self, id: u64, record: Option<&ConnRecord>, ready: &mut Ready<'_>) -> io::Result<()> {
+    pub fn put(&mut self, id: u64, record: Option<ConnRecord>, ready: &mut Ready<'_>) -> io::Result<()> {
         if id == self.next_id {
             if let Some(record) = record {
                 ready(record)?;
@@ -44,7 +44,7 @@ impl InOrder {
         }
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
-        if let Some(record) = record {
+        if let Some(record) = &record {
             bytes = postcard::to_extend(record, bytes).map_err(io::Error::other)?;
         }
         let done = self.waiting.put(id, &bytes);
@@ -77,8 +77,7 @@ fn hand_on(bytes: &[u8], ready: &mut Ready<'_>) -> io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let record: ConnRecord = postcard::from_bytes(bytes).map_err(io::Error::other)?;
-    ready(&record)
+    ready(postcard::from_bytes(bytes).map_err(io::Error::other)?)
 }
 
 /// Records waiting for their turn: in memory up to a limit, then in a temporary file.
@@ -272,12 +271,12 @@ mod tests {
         let records = super::super::record::of_sample("teardowns.pcap");
         let mut in_order = InOrder::new();
         let mut ids = Vec::new();
-        let mut ready = |r: &ConnRecord| {
+        let mut ready = |r: ConnRecord| {
             ids.push(r.id);
             Ok(())
         };
         for r in records.iter().rev() {
-            in_order.put(r.id, Some(r), &mut ready).unwrap();
+            in_order.put(r.id, Some(r.clone()), &mut ready).unwrap();
         }
         in_order.finish(&mut ready).unwrap();
         assert_eq!(ids, (1..=records.len() as u64).collect::<Vec<_>>());

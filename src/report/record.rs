@@ -1,6 +1,5 @@
 //! The connection record every format prints: one flat, stable schema (see the README).
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -11,18 +10,15 @@ use crate::flow::{Conn, EndReason};
 use crate::tcp::phases::{Handshake, Teardown};
 use crate::tcp::verdict::ConnState;
 
-/// Its history is owned (`'static`) when made from a connection, and borrowed when read back
-/// from where a record waits for its turn (`report::order`, which keeps records in serde's
-/// compact binary form meanwhile).
+/// A connection as every format prints it (`conns --format jsonl` has its fields and names).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ConnRecord<'s> {
+pub struct ConnRecord {
     pub id: u64,
     pub proto: Proto,
     pub orig: Addr,
     pub resp: Addr,
     pub conn_state: ConnState,
-    #[serde(borrow)]
-    pub history: Cow<'s, str>,
+    pub history: String,
     pub ts: f64,
     pub duration: f64,
     pub orig_pkts: u64,
@@ -80,55 +76,7 @@ pub struct DataPhase {
     pub resp_missed_bytes: u64,
 }
 
-impl ConnRecord<'_> {
-    /// The same record, owning its history.
-    pub fn into_owned(self) -> ConnRecord<'static> {
-        let ConnRecord {
-            id,
-            proto,
-            orig,
-            resp,
-            conn_state,
-            history,
-            ts,
-            duration,
-            orig_pkts,
-            resp_pkts,
-            orig_bytes,
-            resp_bytes,
-            orig_ip_bytes,
-            resp_ip_bytes,
-            handshake,
-            teardown,
-            data,
-            tunnel,
-            end,
-        } = self;
-        ConnRecord {
-            id,
-            proto,
-            orig,
-            resp,
-            conn_state,
-            history: Cow::Owned(history.into_owned()),
-            ts,
-            duration,
-            orig_pkts,
-            resp_pkts,
-            orig_bytes,
-            resp_bytes,
-            orig_ip_bytes,
-            resp_ip_bytes,
-            handshake,
-            teardown,
-            data,
-            tunnel,
-            end,
-        }
-    }
-}
-
-impl ConnRecord<'static> {
+impl ConnRecord {
     pub fn new(c: &Conn) -> Self {
         let (orig_bytes, resp_bytes) = match c.tcp() {
             Some(t) => t.seq_bytes(),
@@ -165,7 +113,7 @@ impl ConnRecord<'static> {
             orig: c.orig(),
             resp: c.resp(),
             conn_state,
-            history: Cow::Owned(c.history.as_str().to_string()),
+            history: c.history.as_str().to_string(),
             ts: c.first.as_secs_f64(),
             duration: c.duration().as_secs_f64(),
             orig_pkts: c.orig_stats.pkts,
@@ -188,7 +136,7 @@ impl ConnRecord<'static> {
 
 /// The records of one capture in `samples/`, in the order their connections ended (for tests).
 #[cfg(test)]
-pub fn of_sample(name: &str) -> Vec<ConnRecord<'static>> {
+pub fn of_sample(name: &str) -> Vec<ConnRecord> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name);
     let mut records = Vec::new();
     crate::pipeline::analyze(&[path], &Default::default(), None, &mut |c| {

@@ -16,7 +16,7 @@ macro_rules! flat_row {
         }
 
         impl<'a> FlatRow<'a> {
-            pub fn new($c: &'a ConnRecord<'_>) -> Self {
+            pub fn new($c: &'a ConnRecord) -> Self {
                 FlatRow { $( $name: $value, )+ }
             }
         }

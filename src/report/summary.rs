@@ -58,7 +58,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn add(&mut self, c: &ConnRecord<'static>) {
+    pub fn add(&mut self, c: &ConnRecord) {
         self.conns += 1;
         if c.proto == Proto::Tcp {
             self.tcp += 1;

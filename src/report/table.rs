@@ -13,7 +13,7 @@ use crate::tcp::verdict::ConnState;
 /// Connections as an aligned table: every row is kept to size the columns, and the table is
 /// written at the end, by id.
 pub struct TableExporter {
-    rows: Vec<ConnRecord<'static>>,
+    rows: Vec<ConnRecord>,
     color: bool,
 }
 
@@ -25,7 +25,7 @@ impl TableExporter {
 
 impl Exporter for TableExporter {
     fn record(&mut self, _out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
-        self.rows.push(record.clone().into_owned());
+        self.rows.push(record.clone());
         Ok(())
     }
 

@@ -39,8 +39,8 @@ impl<'a> ConnWriter<'a> {
     }
 
     /// Takes one ended connection.
-    pub fn conn(&mut self, record: ConnRecord<'static>) -> io::Result<()> {
-        self.put(record.id, Some(&record))
+    pub fn conn(&mut self, record: ConnRecord) -> io::Result<()> {
+        self.put(record.id, Some(record))
     }
 
     /// Passes over a connection that is not to be printed (filtered out), so that later ones
@@ -53,20 +53,20 @@ impl<'a> ConnWriter<'a> {
     pub fn finish(mut self, analysis: &Analysis) -> io::Result<()> {
         // Every id has ended by now, so nothing waits; this only guards against a gap.
         if let Some(mut in_order) = self.in_order.take() {
-            in_order.finish(&mut |r| self.write(r))?;
+            in_order.finish(&mut |r| self.write(&r))?;
         }
         self.exporter.end(&mut self.pending, analysis)?;
         self.flush()
     }
 
-    fn put(&mut self, id: u64, record: Option<&ConnRecord>) -> io::Result<()> {
+    fn put(&mut self, id: u64, record: Option<ConnRecord>) -> io::Result<()> {
         match self.in_order.take() {
             Some(mut in_order) => {
-                let done = in_order.put(id, record, &mut |r| self.write(r));
+                let done = in_order.put(id, record, &mut |r| self.write(&r));
                 self.in_order = Some(in_order);
                 done
             }
-            None => record.map_or(Ok(()), |r| self.write(r)),
+            None => record.map_or(Ok(()), |r| self.write(&r)),
         }
     }
 
@@ -100,7 +100,7 @@ mod tests {
 
     /// The samples' connections (TCP with and without handshakes and teardowns, UDP, IPv6) plus
     /// one inside a tunnel (the last: one that waits when they come in reverse), numbered 1, 2, 3 ...
-    fn sample_records() -> Vec<ConnRecord<'static>> {
+    fn sample_records() -> Vec<ConnRecord> {
         let mut records: Vec<_> = ["teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap"]
             .into_iter()
             .flat_map(super::super::record::of_sample)
@@ -118,7 +118,7 @@ mod tests {
         records
     }
 
-    fn written(format: Format, records: impl Iterator<Item = ConnRecord<'static>>) -> String {
+    fn written(format: Format, records: impl Iterator<Item = ConnRecord>) -> String {
         let analysis = Analysis {
             accounting: Default::default(),
             files: Vec::new(),
