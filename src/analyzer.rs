@@ -9,8 +9,9 @@ use std::thread::JoinHandle;
 
 use crate::filter::Filter;
 use crate::flow::inventory::{Inventory, SocketStats};
+use crate::flow::Conn;
 use crate::inputs;
-use crate::pipeline::{self, Analysis, Options};
+use crate::pipeline::{self, Analysis, Observer, Options};
 use crate::report::order::InOrder;
 use crate::report::record::ConnRecord;
 use crate::report::summary::Summary;
@@ -78,8 +79,9 @@ impl Error {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Analyzer {
-    options: Options,
-    filter: Option<Filter>,
+    pub options: Options,
+    /// Only the connections it matches are handed out (`None`: every one).
+    pub filter: Option<Filter>,
 }
 
 impl Analyzer {
@@ -118,8 +120,8 @@ impl Analyzer {
     /// # Ok::<(), sockscope::Error>(())
     /// ```
     pub fn connections<P: AsRef<Path>>(&self, inputs: &[P]) -> Connections {
-        let files = files(inputs);
-        let (options, filter) = (self.options.clone(), self.filter.clone());
+        let inputs: Vec<PathBuf> = inputs.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let analyzer = self.clone();
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let worker = std::thread::spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
@@ -131,15 +133,11 @@ impl Analyzer {
                 }
                 Ok(())
             };
-            let mut in_order = (!options.end_order).then(InOrder::new);
-            let analysis = pipeline::analyze(&files, &options, None, &mut |conn| {
-                let record = ConnRecord::new(&conn);
-                let kept = filter.as_ref().is_none_or(|f| f.matches(&record));
-                match &mut in_order {
-                    Some(in_order) => in_order.put(record.id, kept.then_some(record), &mut send),
-                    None if kept => send(record),
-                    None => Ok(()),
-                }
+            let mut in_order = (!analyzer.options.end_order).then(InOrder::new);
+            let analysis = analyzer.run(&inputs, None, &mut |_, record, kept| match &mut in_order {
+                Some(in_order) => in_order.put(record.id, kept.then_some(record), &mut send),
+                None if kept => send(record),
+                None => Ok(()),
             })?;
             if let Some(in_order) = &mut in_order {
                 in_order.finish(&mut send)?;
@@ -149,6 +147,23 @@ impl Analyzer {
             Ok(analysis)
         });
         Connections { rx: Some(rx), batch: Vec::new().into_iter(), worker: Some(worker), analysis: None }
+    }
+
+    /// Runs the analysis, telling `observer` (if any) of every TCP and UDP packet, in capture
+    /// order, and handing `each` every connection as it ends with its record and whether the
+    /// filter keeps it. Inputs that cannot be read are in the returned `Analysis.files`, with
+    /// their errors; the run goes on with the others.
+    pub fn run<P: AsRef<Path>>(
+        &self,
+        inputs: &[P],
+        observer: Option<&mut Observer<'_>>,
+        each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
+    ) -> io::Result<Analysis> {
+        pipeline::analyze(&files(inputs), &self.options, observer, &mut |conn| {
+            let record = ConnRecord::new(&conn);
+            let kept = self.keeps(&record);
+            each(&conn, record, kept)
+        })
     }
 
     /// The socket inventory of the inputs' connections (those the filter keeps), and the run.
@@ -164,9 +179,9 @@ impl Analyzer {
     /// ```
     pub fn sockets<P: AsRef<Path>>(&self, inputs: &[P]) -> Result<(Vec<SocketStats>, Analysis), Error> {
         let mut inventory = Inventory::default();
-        let analysis = pipeline::analyze(&files(inputs), &self.options, None, &mut |conn| {
-            if self.keeps(&ConnRecord::new(&conn)) {
-                inventory.add(&conn);
+        let analysis = self.run(inputs, None, &mut |conn, _, kept| {
+            if kept {
+                inventory.add(conn);
             }
             Ok(())
         })?;
@@ -189,11 +204,10 @@ impl Analyzer {
     /// ```
     pub fn summary<P: AsRef<Path>>(&self, inputs: &[P]) -> Result<SummaryReport, Error> {
         let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
-        let analysis = pipeline::analyze(&files(inputs), &self.options, None, &mut |conn| {
-            let record = ConnRecord::new(&conn);
-            if self.keeps(&record) {
+        let analysis = self.run(inputs, None, &mut |conn, record, kept| {
+            if kept {
                 summary.add(&record);
-                inventory.add(&conn);
+                inventory.add(conn);
             }
             Ok(())
         })?;

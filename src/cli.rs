@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::analyzer::Analyzer;
 use crate::capture::Duration;
 use crate::check::{Limit, Rules, SocketSpec};
 use crate::filter::{split_socket, Filter};
@@ -164,10 +165,8 @@ pub enum Config {
 pub struct Run {
     /// Files, directories or `-`, as given.
     pub paths: Vec<PathBuf>,
-    /// Threads resolved; no progress display yet (that needs the expanded files).
-    pub options: Options,
-    /// Every `--filter` at once; `None` keeps every connection.
-    pub filter: Option<Filter>,
+    /// Threads resolved, every `--filter` in one; no progress display yet.
+    pub analyzer: Analyzer,
     /// Each file on its own (`--per-file`).
     pub per_file: bool,
 }
@@ -320,7 +319,8 @@ impl Input {
             end_order,
             progress: None,
         };
-        Run { paths: self.files, options, filter: Filter::all(select.filter), per_file: per_file.per_file }
+        let analyzer = Analyzer { options, filter: Filter::all(select.filter) };
+        Run { paths: self.files, analyzer, per_file: per_file.per_file }
     }
 }
 

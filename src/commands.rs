@@ -12,7 +12,7 @@ use crate::cli::{Config, Run, Wanted};
 use crate::flow::inventory::Inventory;
 use crate::flow::Conn;
 use crate::inputs;
-use crate::pipeline::{self, Analysis, ObservedPacket, Observer, Options};
+use crate::pipeline::{Analysis, ObservedPacket, Observer};
 use crate::report::record::ConnRecord;
 use crate::report::summary::Summary;
 use crate::report::writer::{ConnWriter, Order};
@@ -235,7 +235,7 @@ fn dispatch(
 /// A command's work on one run, writing to `out`; `tty` when that is a terminal.
 type OneRun<'a> = dyn Fn(&Run, &mut dyn Write, bool) -> io::Result<ExitCode> + Sync + 'a;
 
-/// Runs `one` on each file on its own, `run.options.jobs` files at a time, each on one thread;
+/// Runs `one` on each file on its own, `run.analyzer.options.jobs` files at a time, each on one thread;
 /// the results come back in the order of `files`.
 fn each_file(
     run: &Run,
@@ -250,7 +250,7 @@ fn each_file(
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(file) = files.get(i) else { return };
         let mut single = Run { paths: vec![file.clone()], ..run.clone() };
-        single.options.jobs = 1;
+        single.analyzer.options.jobs = 1;
         let result = match output {
             Some(dir) => {
                 let name = file.file_name().map_or("stdin".into(), |n| n.to_string_lossy().into_owned());
@@ -265,7 +265,7 @@ fn each_file(
         results.lock().expect("no worker panics").push((i, result));
     };
     std::thread::scope(|scope| {
-        for _ in 0..run.options.jobs.clamp(1, files.len().max(1)) {
+        for _ in 0..run.analyzer.options.jobs.clamp(1, files.len().max(1)) {
             scope.spawn(work);
         }
     });
@@ -291,14 +291,10 @@ fn analyze(
     observer: Option<&mut Observer<'_>>,
     each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
 ) -> io::Result<Analysis> {
-    let files = inputs::timeline(inputs::expand(&run.paths));
-    let progress = Progress::start(&files, run.per_file);
-    let options = Options { progress: progress.as_ref().map(|p| p.bytes.clone()), ..run.options.clone() };
-    let result = pipeline::analyze(&files, &options, observer, &mut |c| {
-        let record = ConnRecord::new(&c);
-        let kept = run.filter.as_ref().is_none_or(|f| f.matches(&record));
-        each(&c, record, kept)
-    });
+    let progress = Progress::start(&run.paths, run.per_file);
+    let mut analyzer = run.analyzer.clone();
+    analyzer.options.progress = progress.as_ref().map(|p| p.bytes.clone());
+    let result = analyzer.run(&run.paths, observer, each);
     drop(progress);
     result
 }
@@ -316,11 +312,12 @@ impl Progress {
     /// Inputs smaller than this finish before a bar would help.
     const MIN_BYTES: u64 = 256 << 20;
 
-    fn start(files: &[PathBuf], per_file: bool) -> Option<Progress> {
+    fn start(paths: &[PathBuf], per_file: bool) -> Option<Progress> {
         if per_file || !io::stderr().is_terminal() {
             return None;
         }
-        let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let total: u64 =
+            inputs::expand(paths).iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
         if total < Self::MIN_BYTES {
             return None;
         }
