@@ -6,11 +6,11 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use etherparse::PacketBuilder;
 
-use sockscope::capture::Timestamp;
 use sockscope::decode::{self, Decoded};
 use sockscope::flow::table::{ConnTable, Context, Timeouts};
 use sockscope::report::jsonl;
 use sockscope::report::record::ConnRecord;
+use sockscope::types::Timestamp;
 
 fn frame(client: u16, payload: usize, seq: u32) -> Vec<u8> {
     let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])

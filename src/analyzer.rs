@@ -98,7 +98,7 @@ impl Analyzer {
     ///
     /// let udp = Analyzer::new(Options::default()).with_filter(Filter::parse("udp")?);
     /// let conns: Vec<_> = udp.connections(&["samples/udp_and_reuse.pcapng"]).collect::<Result<_, _>>()?;
-    /// assert!(!conns.is_empty() && conns.iter().all(|c| c.proto == sockscope::flow::socket::Proto::Udp));
+    /// assert!(!conns.is_empty() && conns.iter().all(|c| c.proto == sockscope::types::Proto::Udp));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_filter(mut self, filter: Filter) -> Analyzer {

@@ -18,10 +18,10 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use crate::filter::split_socket;
-use crate::flow::socket::Proto;
 use crate::report::record::ConnRecord;
 use crate::tcp::phases::HandshakeState;
 use crate::tcp::verdict::ConnState;
+use crate::types::Proto;
 
 /// A limit given as a count or as a share of a total.
 #[derive(Clone, Copy, Debug, PartialEq)]

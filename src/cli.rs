@@ -6,15 +6,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::analyzer::Analyzer;
-use crate::capture::Duration;
 use crate::check::{Limit, Rules, SocketSpec};
 use crate::filter::{split_socket, Filter};
-use crate::flow::socket::Addr;
 use crate::flow::table::Timeouts;
 use crate::pipeline::{Options, DEFAULT_MAX_CONNECTIONS};
 use crate::report::writer::Order;
 use crate::report::{Format, SocketFormat};
 use crate::tcp::verdict::ConnState;
+use crate::types::{Addr, Duration};
 
 /// Connections, handshakes and teardowns in saved packet captures (pcap, pcapng, gzip, stdin).
 ///

@@ -15,10 +15,10 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::flow::socket::Proto;
 use crate::report::record::ConnRecord;
 use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
 use crate::tcp::verdict::ConnState;
+use crate::types::Proto;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
@@ -356,8 +356,8 @@ pub fn split_socket(s: &str) -> Result<(IpAddr, u16), ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::socket::Addr;
     use crate::flow::EndReason;
+    use crate::types::Addr;
 
     fn conn(proto: Proto, orig: &str, resp: &str, state: ConnState) -> ConnRecord {
         let addr = |s: &str| {

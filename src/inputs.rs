@@ -4,7 +4,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::capture::{CaptureReader, Record, Timestamp};
+use crate::capture::{CaptureReader, Record};
+use crate::types::Timestamp;
 
 /// Files named on the command line, with directories replaced by the captures inside them
 /// (recursively, in name order). A file in a directory counts as a capture when it starts like

@@ -33,6 +33,7 @@ pub mod inputs;
 pub mod pipeline;
 pub mod report;
 pub mod tcp;
+pub mod types;
 
 pub use analyzer::{Analyzer, Connections, Error, SummaryReport};
 pub use filter::Filter;

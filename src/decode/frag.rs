@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::capture::{Duration, Timestamp};
+use crate::types::{Duration, Timestamp};
 
 /// A fragment as the decoder found it.
 #[derive(Clone, Debug)]

@@ -221,7 +221,7 @@ impl Walk {
 mod tests {
     use super::link::*;
     use super::*;
-    use crate::tcp::seq::SeqNum;
+    use crate::types::SeqNum;
     use etherparse::PacketBuilder;
 
     proptest::proptest! {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::field::{be16, be32, Field};
 use super::Skip;
-use crate::tcp::seq::SeqNum;
+use crate::types::SeqNum;
 
 /// TCP header fields (RFC 9293 section 3.1).
 mod tcp {

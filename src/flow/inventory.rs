@@ -3,9 +3,8 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::socket::{Addr, Proto, Socket};
 use super::Conn;
-use crate::capture::Timestamp;
+use crate::types::{Addr, Proto, Socket, Timestamp};
 
 /// What a socket did in its connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -2,20 +2,20 @@
 
 pub mod history;
 pub mod inventory;
+pub mod key;
 pub mod ports;
-pub mod socket;
 pub mod table;
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::{Duration, Timestamp};
 use crate::decode::tunnel::TunnelKind;
 use crate::tcp::verdict::ConnState;
 use crate::tcp::TcpConn;
+use crate::types::{Addr, Duration, Proto, Timestamp};
 use history::History;
-use socket::{Addr, PairKey, Proto};
+use key::PairKey;
 
 /// Per-direction counters.
 #[derive(Clone, Copy, Debug, Default)]
@@ -179,7 +179,7 @@ mod tests {
     /// connection is one table entry: its hash and its `Conn`, key and TCP state inline.
     #[test]
     fn live_state_stays_compact() {
-        let key = std::mem::size_of::<socket::PairKey>();
+        let key = std::mem::size_of::<key::PairKey>();
         let conn = std::mem::size_of::<Conn>();
         let tcp = std::mem::size_of::<TcpConn>();
         assert!(key <= 40, "PairKey is {key} bytes");

@@ -11,11 +11,11 @@ use indexmap::map::{MutableKeys, RawEntryApiV1};
 use indexmap::{IndexMap, IndexSet};
 
 use super::history::History;
-use super::socket::{Addr, PairKey, Proto, TunnelId, TunnelKey, MAX_TUNNEL_ID};
+use super::key::{PairKey, TunnelId, TunnelKey, MAX_TUNNEL_ID};
 use super::{Conn, DirStats, EndReason, TunnelInfo};
-use crate::capture::{Duration, Timestamp};
 use crate::decode::{Hop, Ip, TcpSegment, UdpDatagram};
 use crate::tcp::{self, TcpConn};
+use crate::types::{Addr, Duration, Proto, Timestamp};
 
 /// Inactivity timeouts (Zeek's defaults: `tcp_inactivity_timeout`, `udp_inactivity_timeout`).
 #[derive(Clone, Copy, Debug)]

@@ -2,7 +2,7 @@
 
 use super::intake::TablePacket;
 use super::{ObservedPacket, Observer};
-use crate::flow::socket::TunnelKey;
+use crate::flow::key::TunnelKey;
 use crate::flow::table::{ConnTable, Context};
 
 /// Packets delivered as one group: their table entries are all requested first (`prefetch`),

@@ -3,10 +3,10 @@
 
 use super::source::DecodedRecord;
 use super::{Accounting, Analysis, FileReport, Transport};
-use crate::capture::Timestamp;
 use crate::decode::frag::{Added, Defragmenter, GiveUp};
 use crate::decode::{self, Decoded, Hop, Ip, Skip, MAX_LAYERS};
 use crate::flow::table::Hint;
+use crate::types::Timestamp;
 
 /// Accounts for every record and turns the packets with something for the table into
 /// `TablePacket`s.
@@ -143,7 +143,6 @@ fn give_up_reason(why: GiveUp) -> Skip {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
 
     /// An IPv4 header (no options) with the given protocol, identification, flags and fragment
     /// offset (in 8-byte units), around `payload`.

@@ -21,11 +21,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::capture::Timestamp;
 use crate::decode::{Ip, Other, Skip, TcpSegment, UdpDatagram};
-use crate::flow::socket::{Addr, Proto};
 use crate::flow::table::Timeouts;
 use crate::flow::Conn;
+use crate::types::{Addr, Proto, Timestamp};
 
 /// Where every packet went: `tcp + udp + other + skipped == total`.
 #[derive(Clone, Debug, Default)]

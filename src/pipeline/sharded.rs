@@ -22,11 +22,11 @@ use super::intake::{Intake, TablePacket};
 use super::source::read_timeline;
 use super::staged::CONN_BATCH;
 use super::{Analysis, FileReport, Options, Sink, Transport};
-use crate::capture::Timestamp;
 use crate::decode::MAX_LAYERS;
-use crate::flow::socket::wide;
+use crate::flow::key::wide;
 use crate::flow::table::ConnTable;
 use crate::flow::Conn;
+use crate::types::Timestamp;
 
 /// Room in the id space for the connections one packet starts: one per tunnel layer with a
 /// UDP header and one inside, so that ids from every table are unique and sort by first packet.

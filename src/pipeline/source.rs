@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::FileReport;
-use crate::capture::{CaptureReader, FileKind, Record, Timestamp};
+use crate::capture::{CaptureReader, FileKind, Record};
 use crate::decode::{self, Packet};
+use crate::types::Timestamp;
 
 /// One capture record, decoded: what reading hands to the intake.
 pub(super) enum DecodedRecord {

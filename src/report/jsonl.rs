@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::record::ConnRecord;
 use super::Exporter;
-use crate::flow::socket::Addr;
 use crate::tcp::phases::{Initiator, TeardownKind};
+use crate::types::Addr;
 
 /// Connections as JSON lines.
 pub struct Jsonl;

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use super::record::ConnRecord;
 use crate::pipeline::{ObservedPacket, Transport};
 use crate::tcp::phases::TeardownKind;
-use crate::tcp::seq::SeqNum;
+use crate::types::SeqNum;
 
 const ARROW: usize = 12;
 

@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::tunnel::TunnelKind;
-use crate::flow::socket::{Addr, Proto};
 use crate::flow::{Conn, EndReason};
 use crate::tcp::phases::{Handshake, Teardown};
 use crate::tcp::verdict::ConnState;
+use crate::types::{Addr, Proto};
 
 /// A connection as every format prints it (`conns --format jsonl` has its fields and names).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -152,10 +152,10 @@ mod tests {
     use serde::Serialize;
 
     use crate::decode::tunnel::TunnelKind;
-    use crate::flow::socket::Proto;
     use crate::flow::EndReason;
     use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
     use crate::tcp::verdict::ConnState;
+    use crate::types::Proto;
 
     fn serde_name(v: impl Serialize) -> String {
         serde_json::to_value(v).unwrap().as_str().expect("a word").to_string()

@@ -6,10 +6,10 @@ use std::io::{self, Write};
 use super::record::ConnRecord;
 use super::AccountingRecord;
 use crate::flow::inventory::SocketStats;
-use crate::flow::socket::{Addr, Proto};
 use crate::pipeline::Analysis;
 use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
 use crate::tcp::verdict::ConnState;
+use crate::types::{Addr, Proto};
 
 /// The five sockets with the most of `key`.
 fn top(

@@ -134,7 +134,7 @@ pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats], color: bool) 
     let rows: Vec<Vec<Cell>> = sockets
         .iter()
         .map(|s| {
-            let addr = crate::flow::socket::Addr { ip: s.ip, port: s.port };
+            let addr = crate::types::Addr { ip: s.ip, port: s.port };
             vec![
                 Cell::new(format!("{}/{}", addr, s.proto)),
                 Cell::new(s.role.as_str()),

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::record::ConnRecord;
 use super::Exporter;
-use crate::flow::socket::Proto;
+use crate::types::Proto;
 
 const FIELDS: [(&str, &str); 22] = [
     ("ts", "time"),

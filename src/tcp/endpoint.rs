@@ -2,7 +2,7 @@
 //! space starts, the highest sequence it sent and the highest acknowledgement it received.
 
 use crate::tcp::reasm::Coverage;
-use crate::tcp::seq::SeqNum;
+use crate::types::SeqNum;
 
 /// Zeek's TCP endpoint states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub const MAX_JUMP: i32 = 1 << 20;
 
 impl Endpoint {
     fn start_i64(&self) -> i64 {
-        i64::from(self.start.0)
+        self.start.full(0)
     }
 
     /// Re-bases the sequence space at `base` (a SYN, or the first packet seen).
@@ -128,7 +128,7 @@ impl Endpoint {
             let r = cur.diff(self.start);
             (r as i64, r < 0)
         } else {
-            (((wraps as i64) << 32) + cur.0 as i64 - self.start_i64(), false)
+            (cur.full(wraps) - self.start_i64(), false)
         }
     }
 
@@ -148,8 +148,8 @@ impl Endpoint {
         {
             return 0;
         }
-        let last = ((self.seq_wraps as i64) << 32) + self.last_seq.0 as i64;
-        let ack = ((self.ack_wraps as i64) << 32) + self.ack_seq.0 as i64;
+        let last = self.last_seq.full(self.seq_wraps);
+        let ack = self.ack_seq.full(self.ack_wraps);
         let mut size = last.max(ack) - self.start_i64();
         if size > 0 {
             size -= 1; // the SYN's sequence octet (or the one before the first byte seen)
@@ -161,7 +161,7 @@ impl Endpoint {
     }
 
     fn no_data_acked(&self) -> bool {
-        let ack = ((self.ack_wraps as i64) << 32) + self.ack_seq.0 as i64;
+        let ack = self.ack_seq.full(self.ack_wraps);
         ack == self.start_i64() || ack == self.start_i64() + 1
     }
 }

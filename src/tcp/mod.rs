@@ -7,16 +7,14 @@
 pub mod endpoint;
 pub mod phases;
 pub mod reasm;
-pub mod seq;
 pub mod verdict;
 
-use crate::capture::{Duration, Timestamp};
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::history::History;
 use crate::flow::ports;
+use crate::types::{Duration, SeqNum, Timestamp};
 use endpoint::{Endpoint, State, MAX_JUMP};
 use phases::Phases;
-use seq::SeqNum;
 use verdict::{ConnState, Side};
 
 // Zeek's defaults (init-bare.zeek).

@@ -5,9 +5,8 @@ use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
 
-use super::seq::SeqNum;
-use crate::capture::Timestamp;
 use crate::decode::{TcpOptions, TcpSegment};
+use crate::types::{SeqNum, Timestamp};
 
 /// What one side did, in the order of the connection's phases.
 #[derive(Clone, Debug, Default)]

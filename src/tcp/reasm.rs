@@ -4,7 +4,7 @@
 
 use thin_vec::ThinVec;
 
-use super::seq::SeqNum;
+use crate::types::SeqNum;
 
 /// More out-of-order ranges than this are merged into the last one (bounded memory).
 const MAX_RANGES: usize = 8;

@@ -16,6 +16,12 @@ impl SeqNum {
         SeqNum(self.0.wrapping_add(n))
     }
 
+    /// The 64-bit position of this number after `wraps` wraps of the 32-bit space: what
+    /// counts bytes across wraps.
+    pub fn full(self, wraps: u32) -> i64 {
+        (i64::from(wraps) << 32) + i64::from(self.0)
+    }
+
     /// Later of the two, by wrapping comparison.
     pub fn max(self, other: SeqNum) -> SeqNum {
         if self.diff(other) >= 0 {
@@ -51,6 +57,13 @@ mod tests {
         assert_eq!(wrapped.diff(near_end), 20);
         assert_eq!(near_end.diff(wrapped), -20);
         assert_eq!(near_end.max(wrapped), wrapped);
+    }
+
+    #[test]
+    fn full_positions_count_wraps() {
+        assert_eq!(SeqNum(5).full(0), 5);
+        assert_eq!(SeqNum(5).full(2), (2 << 32) + 5);
+        assert!(SeqNum(0).full(1) > SeqNum(u32::MAX).full(0));
     }
 
     #[test]

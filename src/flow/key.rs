@@ -1,71 +1,9 @@
-//! Sockets and socket pairs: the identities connections are keyed by.
+//! Socket pairs as the connection table keys them, and the tunnels they are seen in.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
-use serde::{Deserialize, Serialize};
-
 use crate::decode::tunnel::TunnelKind;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-
-    /// The protocol of its name as printed.
-    pub fn parse(s: &str) -> Option<Proto> {
-        match s {
-            "tcp" => Some(Proto::Tcp),
-            "udp" => Some(Proto::Udp),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An address and port; with a protocol it names a socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Addr {
-    pub ip: IpAddr,
-    pub port: u16,
-}
-
-impl fmt::Display for Addr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ip {
-            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.port),
-            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.port),
-        }
-    }
-}
-
-/// `<protocol, IP, port>`: TCP and UDP on one port number are two sockets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Socket {
-    pub proto: Proto,
-    pub addr: Addr,
-}
-
-impl fmt::Display for Socket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.proto)
-    }
-}
+use crate::types::{Addr, Proto};
 
 /// A socket pair with no direction: both directions of a connection map to the same key.
 /// It is hashed and compared on every packet and is the only copy of a live connection's
@@ -176,6 +114,7 @@ impl PairKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Socket;
 
     fn addr(s: &str, port: u16) -> Addr {
         Addr { ip: s.parse().unwrap(), port }
