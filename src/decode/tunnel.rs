@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::field::{be16, Field};
+
 /// The kinds of tunnel sockscope looks through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,59 +82,92 @@ pub fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Option<(TunnelKind, 
     }
 }
 
-/// GRE (RFC 2784, key and sequence from RFC 2890, PPTP's enhanced GRE from RFC 2637), ERSPAN.
+/// GRE header fields (RFC 2784, RFC 2890; PPTP's enhanced GRE, RFC 2637).
+mod gre {
+    use super::Field;
+    pub const FLAGS: Field = 0..2;
+    pub const PROTOCOL: Field = 2..4;
+    /// Checksum, key and sequence number follow, 4 bytes each when their flag is set.
+    pub const OPTIONAL: usize = 4;
+    pub const CHECKSUM: u16 = 0x8000;
+    pub const ROUTING: u16 = 0x4000;
+    pub const KEY: u16 = 0x2000;
+    pub const SEQUENCE: u16 = 0x1000;
+    /// Enhanced GRE (version 1) acknowledgement number present.
+    pub const ACK: u16 = 0x0080;
+    pub const VERSION: u16 = 0x0007;
+    /// Enhanced GRE's payload length and call id, before its sequence number.
+    pub const ENHANCED: usize = 4;
+    /// ERSPAN type II: 8 bytes when GRE carries a sequence number.
+    pub const ERSPAN_II: usize = 8;
+    /// ERSPAN type III: 12 bytes, then an 8-byte platform subheader when the O bit (the last
+    /// byte's lowest) is set.
+    pub const ERSPAN_III: usize = 12;
+    pub const ERSPAN_III_O_BYTE: usize = 11;
+    pub const ERSPAN_III_PLATFORM: usize = 8;
+}
+
+/// GRE, ERSPAN inside it.
 pub fn gre(b: &[u8]) -> Option<Encap<'_>> {
-    let flags = u16::from_be_bytes([*b.first()?, *b.get(1)?]);
-    let proto = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
-    let (checksum, routing, key, seq) =
-        (flags & 0x8000 != 0, flags & 0x4000 != 0, flags & 0x2000 != 0, flags & 0x1000 != 0);
-    let mut off = 4;
-    match flags & 0x7 {
-        0 => {
-            if routing {
-                return None; // source routing entries: obsolete, not followed
-            }
-            off += 4 * (usize::from(checksum) + usize::from(key) + usize::from(seq));
-        }
-        1 => {
-            let ack = flags & 0x0080 != 0;
-            off += 4 + 4 * (usize::from(seq) + usize::from(ack));
-        }
+    let flags = be16(b, gre::FLAGS)?;
+    let proto = be16(b, gre::PROTOCOL)?;
+    let has = |bit: u16| flags & bit != 0;
+    let words = |bits: &[u16]| 4 * bits.iter().filter(|&&bit| has(bit)).count();
+    let off = match flags & gre::VERSION {
+        0 if has(gre::ROUTING) => return None, // source routing entries: obsolete, not followed
+        0 => gre::OPTIONAL + words(&[gre::CHECKSUM, gre::KEY, gre::SEQUENCE]),
+        1 => gre::OPTIONAL + gre::ENHANCED + words(&[gre::SEQUENCE, gre::ACK]),
         _ => return None,
-    }
+    };
     let body = b.get(off..)?;
     match proto {
         0x0800 | 0x86dd => Some(Encap::Ip(body)),
         0x6558 => Some(Encap::Ethernet(body)),
         0x880b => Some(Encap::Ppp(body)),
-        // ERSPAN type II has an 8-byte header when GRE carries a sequence number; type I none.
-        0x88be => Some(Encap::Ethernet(if seq { body.get(8..)? } else { body })),
-        // ERSPAN type III: 12 bytes, plus an 8-byte platform subheader when its O bit is set.
+        0x88be => Some(Encap::Ethernet(if has(gre::SEQUENCE) { body.get(gre::ERSPAN_II..)? } else { body })),
         0x22eb => {
-            let optional = body.get(11)? & 0x01 != 0;
-            Some(Encap::Ethernet(body.get(12 + if optional { 8 } else { 0 }..)?))
+            let platform = body.get(gre::ERSPAN_III_O_BYTE)? & 0x01 != 0;
+            let len = gre::ERSPAN_III + if platform { gre::ERSPAN_III_PLATFORM } else { 0 };
+            Some(Encap::Ethernet(body.get(len..)?))
         }
         _ => None,
     }
 }
 
-/// VXLAN (RFC 7348): 8 bytes with the I flag, then an Ethernet frame.
-fn vxlan(b: &[u8]) -> Option<Encap<'_>> {
-    if b.first()? & 0x08 == 0 {
-        return None;
-    }
-    Some(Encap::Ethernet(b.get(8..)?))
+/// VXLAN header fields (RFC 7348).
+mod vxlan {
+    pub const FLAGS: usize = 0;
+    /// The I flag: the VNI is valid.
+    pub const VNI_VALID: u8 = 0x08;
+    pub const PAYLOAD: usize = 8;
 }
 
-/// Geneve (RFC 8926): version 0, options, then the frame its protocol type names.
+/// VXLAN: an Ethernet frame after the header with the I flag.
+fn vxlan(b: &[u8]) -> Option<Encap<'_>> {
+    if b.get(vxlan::FLAGS)? & vxlan::VNI_VALID == 0 {
+        return None;
+    }
+    Some(Encap::Ethernet(b.get(vxlan::PAYLOAD..)?))
+}
+
+/// Geneve header fields (RFC 8926).
+mod geneve {
+    use super::Field;
+    /// Version (two high bits) and options length (six low bits, in 4-byte units).
+    pub const VER_OPT_LEN: usize = 0;
+    pub const PROTOCOL: Field = 2..4;
+    pub const OPTIONS: usize = 8;
+}
+
+/// Geneve: version 0, options, then the frame its protocol type names.
 fn geneve(b: &[u8]) -> Option<Encap<'_>> {
-    let first = *b.first()?;
+    let first = *b.get(geneve::VER_OPT_LEN)?;
     if first >> 6 != 0 {
         return None;
     }
-    let opts = usize::from(first & 0x3f) * 4;
-    let proto = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
-    let body = b.get(8 + opts..)?;
+    let options = usize::from(first & 0x3f) * 4;
+    let proto = be16(b, geneve::PROTOCOL)?;
+    let body = b.get(geneve::OPTIONS + options..)?;
     match proto {
         0x6558 => Some(Encap::Ethernet(body)),
         0x0800 | 0x86dd => Some(Encap::Ip(body)),
@@ -140,20 +175,37 @@ fn geneve(b: &[u8]) -> Option<Encap<'_>> {
     }
 }
 
-/// GTPv1-U (3GPP TS 29.281): a G-PDU carries a user IP packet after the header and its
-/// extension headers.
+/// GTPv1-U header fields (3GPP TS 29.281).
+mod gtpu {
+    /// Version (three high bits), protocol type, and the E, S and PN flags (three low bits).
+    pub const FLAGS: usize = 0;
+    pub const PROTOCOL_TYPE: u8 = 0x10;
+    pub const EXTENSION: u8 = 0x04;
+    pub const OPTIONAL: u8 = 0x07;
+    pub const MESSAGE_TYPE: usize = 1;
+    /// A G-PDU: it carries a user packet.
+    pub const G_PDU: u8 = 0xff;
+    pub const HEADER: usize = 8;
+    /// With any optional field: sequence number, N-PDU number, next extension header type.
+    pub const WITH_OPTIONAL: usize = 12;
+    pub const NEXT_EXTENSION: usize = 11;
+    /// Extension headers after the first are chained at most this deep.
+    pub const MAX_EXTENSIONS: usize = 16;
+}
+
+/// GTPv1-U: a G-PDU carries a user IP packet after the header and its extension headers.
 fn gtpu(b: &[u8]) -> Option<Encap<'_>> {
-    let flags = *b.first()?;
-    if flags >> 5 != 1 || flags & 0x10 == 0 || *b.get(1)? != 0xff {
+    let flags = *b.get(gtpu::FLAGS)?;
+    if flags >> 5 != 1 || flags & gtpu::PROTOCOL_TYPE == 0 || *b.get(gtpu::MESSAGE_TYPE)? != gtpu::G_PDU {
         return None;
     }
-    let mut off = 8;
-    if flags & 0x07 != 0 {
-        off = 12;
-        let mut next = *b.get(11)?;
-        if flags & 0x04 != 0 {
-            // Extension headers: length in 4-byte units, the last byte names the next one.
-            for _ in 0..16 {
+    let mut off = gtpu::HEADER;
+    if flags & gtpu::OPTIONAL != 0 {
+        off = gtpu::WITH_OPTIONAL;
+        let mut next = *b.get(gtpu::NEXT_EXTENSION)?;
+        if flags & gtpu::EXTENSION != 0 {
+            // Each extension header: its length in 4-byte units first, the next one's type last.
+            for _ in 0..gtpu::MAX_EXTENSIONS {
                 if next == 0 {
                     break;
                 }
@@ -170,32 +222,62 @@ fn gtpu(b: &[u8]) -> Option<Encap<'_>> {
     matches!(body.first()? >> 4, 4 | 6).then_some(Encap::Ip(body))
 }
 
-/// AYIYA ("Anything In Anything", draft-massar-v6ops-ayiya): identity and signature, then IP.
-fn ayiya(b: &[u8]) -> Option<Encap<'_>> {
-    let id_len = 1usize << (b.first()? >> 4);
-    let sig_len = usize::from(b.get(1)? >> 4) * 4;
-    let opcode = b.get(2)? & 0x0f;
-    let next = *b.get(3)?;
-    if opcode != 1 || !(next == 4 || next == 41) {
-        return None;
-    }
-    Some(Encap::Ip(b.get(8 + id_len + sig_len..)?))
+/// AYIYA header fields (draft-massar-v6ops-ayiya).
+mod ayiya {
+    /// Identity length (high nibble, as a power of two) and identity type.
+    pub const ID_LEN: usize = 0;
+    /// Signature length (high nibble, in 4-byte units) and hash method.
+    pub const SIG_LEN: usize = 1;
+    /// Authentication method and operation code (low nibble).
+    pub const OPCODE: usize = 2;
+    pub const NEXT_HEADER: usize = 3;
+    pub const FORWARD: u8 = 1;
+    /// Epoch time, then identity and signature.
+    pub const IDENTITY: usize = 8;
 }
 
-/// Teredo (RFC 4380): optional authentication and origin indicators, then an IPv6 packet whose
-/// length must account for exactly the rest of the datagram.
+/// AYIYA ("Anything In Anything"): identity and signature, then IP.
+fn ayiya(b: &[u8]) -> Option<Encap<'_>> {
+    let id_len = 1usize << (b.get(ayiya::ID_LEN)? >> 4);
+    let sig_len = usize::from(b.get(ayiya::SIG_LEN)? >> 4) * 4;
+    let opcode = b.get(ayiya::OPCODE)? & 0x0f;
+    let next = *b.get(ayiya::NEXT_HEADER)?;
+    if opcode != ayiya::FORWARD || !(next == 4 || next == 41) {
+        return None;
+    }
+    Some(Encap::Ip(b.get(ayiya::IDENTITY + id_len + sig_len..)?))
+}
+
+/// Teredo's optional indicators (RFC 4380 section 5.1.1) and the IPv6 header after them.
+mod teredo {
+    use super::Field;
+    pub const AUTH_MARK: [u8; 2] = [0, 1];
+    pub const AUTH_ID_LEN: usize = 2;
+    pub const AUTH_LEN: usize = 3;
+    /// The authentication indicator's fixed part before the client identifier.
+    pub const AUTH_HEADER: usize = 4;
+    /// Nonce (8 bytes) and confirmation (1) after identifier and authentication value.
+    pub const AUTH_TRAILER: usize = 9;
+    pub const ORIGIN_MARK: [u8; 2] = [0, 0];
+    pub const ORIGIN_LEN: usize = 8;
+    pub const IPV6_HEADER: usize = 40;
+    pub const IPV6_PAYLOAD_LEN: Field = 4..6;
+}
+
+/// Teredo: optional authentication and origin indicators, then an IPv6 packet whose length
+/// must account for exactly the rest of the datagram.
 fn teredo(mut b: &[u8]) -> Option<Encap<'_>> {
-    if b.len() >= 2 && b[..2] == [0, 1] {
-        let id_len = usize::from(*b.get(2)?);
-        let auth_len = usize::from(*b.get(3)?);
-        b = b.get(4 + id_len + auth_len + 9..)?; // nonce (8) and confirmation (1)
+    if b.starts_with(&teredo::AUTH_MARK) {
+        let id_len = usize::from(*b.get(teredo::AUTH_ID_LEN)?);
+        let auth_len = usize::from(*b.get(teredo::AUTH_LEN)?);
+        b = b.get(teredo::AUTH_HEADER + id_len + auth_len + teredo::AUTH_TRAILER..)?;
     }
-    if b.len() >= 2 && b[..2] == [0, 0] {
-        b = b.get(8..)?;
+    if b.starts_with(&teredo::ORIGIN_MARK) {
+        b = b.get(teredo::ORIGIN_LEN..)?;
     }
-    let header = b.get(..40)?;
-    let payload_len = usize::from(u16::from_be_bytes([header[4], header[5]]));
-    (header[0] >> 4 == 6 && 40 + payload_len == b.len()).then_some(Encap::Ip(b))
+    let header = b.get(..teredo::IPV6_HEADER)?;
+    let payload_len = usize::from(be16(header, teredo::IPV6_PAYLOAD_LEN)?);
+    (header[0] >> 4 == 6 && teredo::IPV6_HEADER + payload_len == b.len()).then_some(Encap::Ip(b))
 }
 
 #[cfg(test)]
