@@ -16,31 +16,17 @@ use crate::pipeline::{Analysis, ObservedPacket, Observer};
 use crate::report::record::ConnRecord;
 use crate::report::summary::Summary;
 use crate::report::writer::{ConnWriter, Order};
-use crate::report::{csv, json, jsonl, ladder, table, verdicts, AccountingRecord, Format, SocketFormat};
+use crate::report::{self, ladder, table, verdicts, Format, SocketFormat};
 
 pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
     match config {
         Config::Conns { run, format, order, output } => {
-            let ext = match format {
-                Format::Table => "txt",
-                Format::Json => "json",
-                Format::Jsonl => "jsonl",
-                Format::Csv => "csv",
-                Format::Zeek => "conn.log",
-                Format::Parquet => "parquet",
-            };
             let one = |run: &Run, out: &mut dyn Write, tty: bool| conns(run, format, order, tty, out);
-            dispatch(&run, output.as_deref(), ext, out, &one)
+            dispatch(&run, output.as_deref(), format.extension(), out, &one)
         }
         Config::Sockets { run, format, output } => {
-            let ext = match format {
-                SocketFormat::Table => "sockets.txt",
-                SocketFormat::Json => "sockets.json",
-                SocketFormat::Jsonl => "sockets.jsonl",
-                SocketFormat::Csv => "sockets.csv",
-            };
             let one = |run: &Run, out: &mut dyn Write, tty: bool| sockets(run, format, tty, out);
-            dispatch(&run, output.as_deref(), ext, out, &one)
+            dispatch(&run, output.as_deref(), format.extension(), out, &one)
         }
         Config::Summary { run } => dispatch(&run, None, "summary.txt", out, &summary),
         Config::Show { run, wanted } => show(&run, wanted, out),
@@ -153,28 +139,8 @@ fn sockets(run: &Run, format: SocketFormat, tty: bool, out: &mut dyn Write) -> i
         }
         Ok(())
     })?;
-    let sockets = inventory.finish();
-    match format {
-        SocketFormat::Jsonl => {
-            let mut buf = Vec::new();
-            for s in &sockets {
-                jsonl::line(&mut buf, s);
-            }
-            out.write_all(&buf)?;
-        }
-        SocketFormat::Json => {
-            json::open(out, "sockets")?;
-            for (i, s) in sockets.iter().enumerate() {
-                if i > 0 {
-                    json::separator(out)?;
-                }
-                serde_json::to_writer(&mut *out, s)?;
-            }
-            json::close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))?;
-        }
-        SocketFormat::Csv => csv::write_sockets(out, &sockets)?,
-        SocketFormat::Table => table::write_sockets(out, &sockets, tty && table::color_enabled())?,
-    }
+    let color = tty && table::color_enabled();
+    report::write_sockets(out, format, &inventory.finish(), &analysis, color)?;
     Ok(finish(&analysis))
 }
 

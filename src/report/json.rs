@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use super::record::ConnRecord;
 use super::{jsonl, AccountingRecord, Exporter};
+use crate::flow::inventory::SocketStats;
 use crate::pipeline::{Analysis, FileReport};
 
 /// Connections as one JSON document, with the files read and the packet accounting.
@@ -31,6 +32,18 @@ impl Exporter for Json {
     fn end(&mut self, out: &mut Vec<u8>, analysis: &Analysis) -> io::Result<()> {
         close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))
     }
+}
+
+/// The socket inventory as one JSON document, with the files read and the packet accounting.
+pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats], analysis: &Analysis) -> io::Result<()> {
+    open(out, "sockets")?;
+    for (i, s) in sockets.iter().enumerate() {
+        if i > 0 {
+            separator(out)?;
+        }
+        serde_json::to_writer(&mut *out, s)?;
+    }
+    close(out, &analysis.files, &AccountingRecord::new(&analysis.accounting))
 }
 
 /// Starts the document and its item array.

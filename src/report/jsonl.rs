@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::record::ConnRecord;
 use super::Exporter;
+use crate::flow::inventory::SocketStats;
 use crate::tcp::phases::{Initiator, TeardownKind};
 use crate::types::Addr;
 
@@ -17,6 +18,15 @@ impl Exporter for Jsonl {
         conn_line(out, record);
         Ok(())
     }
+}
+
+/// The socket inventory, a JSON line each.
+pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats]) -> io::Result<()> {
+    let mut buf = Vec::new();
+    for s in sockets {
+        line(&mut buf, s);
+    }
+    out.write_all(&buf)
 }
 
 /// Appends `item` as one line of JSON.

@@ -16,10 +16,11 @@ pub mod writer;
 pub mod zeek;
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::flow::inventory::SocketStats;
 use crate::pipeline::{Accounting, Analysis};
 use record::ConnRecord;
 
@@ -43,6 +44,32 @@ pub enum Format {
     Zeek,
     /// Apache Parquet, the CSV's columns (connections only; binary: use -o FILE).
     Parquet,
+}
+
+impl Format {
+    /// The file name ending of an output in this format (`--per-file -o DIR`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Table => "txt",
+            Format::Json => "json",
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+            Format::Zeek => "conn.log",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+impl SocketFormat {
+    /// The file name ending of an output in this format (`--per-file -o DIR`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            SocketFormat::Table => "sockets.txt",
+            SocketFormat::Json => "sockets.json",
+            SocketFormat::Jsonl => "sockets.jsonl",
+            SocketFormat::Csv => "sockets.csv",
+        }
+    }
 }
 
 /// The packet accounting as printed: totals per bucket and the breakdown of other and skipped.
@@ -77,6 +104,22 @@ impl AccountingRecord {
             overlapping_fragments: a.overlapping_fragments,
             snaplen_cut: a.snaplen_cut,
         }
+    }
+}
+
+/// The socket inventory in `format`; `analysis` for the JSON document's files and packets.
+pub fn write_sockets(
+    out: &mut dyn Write,
+    format: SocketFormat,
+    sockets: &[SocketStats],
+    analysis: &Analysis,
+    color: bool,
+) -> io::Result<()> {
+    match format {
+        SocketFormat::Table => table::write_sockets(out, sockets, color),
+        SocketFormat::Json => json::write_sockets(out, sockets, analysis),
+        SocketFormat::Jsonl => jsonl::write_sockets(out, sockets),
+        SocketFormat::Csv => csv::write_sockets(out, sockets),
     }
 }
 
