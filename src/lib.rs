@@ -39,3 +39,10 @@ pub use analyzer::{Analyzer, Connections, Error, SummaryReport};
 pub use filter::Filter;
 pub use pipeline::Options;
 pub use report::record::ConnRecord;
+pub use tcp::verdict::ConnState;
+pub use types::{Addr, Proto, Socket};
+
+/// The README's Rust example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
