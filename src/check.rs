@@ -8,16 +8,17 @@
 //! max_rtt = 0.5                        # seconds, handshake SYN to ACK
 //! max_retransmissions = "2%"           # share of TCP packets that were retransmissions
 //! expect_sockets = ["tcp/10.0.0.1:80"] # must take part in some connection
-//! forbid_sockets = ["udp/0.0.0.0:53"]  # must not
+//! min_connections = 10                 # fewer fail: an empty capture proves nothing
+//! forbid_sockets = ["udp/*:53", "tcp/10.0.0.0/8:23"]  # must not (any address, a network)
 //! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::filter::split_socket;
 use crate::report::record::ConnRecord;
 use crate::tcp::phases::HandshakeState;
 use crate::tcp::verdict::ConnState;
@@ -56,31 +57,69 @@ impl fmt::Display for Limit {
     }
 }
 
-/// `tcp/10.0.0.1:80` or `10.0.0.1:80/tcp` (as `sockets` prints them).
+/// A socket or a set of sockets: `tcp/10.0.0.1:80` or `10.0.0.1:80/tcp` (as `sockets` prints
+/// them); the address may be a network (`udp/10.0.0.0/8:53`, `tcp/[2001:db8::/32]:443`) or any
+/// (`*`, or a bind-all address `0.0.0.0` or `::`, for any of that family), the port any (`*`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketSpec {
     pub proto: Proto,
-    pub ip: IpAddr,
-    pub port: u16,
+    /// `None`: any address.
+    pub net: Option<IpNet>,
+    /// `None`: any port.
+    pub port: Option<u16>,
 }
 
 impl SocketSpec {
     pub fn parse(s: &str) -> Result<SocketSpec, String> {
+        let shape = || format!("'{s}' is not a socket like tcp/10.0.0.1:80, tcp/*:23 or udp/10.0.0.0/8:53");
         let prefixed = s.split_once('/').and_then(|(p, rest)| Some((Proto::parse(p)?, rest)));
         let suffixed = s.rsplit_once('/').and_then(|(rest, p)| Some((Proto::parse(p)?, rest)));
-        let (proto, addr) =
-            prefixed.or(suffixed).ok_or_else(|| format!("'{s}' is not a socket like tcp/10.0.0.1:80"))?;
-        let (ip, port) = split_socket(addr).map_err(|e| e.to_string())?;
-        Ok(SocketSpec { proto, ip, port })
+        let (proto, addr) = prefixed.or(suffixed).ok_or_else(shape)?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(shape)?;
+        let port = match port {
+            "*" => None,
+            p => Some(p.parse().map_err(|_| format!("'{p}' is not a port number (or *)"))?),
+        };
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let net = match host {
+            "*" => None,
+            h => Some(match h.parse::<IpNet>() {
+                Ok(net) => net.trunc(),
+                Err(_) => {
+                    let ip: IpAddr =
+                        h.parse().map_err(|_| format!("'{h}' is not an IP address or network"))?;
+                    // A bind-all address stands for every address of its family.
+                    let bits = if ip.is_unspecified() {
+                        0
+                    } else if ip.is_ipv4() {
+                        32
+                    } else {
+                        128
+                    };
+                    IpNet::new(ip, bits).expect("a valid prefix length")
+                }
+            }),
+        };
+        Ok(SocketSpec { proto, net, port })
+    }
+
+    /// Whether the socket `<proto, ip, port>` is one of these.
+    pub fn matches(&self, proto: Proto, ip: IpAddr, port: u16) -> bool {
+        self.proto == proto && self.net.is_none_or(|n| n.contains(&ip)) && self.port.is_none_or(|p| p == port)
     }
 }
 
 impl fmt::Display for SocketSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ip {
-            IpAddr::V4(ip) => write!(f, "{}/{ip}:{}", self.proto, self.port),
-            IpAddr::V6(ip) => write!(f, "{}/[{ip}]:{}", self.proto, self.port),
-        }
+        let host = match self.net {
+            None => "*".to_string(),
+            Some(IpNet::V4(n)) if n.prefix_len() == 32 => n.addr().to_string(),
+            Some(IpNet::V6(n)) if n.prefix_len() == 128 => format!("[{}]", n.addr()),
+            Some(n @ IpNet::V4(_)) => n.to_string(),
+            Some(n @ IpNet::V6(_)) => format!("[{n}]"),
+        };
+        let port = self.port.map_or("*".to_string(), |p| p.to_string());
+        write!(f, "{}/{host}:{port}", self.proto)
     }
 }
 
@@ -94,6 +133,15 @@ pub struct Rules {
     pub max_retransmissions: Option<Limit>,
     pub expect_sockets: Vec<SocketSpec>,
     pub forbid_sockets: Vec<SocketSpec>,
+    /// Fewer connections than this fail (an empty or nearly empty capture proves nothing).
+    pub min_connections: Option<u64>,
+}
+
+impl Rules {
+    /// No rule at all: a check that could not fail.
+    pub fn is_empty(&self) -> bool {
+        *self == Rules::default()
+    }
 }
 
 /// The TOML file's shape.
@@ -112,6 +160,7 @@ struct RulesFile {
     expect_sockets: Vec<String>,
     #[serde(default)]
     forbid_sockets: Vec<String>,
+    min_connections: Option<u64>,
 }
 
 fn limit(v: &toml::Value) -> Result<Limit, String> {
@@ -143,6 +192,7 @@ impl Rules {
         for s in f.forbid_sockets {
             self.forbid_sockets.push(SocketSpec::parse(&s)?);
         }
+        self.min_connections = f.min_connections.or(self.min_connections);
         Ok(())
     }
 }
@@ -228,9 +278,7 @@ impl Checker {
             }
         }
         let matches = |spec: &SocketSpec| {
-            spec.proto == c.proto
-                && ((spec.ip == c.orig.ip && spec.port == c.orig.port)
-                    || (spec.ip == c.resp.ip && spec.port == c.resp.port))
+            spec.matches(c.proto, c.orig.ip, c.orig.port) || spec.matches(c.proto, c.resp.ip, c.resp.port)
         };
         for (seen, spec) in self.seen.iter_mut().zip(&self.rules.expect_sockets) {
             *seen |= matches(spec);
@@ -286,6 +334,15 @@ impl Checker {
                 offender_count: n,
             });
         }
+        if let Some(min) = self.rules.min_connections {
+            verdicts.push(Verdict {
+                rule: format!("--min-connections {min}"),
+                passed: conns >= min,
+                detail: format!("{conns} connections, at least {min} expected"),
+                offenders: Vec::new(),
+                offender_count: u64::from(conns < min),
+            });
+        }
         for (spec, seen) in self.rules.expect_sockets.iter().zip(&self.seen) {
             verdicts.push(Verdict {
                 rule: format!("--expect-socket {spec}"),
@@ -326,15 +383,37 @@ mod tests {
     #[test]
     fn socket_specs_name_their_protocol_first_or_last() {
         let spec = SocketSpec::parse("tcp/10.0.0.1:80").unwrap();
-        assert_eq!(spec, SocketSpec { proto: Proto::Tcp, ip: "10.0.0.1".parse().unwrap(), port: 80 });
+        assert!(spec.matches(Proto::Tcp, "10.0.0.1".parse().unwrap(), 80));
+        assert!(!spec.matches(Proto::Udp, "10.0.0.1".parse().unwrap(), 80));
         assert_eq!(spec.to_string(), "tcp/10.0.0.1:80");
         let spec = SocketSpec::parse("[::1]:53/udp").unwrap();
         assert_eq!((spec.proto, spec.to_string()), (Proto::Udp, "udp/[::1]:53".to_string()));
         for wrong in ["sctp/10.0.0.1:80", "TCP/10.0.0.1:80", "10.0.0.1:80"] {
             assert_eq!(
                 SocketSpec::parse(wrong),
-                Err(format!("'{wrong}' is not a socket like tcp/10.0.0.1:80"))
+                Err(format!("'{wrong}' is not a socket like tcp/10.0.0.1:80, tcp/*:23 or udp/10.0.0.0/8:53"))
             );
         }
+    }
+
+    #[test]
+    fn socket_specs_take_networks_and_wildcards() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let telnet = SocketSpec::parse("tcp/*:23").unwrap();
+        assert!(telnet.matches(Proto::Tcp, ip("192.0.2.7"), 23) && telnet.matches(Proto::Tcp, ip("::1"), 23));
+        assert!(!telnet.matches(Proto::Tcp, ip("192.0.2.7"), 22));
+        let dns = SocketSpec::parse("udp/10.0.0.0/8:53").unwrap();
+        assert!(dns.matches(Proto::Udp, ip("10.1.2.3"), 53) && !dns.matches(Proto::Udp, ip("11.1.2.3"), 53));
+        assert_eq!(dns.to_string(), "udp/10.0.0.0/8:53");
+        let bind_all = SocketSpec::parse("udp/0.0.0.0:53").unwrap();
+        assert!(
+            bind_all.matches(Proto::Udp, ip("192.0.2.1"), 53) && !bind_all.matches(Proto::Udp, ip("::1"), 53)
+        );
+        let v6 = SocketSpec::parse("tcp/[2001:db8::/32]:*").unwrap();
+        assert!(
+            v6.matches(Proto::Tcp, ip("2001:db8::9"), 4444) && !v6.matches(Proto::Tcp, ip("2001:db9::9"), 1)
+        );
+        assert_eq!(v6.to_string(), "tcp/[2001:db8::/32]:*");
+        assert!(SocketSpec::parse("tcp/10.0.0.0/33:1").unwrap_err().contains("not an IP address or network"));
     }
 }

@@ -234,6 +234,9 @@ pub struct RuleArgs {
     /// Fail if this socket takes part in a connection (repeatable).
     #[arg(long = "forbid-socket", value_name = "SOCKET", value_parser = SocketSpec::parse)]
     pub forbid_socket: Vec<SocketSpec>,
+    /// Fail when fewer connections than this were seen (an empty capture proves nothing).
+    #[arg(long, value_name = "N")]
+    pub min_connections: Option<u64>,
     /// More rules from a TOML file (the same names, with underscores; see the README).
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
@@ -250,10 +253,14 @@ impl RuleArgs {
             max_retransmissions: self.max_retransmissions,
             expect_sockets: self.expect_socket.clone(),
             forbid_sockets: self.forbid_socket.clone(),
+            min_connections: self.min_connections,
         };
         if let Some(path) = &self.rules {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             rules.add_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        if rules.is_empty() {
+            return Err("check needs at least one rule (see sockscope check --help)".into());
         }
         Ok(rules)
     }

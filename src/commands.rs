@@ -79,22 +79,27 @@ fn check(
     out: &mut dyn Write,
 ) -> io::Result<ExitCode> {
     let mut checker = Checker::new(rules);
-    let mut conns = 0;
     let analysis = analyze(run, None, &mut |_, record, kept| {
         if kept {
-            conns += 1;
             checker.add(&record);
         }
         Ok(())
     })?;
     let verdicts = checker.finish();
-    verdicts::text(out, &verdicts, conns, io::stdout().is_terminal() && table::color_enabled())?;
+    // No rule is held or broken on input that was never read.
+    let unread: Vec<String> = analysis
+        .files
+        .iter()
+        .filter_map(|f| Some(format!("{}: {}", f.path.display(), f.error.as_ref()?)))
+        .collect();
+    verdicts::text(out, &verdicts, &unread, io::stdout().is_terminal() && table::color_enabled())?;
     let name = run.paths.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" ");
     if let Some(path) = junit {
-        write_file(&path, |w| verdicts::junit(w, &verdicts, &name))?;
+        write_file(&path, |w| verdicts::junit(w, &verdicts, &unread, &name))?;
     }
     if let Some(path) = markdown {
-        write_file(&path, |w| verdicts::markdown(w, &verdicts, &name))?;
+        // Appended: a CI job's step summary is one file that several steps write to.
+        append_file(&path, |w| verdicts::markdown(w, &verdicts, &unread, &name))?;
     }
     let code = finish(&analysis);
     let failed = verdicts.iter().any(|v| !v.passed);
@@ -242,8 +247,20 @@ fn each_file(
 
 /// Writes a side report (JUnit, Markdown); failing to is an error of the run.
 fn write_file<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<T>) -> io::Result<T> {
-    let file = std::fs::File::create(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    write_to(std::fs::File::create(path), path, write)
+}
+
+/// Adds a side report at the end of a file, which is made if need be.
+fn append_file<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<T>) -> io::Result<T> {
+    write_to(std::fs::OpenOptions::new().append(true).create(true).open(path), path, write)
+}
+
+fn write_to<T>(
+    file: io::Result<std::fs::File>,
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+) -> io::Result<T> {
+    let file = file.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let mut w = io::BufWriter::new(file);
     let value = write(&mut w)?;
     w.flush()?;

@@ -296,8 +296,15 @@ fn check_rules_from_flags_and_toml_with_junit_and_markdown() {
     assert!(text.contains("FAIL --forbid-socket tcp/127.0.0.1:9005"), "{text}");
     assert!(text.contains("2 of 5 rules held, 3 broken"), "{text}");
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains(r#"<testsuites name="sockscope check" tests="5" failures="3">"#), "{xml}");
+    assert!(
+        xml.contains(r#"<testsuites name="sockscope check" tests="5" failures="3" errors="0">"#),
+        "{xml}"
+    );
     assert_eq!(xml.matches("<failure ").count(), 3);
+    assert!(
+        xml.contains("5 tcp 127.0.0.1:40005 -&gt; 127.0.0.1:9005 REJ Sr"),
+        "a failure names its connections: {xml}"
+    );
     let markdown = std::fs::read_to_string(&md).unwrap();
     assert!(markdown.contains("| **FAIL** | `--max-state REJ=5%` |"), "{markdown}");
 
@@ -553,4 +560,90 @@ fn a_bad_rules_file_is_refused_before_reading() {
     let err = stderr(&out);
     assert!(err.contains("rules.toml") && !err.contains("capture.pcap"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A CI gate never reports green on input it could not read: every rule is an error in the
+/// text, JUnit and Markdown reports, and the exit code is 2.
+#[test]
+fn check_on_an_unreadable_capture_reports_errors_not_passes() {
+    let dir = std::env::temp_dir().join(format!("sockscope-check-unread-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (junit, md) = (dir.join("junit.xml"), dir.join("summary.md"));
+    let missing = dir.join("missing.pcap");
+    let out = sockscope(&[
+        "check",
+        missing.to_str().unwrap(),
+        "--max-state",
+        "REJ=0",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(!text.contains("ok ") && !text.contains("held"), "{text}");
+    assert!(text.contains("ERROR --max-state REJ=0: not checked"), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="1" failures="0" errors="1""#), "{xml}");
+    assert!(
+        xml.contains("<error message=\"not checked: cannot read") && xml.contains("missing.pcap"),
+        "{xml}"
+    );
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    assert!(markdown.contains("| **ERROR** | `--max-state REJ=0` | not checked |"), "{markdown}");
+    assert!(!markdown.contains("pass"), "{markdown}");
+}
+
+#[test]
+fn check_needs_a_rule_and_can_require_connections() {
+    let f = samples().join("teardowns.pcap");
+    let f = f.to_str().unwrap();
+    let none = sockscope(&["check", f]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(stderr(&none).contains("check needs at least one rule"), "{}", stderr(&none));
+    let empty = temp_file("empty.pcap", &pcap_bytes(&[]));
+    let out = sockscope(&["check", empty.to_str().unwrap(), "--min-connections", "1"]);
+    assert_eq!(out.status.code(), Some(1), "an empty capture proves nothing: {}", stdout(&out));
+    assert!(stdout(&out).contains("FAIL --min-connections 1: 0 connections, at least 1 expected"));
+    let rules = temp_file("min.toml", b"min_connections = 12\n");
+    let out = sockscope(&["check", f, "--rules", rules.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn socket_rules_take_wildcards_and_networks() {
+    let f = samples().join("teardowns.pcap");
+    let f = f.to_str().unwrap();
+    let out = sockscope(&["check", f, "--forbid-socket", "tcp/*:9005", "--forbid-socket", "udp/0.0.0.0:53"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL --forbid-socket tcp/*:9005")
+            && text.contains("ok   --forbid-socket udp/0.0.0.0/0:53"),
+        "{text}"
+    );
+    let out = sockscope(&["check", f, "--expect-socket", "tcp/127.0.0.0/8:*"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn markdown_reports_are_appended() {
+    let f = samples().join("teardowns.pcap");
+    let md = std::env::temp_dir().join(format!("sockscope-step-summary-{}.md", std::process::id()));
+    std::fs::write(&md, "# earlier step\n").unwrap();
+    for _ in 0..2 {
+        sockscope(&[
+            "check",
+            f.to_str().unwrap(),
+            "--max-state",
+            "REJ=1",
+            "--markdown",
+            md.to_str().unwrap(),
+        ]);
+    }
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.starts_with("# earlier step\n"), "{text}");
+    assert_eq!(text.matches("## sockscope check").count(), 2, "{text}");
+    std::fs::remove_file(&md).unwrap();
 }

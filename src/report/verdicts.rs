@@ -2,13 +2,21 @@
 
 use std::io::{self, Write};
 
+use super::record::ConnRecord;
 use super::table;
 use crate::check::Verdict;
 
-/// One line per rule; each broken rule with the connections that broke it.
-pub fn text(out: &mut dyn Write, verdicts: &[Verdict], conns: u64, color: bool) -> io::Result<()> {
-    if verdicts.is_empty() {
-        return writeln!(out, "no rules given: {conns} connection(s) analyzed (see sockscope check --help)");
+/// One line per rule; each broken rule with the connections that broke it. With inputs that
+/// could not be read (`unread`: "FILE: reason"), no rule is reported as held or broken.
+pub fn text(out: &mut dyn Write, verdicts: &[Verdict], unread: &[String], color: bool) -> io::Result<()> {
+    if !unread.is_empty() {
+        for v in verdicts {
+            writeln!(out, "ERROR {}: not checked", v.rule)?;
+        }
+        for u in unread {
+            writeln!(out, "ERROR cannot read {u}")?;
+        }
+        return writeln!(out, "no rule checked: {} input(s) could not be read", unread.len());
     }
     for v in verdicts {
         writeln!(out, "{} {}: {}", if v.passed { "ok  " } else { "FAIL" }, v.rule, v.detail)?;
@@ -25,24 +33,41 @@ pub fn text(out: &mut dyn Write, verdicts: &[Verdict], conns: u64, color: bool) 
     writeln!(out, "{} of {} rules held, {failed} broken", verdicts.len() - failed, verdicts.len())
 }
 
-/// A JUnit XML report: one test case per rule, a failure for each broken one.
-pub fn junit(out: &mut dyn Write, verdicts: &[Verdict], name: &str) -> io::Result<()> {
-    let failed = verdicts.iter().filter(|v| !v.passed).count();
+/// A connection as a failure names it: id, socket pair, state, history.
+fn offender(c: &ConnRecord) -> String {
+    format!("{} {} {} -> {} {} {}", c.id, c.proto, c.orig, c.resp, c.conn_state, c.history)
+}
+
+/// A JUnit XML report: one test case per rule, a failure for each broken one naming the
+/// connections that broke it; with inputs that could not be read, every rule is an error.
+pub fn junit(out: &mut dyn Write, verdicts: &[Verdict], unread: &[String], name: &str) -> io::Result<()> {
+    let (failed, errors) = if unread.is_empty() {
+        (verdicts.iter().filter(|v| !v.passed).count(), 0)
+    } else {
+        (0, verdicts.len())
+    };
+    let counts = format!(r#"tests="{}" failures="{failed}" errors="{errors}""#, verdicts.len());
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(out, r#"<testsuites name="sockscope check" tests="{}" failures="{failed}">"#, verdicts.len())?;
-    writeln!(out, r#"  <testsuite name="{}" tests="{}" failures="{failed}">"#, xml(name), verdicts.len())?;
+    writeln!(out, r#"<testsuites name="sockscope check" {counts}>"#)?;
+    writeln!(out, r#"  <testsuite name="{}" {counts}>"#, xml(name))?;
     for v in verdicts {
         write!(out, r#"    <testcase classname="sockscope.check" name="{}""#, xml(&v.rule))?;
-        if v.passed {
+        if !unread.is_empty() {
+            let why = format!("not checked: cannot read {}", unread.join("; "));
+            writeln!(out, ">\n      <error message=\"{}\"/>\n    </testcase>", xml(&why))?;
+        } else if v.passed {
             writeln!(out, "/>")?;
         } else {
+            let mut body = v.detail.clone();
+            for c in &v.offenders {
+                body.push('\n');
+                body.push_str(&offender(c));
+            }
+            let more = v.offender_count.saturating_sub(v.offenders.len() as u64);
+            if !v.offenders.is_empty() && more > 0 {
+                body.push_str(&format!("\n... and {more} more"));
+            }
             writeln!(out, ">")?;
-            let ids: Vec<String> = v.offenders.iter().map(|c| c.id.to_string()).collect();
-            let body = if ids.is_empty() {
-                v.detail.clone()
-            } else {
-                format!("{}; connection ids: {}", v.detail, ids.join(" "))
-            };
             writeln!(out, r#"      <failure message="{}">{}</failure>"#, xml(&v.detail), xml(&body))?;
             writeln!(out, "    </testcase>")?;
         }
@@ -51,23 +76,31 @@ pub fn junit(out: &mut dyn Write, verdicts: &[Verdict], name: &str) -> io::Resul
     writeln!(out, "</testsuites>")
 }
 
-/// A Markdown summary (for a CI job's summary page).
-pub fn markdown(out: &mut dyn Write, verdicts: &[Verdict], name: &str) -> io::Result<()> {
-    let failed = verdicts.iter().filter(|v| !v.passed).count();
+/// A Markdown summary (for a CI job's summary page); with inputs that could not be read, every
+/// rule is an error.
+pub fn markdown(out: &mut dyn Write, verdicts: &[Verdict], unread: &[String], name: &str) -> io::Result<()> {
     writeln!(out, "## sockscope check: {name}\n")?;
-    writeln!(out, "{} of {} rules passed.\n", verdicts.len() - failed, verdicts.len())?;
+    if !unread.is_empty() {
+        writeln!(out, "**ERROR**: no rule checked, {} input(s) could not be read:\n", unread.len())?;
+        for u in unread {
+            writeln!(out, "- {}", u.replace('|', "\\|"))?;
+        }
+        writeln!(out)?;
+    } else {
+        let failed = verdicts.iter().filter(|v| !v.passed).count();
+        writeln!(out, "{} of {} rules passed.\n", verdicts.len() - failed, verdicts.len())?;
+    }
     writeln!(out, "| result | rule | detail |")?;
     writeln!(out, "|---|---|---|")?;
     for v in verdicts {
-        writeln!(
-            out,
-            "| {} | `{}` | {} |",
-            if v.passed { "pass" } else { "**FAIL**" },
-            v.rule,
-            v.detail.replace('|', "\\|")
-        )?;
+        let (result, detail) = match (unread.is_empty(), v.passed) {
+            (false, _) => ("**ERROR**", "not checked"),
+            (true, true) => ("pass", v.detail.as_str()),
+            (true, false) => ("**FAIL**", v.detail.as_str()),
+        };
+        writeln!(out, "| {result} | `{}` | {} |", v.rule, detail.replace('|', "\\|"))?;
     }
-    for v in verdicts.iter().filter(|v| !v.offenders.is_empty()) {
+    for v in verdicts.iter().filter(|v| unread.is_empty() && !v.offenders.is_empty()) {
         writeln!(out, "\n### `{}`\n", v.rule)?;
         writeln!(out, "| id | proto | orig | resp | state | history |")?;
         writeln!(out, "|---|---|---|---|---|---|")?;
@@ -79,7 +112,7 @@ pub fn markdown(out: &mut dyn Write, verdicts: &[Verdict], name: &str) -> io::Re
             )?;
         }
     }
-    Ok(())
+    writeln!(out)
 }
 
 fn xml(s: &str) -> String {
