@@ -11,7 +11,7 @@ use crate::filter::Filter;
 use crate::flow::inventory::{Inventory, SocketStats};
 use crate::flow::Conn;
 use crate::inputs;
-use crate::pipeline::{self, Analysis, Observer, Options};
+use crate::pipeline::{self, Analysis, FileReport, Observer, Options};
 use crate::report::order::InOrder;
 use crate::report::record::ConnRecord;
 use crate::report::summary::Summary;
@@ -159,11 +159,16 @@ impl Analyzer {
         observer: Option<&mut Observer<'_>>,
         each: &mut dyn FnMut(&Conn, ConnRecord, bool) -> io::Result<()>,
     ) -> io::Result<Analysis> {
-        pipeline::analyze(&files(inputs), &self.options, observer, &mut |conn| {
-            let record = ConnRecord::new(&conn);
-            let kept = self.keeps(&record);
-            each(&conn, record, kept)
-        })
+        let paths: Vec<PathBuf> = inputs.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let inputs = inputs::expand(&paths);
+        let mut analysis =
+            pipeline::analyze(&inputs::timeline(inputs.files), &self.options, observer, &mut |conn| {
+                let record = ConnRecord::new(&conn);
+                let kept = self.keeps(&record);
+                each(&conn, record, kept)
+            })?;
+        analysis.files.extend(inputs.skipped.into_iter().map(FileReport::skipped));
+        Ok(analysis)
     }
 
     /// The socket inventory of the inputs' connections (those the filter keeps), and the run.
@@ -234,12 +239,6 @@ impl SummaryReport {
     pub fn write(self, out: &mut dyn io::Write) -> io::Result<()> {
         self.summary.write(out, &self.analysis, &self.sockets)
     }
-}
-
-/// The inputs as the command line reads them: directories walked, files in timeline order.
-fn files<P: AsRef<Path>>(inputs: &[P]) -> Vec<PathBuf> {
-    let paths: Vec<PathBuf> = inputs.iter().map(|p| p.as_ref().to_path_buf()).collect();
-    inputs::timeline(inputs::expand(&paths))
 }
 
 /// The connections of `Analyzer::connections`, as they come from the analysis thread.

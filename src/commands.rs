@@ -183,7 +183,11 @@ fn dispatch(
             Some(path) => write_file(path, |w| one(run, w, false)),
         };
     }
-    let files = inputs::expand(&run.paths);
+    let inputs = inputs::expand(&run.paths);
+    for path in &inputs.skipped {
+        eprintln!("sockscope: warning: {}: {}", path.display(), inputs::SKIPPED);
+    }
+    let files = inputs.files;
     if let Some(dir) = output {
         std::fs::create_dir_all(dir)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
@@ -299,8 +303,12 @@ impl Progress {
         if per_file || !io::stderr().is_terminal() {
             return None;
         }
-        let total: u64 =
-            inputs::expand(paths).iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let total: u64 = inputs::expand(paths)
+            .files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
         if total < Self::MIN_BYTES {
             return None;
         }

@@ -7,49 +7,90 @@ use std::path::{Path, PathBuf};
 use crate::capture::{CaptureReader, Record};
 use crate::types::Timestamp;
 
-/// Files named on the command line, with directories replaced by the captures inside them
-/// (recursively, in name order). A file in a directory counts as a capture when it starts like
-/// one (pcap, pcapng or gzip magic), whatever its name.
-pub fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let before = files.len();
-            walk(p, &mut files);
-            if files.len() == before {
-                // Nothing to read there: the reader says so, naming the directory.
-                files.push(p.clone());
-            }
-        } else {
-            files.push(p.clone());
-        }
-    }
-    files
+/// Why a file found in a directory was passed over.
+pub const SKIPPED: &str = "compressed, but not a capture: skipped";
+
+/// What a list of inputs holds.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Files to read.
+    pub files: Vec<PathBuf>,
+    /// Compressed files found in a directory that hold no capture (a `logs.tar.gz`, a
+    /// `conn.log.gz`): passed over, with a warning.
+    pub skipped: Vec<PathBuf>,
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+/// Files named on the command line, with directories replaced by the captures inside them
+/// (recursively, in name order). A file in a directory counts as a capture when it starts like
+/// one (pcap or pcapng magic, also inside gzip), whatever its name; a file named on the command
+/// line is read whatever it holds (the reader says when it is no capture).
+pub fn expand(paths: &[PathBuf]) -> Inputs {
+    let mut inputs = Inputs::default();
+    for p in paths {
+        if p.is_dir() {
+            let before = inputs.files.len();
+            walk(p, &mut inputs);
+            if inputs.files.len() == before {
+                // Nothing to read there: the reader says so, naming the directory.
+                inputs.files.push(p.clone());
+            }
+        } else {
+            inputs.files.push(p.clone());
+        }
+    }
+    inputs
+}
+
+fn walk(dir: &Path, inputs: &mut Inputs) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         // An unreadable directory is reported by the reader like any unreadable input.
-        files.push(dir.to_path_buf());
+        inputs.files.push(dir.to_path_buf());
         return;
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for p in paths {
         if p.is_dir() {
-            walk(&p, files);
-        } else if looks_like_capture(&p) {
-            files.push(p);
+            walk(&p, inputs);
+            continue;
+        }
+        match sniff(&p) {
+            Sniffed::Capture => inputs.files.push(p),
+            Sniffed::GzipOfSomethingElse => inputs.skipped.push(p),
+            Sniffed::Other => {}
         }
     }
 }
 
-fn looks_like_capture(path: &Path) -> bool {
+enum Sniffed {
+    Capture,
+    /// gzip, but not of a capture.
+    GzipOfSomethingElse,
+    Other,
+}
+
+fn sniff(path: &Path) -> Sniffed {
+    let Ok(f) = File::open(path) else { return Sniffed::Other };
+    let mut f = std::io::BufReader::new(f);
     let mut magic = [0u8; 4];
-    let Ok(mut f) = File::open(path) else { return false };
     if f.read_exact(&mut magic).is_err() {
-        return false;
+        return Sniffed::Other;
     }
+    if is_capture_magic(magic) {
+        return Sniffed::Capture;
+    }
+    if magic[..2] != [0x1f, 0x8b] {
+        return Sniffed::Other;
+    }
+    let gz = std::io::Read::chain(&magic[..], f);
+    let mut inner = [0u8; 4];
+    match flate2::read::MultiGzDecoder::new(gz).read_exact(&mut inner) {
+        Ok(()) if is_capture_magic(inner) => Sniffed::Capture,
+        _ => Sniffed::GzipOfSomethingElse,
+    }
+}
+
+fn is_capture_magic(magic: [u8; 4]) -> bool {
     matches!(
         magic,
         [0xd4, 0xc3, 0xb2, 0xa1]
@@ -57,7 +98,6 @@ fn looks_like_capture(path: &Path) -> bool {
             | [0x4d, 0x3c, 0xb2, 0xa1]
             | [0xa1, 0xb2, 0x3c, 0x4d]
             | [0x0a, 0x0d, 0x0d, 0x0a]
-            | [0x1f, 0x8b, _, _]
     )
 }
 

@@ -647,3 +647,31 @@ fn markdown_reports_are_appended() {
     assert_eq!(text.matches("## sockscope check").count(), 2, "{text}");
     std::fs::remove_file(&md).unwrap();
 }
+
+/// Walking a directory, a compressed file that holds no capture is passed over with a warning;
+/// named on the command line, it is an error.
+#[test]
+fn a_directory_walk_skips_compressed_files_that_are_no_captures() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("sockscope-walk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gzip = |name: &str, bytes: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).unwrap();
+        std::fs::write(dir.join(name), gz.finish().unwrap()).unwrap();
+    };
+    gzip("conn.log.gz", b"#separator \\x09\n#path\tconn\n");
+    gzip("logs.tar.gz", &[0u8; 1024]);
+    gzip("trace.pcap.gz", &std::fs::read(samples().join("teardowns.pcap")).unwrap());
+    std::fs::write(dir.join("notes.txt"), "not a capture either").unwrap();
+    let out = sockscope(&["conns", "--format", "jsonl", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(jsonl(&out).len(), 12, "the capture inside gzip is read");
+    let err = stderr(&out);
+    assert!(err.contains("conn.log.gz: compressed, but not a capture: skipped"), "{err}");
+    assert!(err.contains("logs.tar.gz: compressed, but not a capture: skipped"), "{err}");
+    assert!(!err.contains("notes.txt"), "{err}");
+    let named = sockscope(&["conns", dir.join("conn.log.gz").to_str().unwrap()]);
+    assert_eq!(named.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

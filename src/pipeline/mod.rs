@@ -69,6 +69,20 @@ pub struct FileReport {
     pub error: Option<String>,
 }
 
+impl FileReport {
+    /// A file found in a directory and passed over: it holds no capture.
+    pub fn skipped(path: PathBuf) -> Self {
+        FileReport {
+            path,
+            format: None,
+            gzip: true,
+            packets: 0,
+            warning: Some(crate::inputs::SKIPPED.into()),
+            error: None,
+        }
+    }
+}
+
 /// What a run found besides the connections, which go to the sink as they end.
 pub struct Analysis {
     pub accounting: Accounting,
