@@ -6,14 +6,16 @@
 //! state in S0,REJ and duration>=1.5
 //! handshake=complete and teardown=reset and bytes>10000
 //! ```
-//! Words: `tcp`, `udp`, `tunneled`; `port N`, `host IP`, `socket IP:PORT` (either side);
-//! `orig`/`resp` forms (`orig.port=N`, `resp.host=IP`); `state=CODE[,CODE...]` (also `!=`, `in`);
+//! Words: `tcp`, `udp`, `tunneled`; `port N`, `host IP`, `net CIDR`, `socket IP:PORT` (either
+//! side); `orig`/`resp` forms (`orig.port=N`, `resp.host=IP`, `resp.net=10.0.0.0/8`); `state=CODE[,CODE...]` (also `!=`, `in`);
 //! `handshake=`, `teardown=` (state), `kind=` (teardown kind), `initiator=`; and comparisons
 //! with `= != < <= > >=` on `duration` (seconds), `bytes`, `pkts` (both directions), `rtt`
 //! (seconds). `and` binds tighter than `or`; `not` and parentheses work as usual.
 
 use std::fmt;
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use crate::report::record::ConnRecord;
 use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
@@ -29,6 +31,8 @@ pub enum Filter {
     Tunneled,
     Port(Side, u16),
     Host(Side, IpAddr),
+    /// An address in a network (`net 10.0.0.0/8`).
+    Net(Side, IpNet),
     States(Vec<ConnState>),
     /// `None` (`handshake=null` and so on) matches a connection without one: UDP, for instance.
     Handshake(Option<HandshakeState>),
@@ -105,6 +109,9 @@ impl Filter {
                 side.either(|orig| if orig { c.orig.port } else { c.resp.port } == *port)
             }
             Filter::Host(side, ip) => side.either(|orig| if orig { c.orig.ip } else { c.resp.ip } == *ip),
+            Filter::Net(side, net) => {
+                side.either(|orig| net.contains(&if orig { c.orig.ip } else { c.resp.ip }))
+            }
             Filter::States(states) => states.contains(&c.conn_state),
             Filter::Handshake(want) => c.handshake.as_ref().map(|h| h.state) == *want,
             Filter::Teardown(want) => c.teardown.as_ref().map(|t| t.state) == *want,
@@ -281,6 +288,14 @@ impl Parser {
                     .or_else(|_| err(format!("'{v}' is not an IP address")))?;
                 negate(cmp, Filter::Host(side, ip))
             }
+            "net" => {
+                let (cmp, v) = self.value()?;
+                let net: IpNet = v
+                    .trim_matches(['[', ']'])
+                    .parse()
+                    .or_else(|_| err(format!("'{v}' is not a network like 10.0.0.0/8")))?;
+                negate(cmp, Filter::Net(side, net.trunc()))
+            }
             "socket" => {
                 let (cmp, v) = self.value()?;
                 let (ip, port) = split_socket(&v)?;
@@ -432,6 +447,21 @@ mod tests {
         let c = conn(Proto::Udp, "[2001:db8::1]:5000", "[2001:db8::2]:53", ConnState::SF);
         assert!(m("socket [2001:db8::2]:53", &c));
         assert!(m("host 2001:db8::1", &c));
+    }
+
+    #[test]
+    fn networks_match_the_addresses_in_them() {
+        let c = conn(Proto::Tcp, "10.1.2.3:40000", "192.0.2.80:443", ConnState::SF);
+        assert!(m("net 10.0.0.0/8", &c) && m("resp.net=192.0.2.0/24", &c) && m("orig.net 10.1.2.3/32", &c));
+        assert!(!m("orig.net=192.0.2.0/24", &c) && !m("net 172.16.0.0/12", &c));
+        assert!(m("not net 172.16.0.0/12", &c) && m("net != 172.16.0.0/12", &c));
+        assert!(m("net 10.1.2.99/8", &c), "host bits past the prefix are ignored");
+        let v6 = conn(Proto::Udp, "[2001:db8::1]:5000", "[2001:db8:1::2]:53", ConnState::SF);
+        assert!(m("resp.net=[2001:db8:1::/48]", &v6) && !m("orig.net=2001:db8:1::/48", &v6));
+        assert_eq!(
+            Filter::parse("net 10.0.0.0/33").unwrap_err().to_string(),
+            "'10.0.0.0/33' is not a network like 10.0.0.0/8"
+        );
     }
 
     #[test]
