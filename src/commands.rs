@@ -117,7 +117,9 @@ fn check(
 fn conns(run: &Run, format: Format, order: Order, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let with_summary = tty && format == Format::Table;
     let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
-    let mut writer = ConnWriter::new(out, format, order, tty && table::color_enabled())?;
+    let uid_seed = if format == Format::Zeek { inputs::fingerprint(&run.paths) } else { 0 };
+    let exporter = report::exporter(format, tty && table::color_enabled(), uid_seed)?;
+    let mut writer = ConnWriter::new(out, exporter, order)?;
     let analysis = analyze(run, None, &mut |c, record, kept| {
         if !kept {
             return writer.skip(record.id);

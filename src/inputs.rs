@@ -1,6 +1,7 @@
 //! Which files to read: directories walked for captures, several files put in time order.
 
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -99,6 +100,26 @@ fn is_capture_magic(magic: [u8; 4]) -> bool {
             | [0xa1, 0xb2, 0x3c, 0x4d]
             | [0x0a, 0x0d, 0x0d, 0x0a]
     )
+}
+
+/// A number that tells these inputs apart from others: a hash of each file's length and first
+/// 64 KiB (its header and first packets), the same for the same files. Standard input cannot be
+/// read twice, so with `-` it is random.
+pub fn fingerprint(paths: &[PathBuf]) -> u64 {
+    let mut hash = std::hash::DefaultHasher::new();
+    for path in expand(paths).files {
+        if path.as_os_str() == "-" {
+            return std::hash::BuildHasher::build_hasher(&std::collections::hash_map::RandomState::new())
+                .finish();
+        }
+        let mut start = Vec::with_capacity(64 << 10);
+        if let Ok(f) = File::open(&path) {
+            let len = f.metadata().map_or(0, |m| m.len());
+            let _ = f.take(64 << 10).read_to_end(&mut start);
+            (len, start).hash(&mut hash);
+        }
+    }
+    hash.finish()
 }
 
 /// Several files as one timeline: the rotated pieces of a capture go in order of their first

@@ -675,3 +675,20 @@ fn a_directory_walk_skips_compressed_files_that_are_no_captures() {
     assert_eq!(named.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Zeek's uids tell connections of different captures apart (connection 1 of one capture is not
+/// connection 1 of another), and stay the same for the same input.
+#[test]
+fn zeek_uids_differ_between_captures() {
+    let first_uid = |name: &str| {
+        let text = stdout(&sockscope(&["conns", "--format", "zeek", samples().join(name).to_str().unwrap()]));
+        let row = text.lines().find(|l| !l.starts_with('#')).expect("a row").to_string();
+        row.split('\t').nth(1).unwrap().to_string()
+    };
+    assert_ne!(first_uid("teardowns.pcap"), first_uid("udp_and_reuse.pcapng"));
+    assert_eq!(first_uid("teardowns.pcap"), first_uid("teardowns.pcap"));
+    let text =
+        stdout(&sockscope(&["conns", "--format", "zeek", samples().join("ipv6.pcap").to_str().unwrap()]));
+    assert!(text.lines().nth(5).unwrap().starts_with("#open\t20"), "{text}");
+    assert!(text.lines().last().unwrap().starts_with("#close\t20"), "{text}");
+}

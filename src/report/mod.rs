@@ -140,14 +140,14 @@ pub trait Exporter {
     }
 }
 
-/// The exporter of `format`; `color` for the table at a terminal.
-pub fn exporter(format: Format, color: bool) -> io::Result<Box<dyn Exporter>> {
+/// The exporter of `format`; `color` for the table at a terminal, `uid_seed` for Zeek's uids.
+pub fn exporter(format: Format, color: bool, uid_seed: u64) -> io::Result<Box<dyn Exporter>> {
     Ok(match format {
         Format::Table => Box::new(table::TableExporter::new(color)),
         Format::Json => Box::<json::Json>::default(),
         Format::Jsonl => Box::new(jsonl::Jsonl),
         Format::Csv => Box::new(csv::Csv),
-        Format::Zeek => Box::new(zeek::Zeek),
+        Format::Zeek => Box::new(zeek::Zeek::new(uid_seed)),
         #[cfg(feature = "parquet")]
         Format::Parquet => Box::new(parquet::Parquet::new()?),
         #[cfg(not(feature = "parquet"))]

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use super::record::ConnRecord;
 use super::Exporter;
+use crate::pipeline::Analysis;
 use crate::types::Proto;
 
 const FIELDS: [(&str, &str); 22] = [
@@ -32,26 +33,45 @@ const FIELDS: [(&str, &str); 22] = [
 ];
 
 /// Connections as a conn.log: Zeek's own columns, so that Zeek's tools read it.
-pub struct Zeek;
+pub struct Zeek {
+    /// Mixed into every uid, so that uids differ between captures (`inputs::fingerprint`).
+    uid_seed: u64,
+}
 
-impl Exporter for Zeek {
-    fn begin(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        header(out)
-    }
-
-    fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
-        row(out, record);
-        Ok(())
+impl Zeek {
+    pub fn new(uid_seed: u64) -> Self {
+        Zeek { uid_seed }
     }
 }
 
-/// The header lines of a conn.log.
-fn header(out: &mut dyn Write) -> io::Result<()> {
+impl Exporter for Zeek {
+    fn begin(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        header(out, &now())
+    }
+
+    fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
+        row(out, record, self.uid_seed);
+        Ok(())
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>, _analysis: &Analysis) -> io::Result<()> {
+        writeln!(out, "#close\t{}", now())
+    }
+}
+
+/// The time of writing, as Zeek's `#open` and `#close` lines give it (UTC).
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d-%H-%M-%S").to_string()
+}
+
+/// The header lines of a conn.log, in Zeek's order; `open` is when the log was opened.
+fn header(out: &mut dyn Write, open: &str) -> io::Result<()> {
     writeln!(out, "#separator \\x09")?;
     writeln!(out, "#set_separator\t,")?;
     writeln!(out, "#empty_field\t(empty)")?;
     writeln!(out, "#unset_field\t-")?;
     writeln!(out, "#path\tconn")?;
+    writeln!(out, "#open\t{open}")?;
     let names: Vec<&str> = FIELDS.iter().map(|f| f.0).collect();
     let types: Vec<&str> = FIELDS.iter().map(|f| f.1).collect();
     writeln!(out, "#fields\t{}", names.join("\t"))?;
@@ -59,7 +79,7 @@ fn header(out: &mut dyn Write) -> io::Result<()> {
 }
 
 /// Appends one connection as a conn.log row.
-fn row(buf: &mut Vec<u8>, c: &ConnRecord) {
+fn row(buf: &mut Vec<u8>, c: &ConnRecord, seed: u64) {
     {
         // Like Zeek, duration and byte counts are logged only for connections that lasted.
         let (duration, orig_bytes, resp_bytes) = if c.duration > 0.0 {
@@ -75,15 +95,15 @@ fn row(buf: &mut Vec<u8>, c: &ConnRecord) {
         };
         let parents = match &c.tunnel {
             // IP-level tunnels (IP-in-IP, GRE) have no outer connection: name the tunnel itself.
-            Some(t) if t.parents.is_empty() => uid(u64::MAX - c.id),
-            Some(t) => t.parents.iter().map(|&p| uid(p)).collect::<Vec<_>>().join(","),
+            Some(t) if t.parents.is_empty() => uid(seed, u64::MAX - c.id),
+            Some(t) => t.parents.iter().map(|&p| uid(seed, p)).collect::<Vec<_>>().join(","),
             None => "-".to_string(),
         };
         writeln!(
             buf,
             "{:.6}\t{}\t{}\t{}\t{}\t{}\t{}\t-\t{duration}\t{orig_bytes}\t{resp_bytes}\t{}\t-\t-\t{missed}\t{history}\t{}\t{}\t{}\t{}\t{parents}\t{ip_proto}",
             c.ts,
-            uid(c.id),
+            uid(seed, c.id),
             c.orig.ip,
             c.orig.port,
             c.resp.ip,
@@ -99,11 +119,12 @@ fn row(buf: &mut Vec<u8>, c: &ConnRecord) {
     }
 }
 
-/// A Zeek-style connection uid ("C" + base62), derived from the id so that the same input
-/// always gives the same uids and a parent's uid can be named from its id.
-fn uid(id: u64) -> String {
+/// A Zeek-style connection uid ("C" + base62) from the id and the run's seed: unique within a
+/// run, different between captures, the same for the same input, and a parent's uid can be
+/// named from its id.
+fn uid(seed: u64, id: u64) -> String {
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut x = id;
+    let mut x = splitmix64(seed) ^ id;
     let mut s = String::from("C");
     for _ in 0..17 {
         x = splitmix64(x);
@@ -126,9 +147,12 @@ mod tests {
 
     #[test]
     fn uids_are_stable_and_distinct() {
-        assert_eq!(uid(1), uid(1));
-        assert_ne!(uid(1), uid(2));
-        assert_eq!(uid(1).len(), 18);
-        assert!(uid(3).starts_with('C'));
+        assert_eq!(uid(7, 1), uid(7, 1));
+        assert_ne!(uid(7, 1), uid(7, 2));
+        assert_ne!(uid(7, 1), uid(8, 1), "another capture, other uids");
+        assert_eq!(uid(7, 1).len(), 18);
+        assert!(uid(7, 3).starts_with('C'));
+        let many: std::collections::HashSet<String> = (0..100_000).map(|id| uid(7, id)).collect();
+        assert_eq!(many.len(), 100_000);
     }
 }
