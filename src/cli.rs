@@ -43,9 +43,10 @@ pub enum Command {
         select: Select,
         #[command(flatten)]
         per_file: PerFile,
-        /// Output format.
-        #[arg(long, short, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// Output format [default: from the -o file's ending (.jsonl, .json, .csv, .log, .parquet),
+        /// else table].
+        #[arg(long, short, value_enum)]
+        format: Option<Format>,
         /// first-seen: by id, the order of first packets (held back while an older connection
         /// is open); end: each connection as it ends, nothing held back (for unbounded inputs; one
         /// connection table even with --jobs, since only one table knows the order of ends).
@@ -66,8 +67,9 @@ pub enum Command {
         select: Select,
         #[command(flatten)]
         per_file: PerFile,
-        #[arg(long, short, value_enum, default_value_t = SocketFormat::Table)]
-        format: SocketFormat,
+        /// Output format [default: from the -o file's ending (.jsonl, .json, .csv), else table].
+        #[arg(long, short, value_enum)]
+        format: Option<SocketFormat>,
         /// Write to this file instead of stdout; with --per-file, a directory.
         #[arg(long, short, value_name = "PATH")]
         output: Option<PathBuf>,
@@ -119,6 +121,7 @@ impl Command {
     pub fn config(self) -> Result<Config, String> {
         Ok(match self {
             Command::Conns { input, select, per_file, format, order, output } => {
+                let format = format.unwrap_or_else(|| Format::of_file(output.as_deref(), per_file.per_file));
                 if format == Format::Parquet && output.is_none() && std::io::stdout().is_terminal() {
                     return Err(
                         "--format parquet is binary: write it with -o FILE (or redirect stdout)".into()
@@ -128,6 +131,8 @@ impl Command {
                 Config::Conns { run, format, order, output }
             }
             Command::Sockets { input, select, per_file, format, output } => {
+                let format =
+                    format.unwrap_or_else(|| SocketFormat::of_file(output.as_deref(), per_file.per_file));
                 Config::Sockets { run: input.run(select, per_file, false), format, output }
             }
             Command::Summary { input, select, per_file } => {

@@ -182,6 +182,8 @@ fn dispatch(
     if !run.per_file {
         return match output {
             None => one(run, out, io::stdout().is_terminal()),
+            // Nothing can be read: the errors are reported, and no empty output left behind.
+            Some(_) if !inputs::any_readable(&run.paths) => one(run, &mut io::sink(), false),
             Some(path) => write_file(path, |w| one(run, w, false)),
         };
     }
@@ -190,11 +192,11 @@ fn dispatch(
         eprintln!("sockscope: warning: {}: {}", path.display(), inputs::SKIPPED);
     }
     let files = inputs.files;
-    if let Some(dir) = output {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-    }
-    let results = each_file(run, &files, output, ext, one);
+    let targets = match output {
+        Some(dir) => Some(output_paths(&run.paths, &files, dir, ext)?),
+        None => None,
+    };
+    let results = each_file(run, &files, targets.as_deref(), one);
     let mut worst = ExitCode::SUCCESS;
     for (file, result) in files.iter().zip(results) {
         let (code, text) = result?;
@@ -209,18 +211,41 @@ fn dispatch(
     Ok(worst)
 }
 
+/// Where each file's output goes under `dir`: a file found by walking a directory that was
+/// named keeps its path below that directory, a file named itself its name, then `.ext`. Two
+/// inputs that would write the same output are refused before any work.
+fn output_paths(named: &[PathBuf], files: &[PathBuf], dir: &Path, ext: &str) -> io::Result<Vec<PathBuf>> {
+    let mut targets: Vec<PathBuf> = Vec::with_capacity(files.len());
+    for file in files {
+        let below = named.iter().filter(|n| n.is_dir()).find_map(|n| file.strip_prefix(n).ok());
+        let name = below.map(Path::to_path_buf).or_else(|| file.file_name().map(PathBuf::from));
+        let name = name.unwrap_or_else(|| PathBuf::from("stdin"));
+        let target = dir.join(format!("{}.{ext}", name.display()));
+        if let Some(i) = targets.iter().position(|t| *t == target) {
+            let why = format!(
+                "{} and {} would both be written to {}: name their directories, or run them apart",
+                files[i].display(),
+                file.display(),
+                target.display()
+            );
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, why));
+        }
+        targets.push(target);
+    }
+    for parent in targets.iter().filter_map(|t| t.parent()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", parent.display())))?;
+    }
+    Ok(targets)
+}
+
 /// A command's work on one run, writing to `out`; `tty` when that is a terminal.
 type OneRun<'a> = dyn Fn(&Run, &mut dyn Write, bool) -> io::Result<ExitCode> + Sync + 'a;
 
-/// Runs `one` on each file on its own, `run.analyzer.options.jobs` files at a time, each on one thread;
-/// the results come back in the order of `files`.
-fn each_file(
-    run: &Run,
-    files: &[PathBuf],
-    output: Option<&Path>,
-    ext: &str,
-    one: &OneRun<'_>,
-) -> Vec<FileResult> {
+/// Runs `one` on each file on its own, `run.analyzer.options.jobs` files at a time, each on one
+/// thread, writing to its target (`targets`, one per file) or into memory; the results come back
+/// in the order of `files`.
+fn each_file(run: &Run, files: &[PathBuf], targets: Option<&[PathBuf]>, one: &OneRun<'_>) -> Vec<FileResult> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, FileResult)>> = Mutex::default();
     let work = || loop {
@@ -228,12 +253,11 @@ fn each_file(
         let Some(file) = files.get(i) else { return };
         let mut single = Run { paths: vec![file.clone()], ..run.clone() };
         single.analyzer.options.jobs = 1;
-        let result = match output {
-            Some(dir) => {
-                let name = file.file_name().map_or("stdin".into(), |n| n.to_string_lossy().into_owned());
-                let path = dir.join(format!("{name}.{ext}"));
-                write_file(&path, |w| one(&single, w, false)).map(|code| (code, Vec::new()))
+        let result = match targets.map(|t| &t[i]) {
+            Some(_) if !inputs::any_readable(&single.paths) => {
+                one(&single, &mut io::sink(), false).map(|code| (code, Vec::new()))
             }
+            Some(target) => write_file(target, |w| one(&single, w, false)).map(|code| (code, Vec::new())),
             None => {
                 let mut buf = Vec::new();
                 one(&single, &mut buf, false).map(|code| (code, buf))

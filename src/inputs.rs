@@ -102,6 +102,11 @@ fn is_capture_magic(magic: [u8; 4]) -> bool {
     )
 }
 
+/// Whether any of the inputs can be read as a capture (standard input is taken to be one).
+pub fn any_readable(paths: &[PathBuf]) -> bool {
+    expand(paths).files.iter().any(|f| f.as_os_str() == "-" || CaptureReader::open(f).is_ok())
+}
+
 /// A number that tells these inputs apart from others: a hash of each file's length and first
 /// 64 KiB (its header and first packets), the same for the same files. Standard input cannot be
 /// read twice, so with `-` it is random.

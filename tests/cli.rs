@@ -692,3 +692,67 @@ fn zeek_uids_differ_between_captures() {
     assert!(text.lines().nth(5).unwrap().starts_with("#open\t20"), "{text}");
     assert!(text.lines().last().unwrap().starts_with("#close\t20"), "{text}");
 }
+
+/// `-o FILE` without `--format` writes what the file's name asks for; an input that cannot be
+/// read leaves no output file behind.
+#[test]
+fn the_output_files_name_picks_the_format_and_an_unreadable_input_leaves_none() {
+    let dir = std::env::temp_dir().join(format!("sockscope-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = samples().join("teardowns.pcap");
+    for (name, starts) in
+        [("c.csv", "id,proto,"), ("c.jsonl", "{\"id\":1,"), ("c.log", "#separator"), ("c.txt", "ID ")]
+    {
+        let out = dir.join(name);
+        assert_eq!(
+            sockscope(&["conns", "-o", out.to_str().unwrap(), f.to_str().unwrap()]).status.code(),
+            Some(0)
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.starts_with(starts), "{name}: {text}");
+    }
+    let parquet = dir.join("c.parquet");
+    sockscope(&["conns", "-o", parquet.to_str().unwrap(), f.to_str().unwrap()]);
+    assert_eq!(&std::fs::read(&parquet).unwrap()[..4], b"PAR1");
+    let sockets = dir.join("s.csv");
+    sockscope(&["sockets", "-o", sockets.to_str().unwrap(), f.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&sockets).unwrap().starts_with("proto,ip,port,role"));
+
+    let missing = dir.join("missing.pcap");
+    let never = dir.join("never.csv");
+    let out = sockscope(&["conns", "-o", never.to_str().unwrap(), missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing.pcap"), "{}", stderr(&out));
+    assert!(!never.exists(), "no header-only file left behind");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--per-file -o DIR` never writes two inputs to one output: files found in a named directory
+/// keep their place below it, and two named files with one name are refused before any work.
+#[test]
+fn per_file_outputs_never_overwrite_each_other() {
+    let dir = std::env::temp_dir().join(format!("sockscope-per-file-{}", std::process::id()));
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.join("in").join(sub)).unwrap();
+        std::fs::copy(samples().join("teardowns.pcap"), dir.join("in").join(sub).join("trace.pcap")).unwrap();
+    }
+    let out_dir = dir.join("out");
+    let run = |args: &[&Path]| {
+        let mut a = vec!["conns", "--format", "jsonl", "--per-file", "-o", out_dir.to_str().unwrap()];
+        a.extend(args.iter().map(|p| p.to_str().unwrap()));
+        sockscope(&a)
+    };
+    use std::path::Path;
+    let walked = run(&[&dir.join("in")]);
+    assert_eq!(walked.status.code(), Some(0), "{}", stderr(&walked));
+    for sub in ["a", "b"] {
+        let text = std::fs::read_to_string(out_dir.join(sub).join("trace.pcap.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 12);
+    }
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    let named = run(&[&dir.join("in/a/trace.pcap"), &dir.join("in/b/trace.pcap")]);
+    assert_eq!(named.status.code(), Some(2));
+    assert!(stderr(&named).contains("would both be written to"), "{}", stderr(&named));
+    assert!(!out_dir.join("trace.pcap.jsonl").exists(), "refused before any work");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

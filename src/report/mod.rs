@@ -46,7 +46,25 @@ pub enum Format {
     Parquet,
 }
 
+/// The ending of `output`'s name, lower case; none for a directory (`--per-file`).
+fn ending(output: Option<&std::path::Path>, per_file: bool) -> Option<String> {
+    let name = output.filter(|_| !per_file)?.file_name()?.to_str()?;
+    Some(name.rsplit_once('.')?.1.to_ascii_lowercase())
+}
+
 impl Format {
+    /// The format an output file's name asks for (`-o out.parquet`), else the table.
+    pub fn of_file(output: Option<&std::path::Path>, per_file: bool) -> Format {
+        match ending(output, per_file).as_deref() {
+            Some("jsonl" | "ndjson") => Format::Jsonl,
+            Some("json") => Format::Json,
+            Some("csv") => Format::Csv,
+            Some("log") => Format::Zeek,
+            Some("parquet") => Format::Parquet,
+            _ => Format::Table,
+        }
+    }
+
     /// The file name ending of an output in this format (`--per-file -o DIR`).
     pub fn extension(self) -> &'static str {
         match self {
@@ -61,6 +79,16 @@ impl Format {
 }
 
 impl SocketFormat {
+    /// The format an output file's name asks for (`-o sockets.csv`), else the table.
+    pub fn of_file(output: Option<&std::path::Path>, per_file: bool) -> SocketFormat {
+        match ending(output, per_file).as_deref() {
+            Some("jsonl" | "ndjson") => SocketFormat::Jsonl,
+            Some("json") => SocketFormat::Json,
+            Some("csv") => SocketFormat::Csv,
+            _ => SocketFormat::Table,
+        }
+    }
+
     /// The file name ending of an output in this format (`--per-file -o DIR`).
     pub fn extension(self) -> &'static str {
         match self {
