@@ -133,6 +133,12 @@ impl Command {
             Command::Sockets { input, select, per_file, format, output } => {
                 let format =
                     format.unwrap_or_else(|| SocketFormat::of_file(output.as_deref(), per_file.per_file));
+                if per_file.per_file && output.is_none() && format != SocketFormat::Table {
+                    return Err(
+                        "sockets --per-file in a machine format writes one file per input: give -o DIR"
+                            .into(),
+                    );
+                }
                 Config::Sockets { run: input.run(select, per_file, false), format, output }
             }
             Command::Summary { input, select, per_file } => {

@@ -20,6 +20,11 @@ use crate::report::{self, ladder, table, verdicts, Format, SocketFormat};
 
 pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
     match config {
+        Config::Conns { run, format, order, output }
+            if run.per_file && output.is_none() && format != Format::Table =>
+        {
+            conns_each_file(&run, format, order, out)
+        }
         Config::Conns { run, format, order, output } => {
             let one = |run: &Run, out: &mut dyn Write, tty: bool| conns(run, format, order, tty, out);
             dispatch(&run, output.as_deref(), format.extension(), out, &one)
@@ -112,6 +117,37 @@ fn check(
     })
 }
 
+/// `--per-file` to standard output in a machine format: each file on its own, one after another,
+/// into one output that stays parseable (one header, one document), each record naming its file.
+fn conns_each_file(run: &Run, format: Format, order: Order, out: &mut dyn Write) -> io::Result<ExitCode> {
+    let uid_seed = if format == Format::Zeek { inputs::fingerprint(&run.paths) } else { 0 };
+    let mut writer = ConnWriter::new(out, report::exporter(format, false, uid_seed)?, order)?;
+    let mut all = Analysis::default();
+    for file in expand_warning(&run.paths) {
+        let single = Run { paths: vec![file], ..run.clone() };
+        let analysis = analyze(&single, None, &mut |_, record, kept| {
+            if kept {
+                writer.conn(record)
+            } else {
+                writer.skip(record.id)
+            }
+        })?;
+        writer.next_input()?;
+        all = all.merge(analysis);
+    }
+    writer.finish(&all)?;
+    Ok(finish(&all))
+}
+
+/// The files of `paths`, saying which found in directories were passed over.
+fn expand_warning(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let inputs = inputs::expand(paths);
+    for path in &inputs.skipped {
+        eprintln!("sockscope: warning: {}: {}", path.display(), inputs::SKIPPED);
+    }
+    inputs.files
+}
+
 /// `tty`: the output is a terminal, so the table gets colors (unless NO_COLOR) and the
 /// summary after it.
 fn conns(run: &Run, format: Format, order: Order, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
@@ -187,11 +223,7 @@ fn dispatch(
             Some(path) => write_file(path, |w| one(run, w, false)),
         };
     }
-    let inputs = inputs::expand(&run.paths);
-    for path in &inputs.skipped {
-        eprintln!("sockscope: warning: {}: {}", path.display(), inputs::SKIPPED);
-    }
-    let files = inputs.files;
+    let files = expand_warning(&run.paths);
     let targets = match output {
         Some(dir) => Some(output_paths(&run.paths, &files, dir, ext)?),
         None => None,
@@ -307,7 +339,13 @@ fn analyze(
     let progress = Progress::start(&run.paths, run.per_file);
     let mut analyzer = run.analyzer.clone();
     analyzer.options.progress = progress.as_ref().map(|p| p.bytes.clone());
-    let result = analyzer.run(&run.paths, observer, each);
+    // Each file on its own: its records name it.
+    let file =
+        run.per_file.then(|| run.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "));
+    let result = analyzer.run(&run.paths, observer, &mut |conn, mut record, kept| {
+        record.file.clone_from(&file);
+        each(conn, record, kept)
+    });
     drop(progress);
     result
 }

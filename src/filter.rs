@@ -399,6 +399,7 @@ mod tests {
             data: None,
             tunnel: None,
             end: EndReason::CaptureEnd,
+            file: None,
         }
     }
 

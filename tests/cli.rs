@@ -756,3 +756,29 @@ fn per_file_outputs_never_overwrite_each_other() {
     assert!(!out_dir.join("trace.pcap.jsonl").exists(), "refused before any work");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--per-file` to standard output keeps machine formats parseable: no separator lines, one
+/// header, one document, each record naming its capture.
+#[test]
+fn per_file_machine_output_stays_parseable_and_names_each_file() {
+    let (a, b) = (samples().join("teardowns.pcap"), samples().join("udp_and_reuse.pcapng"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let lines = sockscope(&["conns", "--per-file", "--format", "jsonl", a, b]);
+    assert_eq!(lines.status.code(), Some(0), "{}", stderr(&lines));
+    let records = jsonl(&lines);
+    let from = |f: &str| records.iter().filter(|r| r["file"] == f).count();
+    assert_eq!(from(a), 12);
+    assert!(from(b) > 0 && from(a) + from(b) == records.len());
+    assert_eq!(records.iter().filter(|r| r["id"] == 1).count(), 2, "each file numbers from 1");
+    let csv = stdout(&sockscope(&["conns", "--per-file", "--format", "csv", a, b]));
+    assert_eq!(csv.lines().filter(|l| l.starts_with("id,")).count(), 1, "{csv}");
+    assert_eq!(csv.lines().count(), records.len() + 1);
+    assert!(csv.lines().next().unwrap().ends_with(",file"));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&sockscope(&["conns", "--per-file", "--format", "json", a, b])))
+            .unwrap();
+    assert_eq!(json["connections"].as_array().unwrap().len(), records.len());
+    assert_eq!(json["files"].as_array().unwrap().len(), 2);
+    let sockets = sockscope(&["sockets", "--per-file", "--format", "jsonl", a, b]);
+    assert_eq!(sockets.status.code(), Some(2), "one file per input needs -o DIR");
+}

@@ -183,7 +183,9 @@ fn hand_written_json_lines_match_serde_on_every_capture() {
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
             conn_line(&mut ours, &r);
             line(&mut theirs, &r);
-            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs), "{}", f.display());
+            // A record from no particular file leaves the field out.
+            let theirs = String::from_utf8_lossy(&theirs).replace(",\"file\":null}", "}");
+            assert_eq!(String::from_utf8_lossy(&ours), theirs, "{}", f.display());
             checked += 1;
             Ok(())
         })

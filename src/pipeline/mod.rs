@@ -54,6 +54,22 @@ impl Accounting {
     pub fn balances(&self) -> bool {
         self.tcp + self.udp + self.other_total() + self.skipped_total() == self.total
     }
+
+    /// Adds another run's counts to these.
+    pub fn add(&mut self, other: &Accounting) {
+        self.total += other.total;
+        self.tcp += other.tcp;
+        self.udp += other.udp;
+        for (k, n) in &other.other {
+            *self.other.entry(*k).or_default() += n;
+        }
+        for (k, n) in &other.skipped {
+            *self.skipped.entry(*k).or_default() += n;
+        }
+        self.time_went_backwards += other.time_went_backwards;
+        self.overlapping_fragments += other.overlapping_fragments;
+        self.snaplen_cut += other.snaplen_cut;
+    }
 }
 
 /// What happened to one input file.
@@ -84,6 +100,7 @@ impl FileReport {
 }
 
 /// What a run found besides the connections, which go to the sink as they end.
+#[derive(Default)]
 pub struct Analysis {
     pub accounting: Accounting,
     pub files: Vec<FileReport>,
@@ -96,6 +113,16 @@ pub struct Analysis {
 impl Analysis {
     pub fn had_errors(&self) -> bool {
         self.files.iter().any(|f| f.error.is_some())
+    }
+
+    /// Two runs as one: their files, their packets, the time both span.
+    pub fn merge(mut self, other: Analysis) -> Analysis {
+        self.accounting.add(&other.accounting);
+        self.files.extend(other.files);
+        self.first_ts = self.first_ts.min(other.first_ts).or(self.first_ts).or(other.first_ts);
+        self.last_ts = self.last_ts.max(other.last_ts);
+        self.evicted += other.evicted;
+        self
     }
 }
 

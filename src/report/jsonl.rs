@@ -164,6 +164,9 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         None => w.null(),
     }
     w.word(key!("end"), c.end.as_str());
+    if let Some(file) = &c.file {
+        w.text(key!("file"), file);
+    }
     w.close();
     buf.push(b'\n');
 }
@@ -316,10 +319,15 @@ mod tests {
                 let (mut ours, mut theirs) = (Vec::new(), Vec::new());
                 conn_line(&mut ours, r);
                 line(&mut theirs, r);
-                assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+                // A record from no particular file leaves the field out.
+                let theirs = String::from_utf8(theirs).unwrap().replace(",\"file\":null}", "}");
+                assert_eq!(String::from_utf8(ours).unwrap(), theirs);
             };
             for mut r in records {
                 same(&r);
+                r.file = Some("captures/\"odd\" name\\01.pcap".into());
+                same(&r);
+                r.file = None;
                 // The samples' connections had no troubles: the counters one by one, too.
                 if let Some(d) = r.data.as_mut() {
                     (d.resp_dup_acks, d.orig_missed_bytes) = (3, 1 << 40);

@@ -35,6 +35,9 @@ pub struct ConnRecord {
     pub tunnel: Option<TunnelRecord>,
     /// Why the record ended.
     pub end: EndReason,
+    /// The capture the connection came from, when several are read each on its own
+    /// (`--per-file`). JSON lines leave it out when there is none.
+    pub file: Option<String>,
 }
 
 /// The tunnel a connection was seen in.
@@ -130,6 +133,7 @@ impl ConnRecord {
                 parents: t.parents.clone(),
             }),
             end: c.end,
+            file: None,
         }
     }
 }

@@ -63,4 +63,6 @@ flat_row! { c =>
     tunnel_parents: Option<String> as Utf8 =
         c.tunnel.as_ref().map(|t| t.parents.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")),
     end: &'static str as Utf8 = c.end.as_str(),
+    /// The capture it came from, with `--per-file`.
+    file: Option<&'a str> as Utf8 = c.file.as_deref(),
 }

@@ -48,6 +48,16 @@ impl<'a> ConnWriter<'a> {
         self.put(id, None)
     }
 
+    /// Hands out what still waits and starts numbering again: the next input (`--per-file`)
+    /// counts its connections from 1.
+    pub fn next_input(&mut self) -> io::Result<()> {
+        if let Some(mut in_order) = self.in_order.take() {
+            in_order.finish(&mut |r| self.write(&r))?;
+            self.in_order = Some(InOrder::new());
+        }
+        Ok(())
+    }
+
     /// Ends the output: the table, or the JSON document's closing with files and accounting.
     pub fn finish(mut self, analysis: &Analysis) -> io::Result<()> {
         // Every id has ended by now, so nothing waits; this only guards against a gap.
