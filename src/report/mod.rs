@@ -27,18 +27,30 @@ use record::ConnRecord;
 /// Output formats of `sockets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SocketFormat {
+    // clap shows a variant's `///` doc in `--help`; `#[doc = concat!(..)]` documents the API
+    // without adding to the help text (clap_derive reads only literal doc strings).
+    #[doc = concat!("An aligned text table, one socket per row.")]
     Table,
+    #[doc = concat!("One JSON document: the sockets, the files read and the packet accounting.")]
     Json,
+    #[doc = concat!("One JSON object per socket per line.")]
     Jsonl,
+    #[doc = concat!("CSV with a header row, one socket per row.")]
     Csv,
 }
 
 /// Output formats of `conns`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    // `#[doc = concat!(..)]` for the variants `--help` shows without a description (see
+    // `SocketFormat`).
+    #[doc = concat!("An aligned text table, written at the end in id order.")]
     Table,
+    #[doc = concat!("One JSON document: the connections, the files read and the packet accounting.")]
     Json,
+    #[doc = concat!("One JSON object per connection per line.")]
     Jsonl,
+    #[doc = concat!("CSV with a header row: the flat row's columns (`row`).")]
     Csv,
     /// Zeek's conn.log TSV layout (connections only).
     Zeek,
@@ -75,12 +87,19 @@ impl SocketFormat {
 /// The packet accounting as printed: totals per bucket and the breakdown of other and skipped.
 #[derive(Debug, Serialize)]
 pub struct AccountingRecord {
+    /// Packet records read, damaged ones included.
     pub total: u64,
+    /// Packets that carried a TCP segment.
     pub tcp: u64,
+    /// Packets that carried a UDP datagram.
     pub udp: u64,
+    /// Packets of other protocols.
     pub other: u64,
+    /// Packets not attributed to any protocol.
     pub skipped: u64,
+    /// `other` by kind, as printed (e.g. `icmp`, `ethertype 0x88cc`).
     pub other_by_kind: BTreeMap<String, u64>,
+    /// `skipped` by reason, as printed (e.g. `truncated TCP header`).
     pub skipped_by_reason: BTreeMap<String, u64>,
     /// Packets stamped earlier than the packet before them (still analyzed).
     pub time_went_backwards: u64,
@@ -91,6 +110,7 @@ pub struct AccountingRecord {
 }
 
 impl AccountingRecord {
+    /// The record of a run's accounting.
     pub fn new(a: &Accounting) -> Self {
         AccountingRecord {
             total: a.total,
