@@ -26,7 +26,12 @@ const IN_FLIGHT: usize = 8;
 pub enum Error {
     /// An input that is not a capture, cannot be opened or stopped being readable; the message
     /// is the one the command line prints after the path.
-    Input { path: PathBuf, reason: String },
+    Input {
+        /// The file that could not be read (`-` for stdin).
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// Reading or writing failed outside any one input (a temporary file, a closed channel).
     Io(io::Error),
 }
@@ -79,6 +84,7 @@ impl Error {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Analyzer {
+    /// How the inputs are analyzed.
     pub options: Options,
     /// Only the connections it matches are handed out (`None`: every one).
     pub filter: Option<Filter>,
@@ -229,8 +235,12 @@ impl Analyzer {
 
 /// What `Analyzer::summary` found.
 pub struct SummaryReport {
+    /// Totals over the connections the filter kept: by state, handshake and teardown,
+    /// retransmissions, RTTs.
     pub summary: Summary,
+    /// The socket inventory of those connections, in order of first appearance.
     pub sockets: Vec<SocketStats>,
+    /// Packet accounting, the files' reports and the time range, over all packets.
     pub analysis: Analysis,
 }
 

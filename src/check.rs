@@ -27,11 +27,14 @@ use crate::types::Proto;
 /// A limit given as a count or as a share of a total.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Limit {
+    /// At most this many (`N`).
     Count(u64),
+    /// At most this percentage of the total (`P%`).
     Percent(f64),
 }
 
 impl Limit {
+    /// Parses `N` or `P%`.
     pub fn parse(s: &str) -> Result<Limit, String> {
         let s = s.trim();
         match s.strip_suffix('%') {
@@ -62,6 +65,7 @@ impl fmt::Display for Limit {
 /// (`*`, or a bind-all address `0.0.0.0` or `::`, for any of that family), the port any (`*`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketSpec {
+    /// TCP or UDP.
     pub proto: Proto,
     /// `None`: any address.
     pub net: Option<IpNet>,
@@ -70,6 +74,7 @@ pub struct SocketSpec {
 }
 
 impl SocketSpec {
+    /// Parses either form; IPv6 addresses in brackets (`tcp/[::1]:80`).
     pub fn parse(s: &str) -> Result<SocketSpec, String> {
         let shape = || format!("'{s}' is not a socket like tcp/10.0.0.1:80, tcp/*:23 or udp/10.0.0.0/8:53");
         let prefixed = s.split_once('/').and_then(|(p, rest)| Some((Proto::parse(p)?, rest)));
@@ -126,12 +131,20 @@ impl fmt::Display for SocketSpec {
 /// The rules, validated.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rules {
+    /// Fail when any connection has one of these states (`--fail-on-state`).
     pub fail_on_state: Vec<ConnState>,
+    /// Fail when more connections than the limit have the state (`--max-state`).
     pub max_state: Vec<(ConnState, Limit)>,
+    /// Fail when a TCP handshake seen from its SYN did not complete (`--handshakes-complete`).
     pub handshakes_complete: bool,
+    /// Fail when a handshake's RTT (SYN to ACK) exceeds this many seconds (`--max-rtt`).
     pub max_rtt: Option<f64>,
+    /// Fail when retransmitted TCP packets exceed this count or share of TCP packets
+    /// (`--max-retransmissions`).
     pub max_retransmissions: Option<Limit>,
+    /// Fail unless each of these sockets takes part in a connection (`--expect-socket`).
     pub expect_sockets: Vec<SocketSpec>,
+    /// Fail if any of these sockets takes part in a connection (`--forbid-socket`).
     pub forbid_sockets: Vec<SocketSpec>,
     /// Fewer connections than this fail (an empty or nearly empty capture proves nothing).
     pub min_connections: Option<u64>,
@@ -205,11 +218,14 @@ const KEEP: usize = 50;
 pub struct Verdict {
     /// The rule as a user would write it, e.g. `--max-state S0=10%`.
     pub rule: String,
+    /// Whether the rule held.
     pub passed: bool,
     /// What was measured, e.g. "12 of 340 connections (3.5%)".
     pub detail: String,
     /// Connections that broke it (the first few), in id order.
     pub offenders: Vec<ConnRecord>,
+    /// The exact count behind the verdict: offending connections, connections in the state
+    /// (`--max-state`), retransmitted packets (`--max-retransmissions`), 0 or 1 for a socket rule.
     pub offender_count: u64,
 }
 
@@ -232,6 +248,7 @@ const RTT: usize = 1;
 const FAIL_ON_STATE: usize = 2;
 
 impl Checker {
+    /// A checker for these rules, no connection seen yet.
     pub fn new(rules: Rules) -> Self {
         let rules_len = FAIL_ON_STATE + rules.fail_on_state.len();
         let seen = vec![false; rules.expect_sockets.len()];
@@ -249,6 +266,7 @@ impl Checker {
         }
     }
 
+    /// Takes one connection's record into every rule.
     pub fn add(&mut self, c: &ConnRecord) {
         self.conns += 1;
         *self.by_state.entry(c.conn_state).or_default() += 1;
@@ -288,6 +306,8 @@ impl Checker {
         }
     }
 
+    /// One verdict per rule: `--fail-on-state`, `--handshakes-complete`, `--max-rtt`,
+    /// `--max-state`, `--max-retransmissions`, then the socket rules.
     pub fn finish(mut self) -> Vec<Verdict> {
         let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 * 100.0 / of as f64 };
         let conns = self.conns;

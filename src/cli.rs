@@ -27,20 +27,25 @@ use crate::types::{Addr, Duration};
 #[derive(Parser, Debug)]
 #[command(name = "sockscope", version, about, long_about)]
 pub struct Cli {
+    /// The subcommand and its arguments.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands, each with its arguments as given.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// One row per connection: sockets, Zeek conn_state and history, packets, bytes, phases.
     ///
     /// Connections are listed in order of first packet; ids count from 1 over the whole run.
     Conns {
+        /// Inputs and analysis options.
         #[command(flatten)]
         input: Input,
+        /// Which connections are printed.
         #[command(flatten)]
         select: Select,
+        /// Whether each input is analyzed on its own.
         #[command(flatten)]
         per_file: PerFile,
         /// Output format [default: from the -o file's ending (.jsonl, .json, .csv, .log, .parquet),
@@ -61,10 +66,13 @@ pub enum Command {
     /// Shows how many connections a socket took part in and the most it had open at once: one
     /// server socket typically serves many connections concurrently.
     Sockets {
+        /// Inputs and analysis options.
         #[command(flatten)]
         input: Input,
+        /// Which connections the inventory counts.
         #[command(flatten)]
         select: Select,
+        /// Whether each input is analyzed on its own.
         #[command(flatten)]
         per_file: PerFile,
         /// Output format [default: from the -o file's ending (.jsonl, .json, .csv), else table].
@@ -76,15 +84,19 @@ pub enum Command {
     },
     /// Totals: packet accounting, connections by state, handshake and teardown kinds.
     Summary {
+        /// Inputs and analysis options.
         #[command(flatten)]
         input: Input,
+        /// Which connections are counted (the packet accounting covers every packet).
         #[command(flatten)]
         select: Select,
+        /// Whether each input is analyzed on its own.
         #[command(flatten)]
         per_file: PerFile,
     },
     /// A ladder diagram of one connection: one line per packet, client left, server right.
     Show {
+        /// Inputs and analysis options.
         #[command(flatten)]
         input: Input,
         /// The connection id, as printed by `conns`.
@@ -99,10 +111,13 @@ pub enum Command {
     ///
     /// Each broken rule is printed with the connections that broke it.
     Check {
+        /// Inputs and analysis options.
         #[command(flatten)]
         input: Input,
+        /// Which connections the rules apply to.
         #[command(flatten)]
         select: Select,
+        /// The rules.
         #[command(flatten)]
         rules: RuleArgs,
         /// Also write a JUnit XML report here (one test case per rule).
@@ -163,11 +178,49 @@ impl Command {
 /// A subcommand's work, checked and resolved (see `Command::config`).
 #[derive(Debug)]
 pub enum Config {
-    Conns { run: Run, format: Format, order: Order, output: Option<PathBuf> },
-    Sockets { run: Run, format: SocketFormat, output: Option<PathBuf> },
-    Summary { run: Run },
-    Show { run: Run, wanted: Wanted },
-    Check { run: Run, rules: Rules, junit: Option<PathBuf>, markdown: Option<PathBuf> },
+    /// `conns`: the connection records.
+    Conns {
+        /// What to read and how.
+        run: Run,
+        /// Output format.
+        format: Format,
+        /// First-seen or end order.
+        order: Order,
+        /// The output file (a directory with `--per-file`); `None`: stdout.
+        output: Option<PathBuf>,
+    },
+    /// `sockets`: the socket inventory.
+    Sockets {
+        /// What to read and how.
+        run: Run,
+        /// Output format.
+        format: SocketFormat,
+        /// The output file (a directory with `--per-file`); `None`: stdout.
+        output: Option<PathBuf>,
+    },
+    /// `summary`: the totals.
+    Summary {
+        /// What to read and how.
+        run: Run,
+    },
+    /// `show`: ladder diagrams of the connections wanted.
+    Show {
+        /// What to read and how.
+        run: Run,
+        /// Which connections to draw.
+        wanted: Wanted,
+    },
+    /// `check`: the rules' verdicts.
+    Check {
+        /// What to read and how.
+        run: Run,
+        /// The rules of the flags and the rules file together.
+        rules: Rules,
+        /// Where to write a JUnit XML report, if asked.
+        junit: Option<PathBuf>,
+        /// Where to write a Markdown summary, if asked.
+        markdown: Option<PathBuf>,
+    },
 }
 
 /// What every subcommand reads and how: inputs, analysis options, the connections kept.
@@ -184,16 +237,19 @@ pub struct Run {
 /// The connections `show` draws.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wanted {
+    /// The connection with this id (`--conn`).
     Id(u64),
     /// Either direction.
     Pair(Addr, Addr),
 }
 
 impl Wanted {
+    /// Whether connection `id` is the one wanted.
     pub fn id(&self, id: u64) -> bool {
         *self == Wanted::Id(id)
     }
 
+    /// Whether a connection between `a` and `b` (either way round) is wanted.
     pub fn pair(&self, a: Addr, b: Addr) -> bool {
         match *self {
             Wanted::Pair(x, y) => (a == x && b == y) || (a == y && b == x),
@@ -293,6 +349,7 @@ fn parse_max_state(s: &str) -> Result<(ConnState, Limit), String> {
     Ok((ConnState::parse(state)?, Limit::parse(limit)?))
 }
 
+/// The inputs and analysis options every subcommand takes.
 #[derive(Args, Clone, Debug)]
 pub struct Input {
     /// Capture files (pcap or pcapng, optionally gzip) or directories of them; `-` reads stdin.

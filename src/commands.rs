@@ -18,6 +18,8 @@ use crate::report::summary::Summary;
 use crate::report::writer::{ConnWriter, Order};
 use crate::report::{self, ladder, table, verdicts, Format, SocketFormat};
 
+/// Runs a subcommand, writing to `out` (or to `--output`): 0 success, 1 a `check` rule failed,
+/// 2 an input could not be read or `show` found no connection.
 pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
     match config {
         Config::Conns { run, format, order, output }

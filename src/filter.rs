@@ -22,51 +22,83 @@ use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState}
 use crate::tcp::verdict::ConnState;
 use crate::types::Proto;
 
+/// A parsed filter expression: which connection records it keeps (see the module docs for the
+/// syntax).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
+    /// Both match (`and`).
     And(Box<Filter>, Box<Filter>),
+    /// Either matches (`or`).
     Or(Box<Filter>, Box<Filter>),
+    /// It does not match (`not`, and `!=` on words).
     Not(Box<Filter>),
+    /// The connection's protocol (`tcp`, `udp`, `proto=`).
     Proto(Proto),
+    /// Seen inside a tunnel (`tunneled`).
     Tunneled,
+    /// A port on the given side (`port`, `orig.port`, `resp.port`).
     Port(Side, u16),
+    /// An IP address on the given side (`host`, `orig.host`, `resp.host`).
     Host(Side, IpAddr),
     /// An address in a network (`net 10.0.0.0/8`).
     Net(Side, IpNet),
+    /// The conn_state is one of these (`state=CODE[,CODE...]`, `state in ...`).
     States(Vec<ConnState>),
     /// `None` (`handshake=null` and so on) matches a connection without one: UDP, for instance.
     Handshake(Option<HandshakeState>),
+    /// The teardown state (`teardown=`); `None` as for `Handshake`.
     Teardown(Option<TeardownState>),
+    /// The teardown kind (`kind=`); `None` matches a connection without one.
     Kind(Option<TeardownKind>),
+    /// Who began the teardown (`initiator=`); `None` matches a connection without one.
     Initiator(Option<Initiator>),
+    /// A comparison of a quantity with a number; a connection without the quantity (no RTT)
+    /// does not match.
     Number(Quantity, Cmp, f64),
 }
 
+/// Which side of a connection a port or host test looks at.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Side {
+    /// Originator or responder (`port`, `host`, `socket`).
     Either,
+    /// The originator (`orig.`).
     Orig,
+    /// The responder (`resp.`).
     Resp,
 }
 
+/// A number a filter can compare.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Quantity {
+    /// The connection's duration, in seconds.
     Duration,
+    /// Payload bytes, both directions (`orig_bytes + resp_bytes`).
     Bytes,
+    /// Packets, both directions.
     Pkts,
+    /// The handshake's RTT (SYN to completing ACK), in seconds.
     Rtt,
 }
 
+/// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cmp {
+    /// `=` (or `==`, `in`).
     Eq,
+    /// `!=`.
     Ne,
+    /// `<`.
     Lt,
+    /// `<=`.
     Le,
+    /// `>`.
     Gt,
+    /// `>=`.
     Ge,
 }
 
+/// Why a filter expression does not parse, in one line.
 #[derive(Debug, PartialEq)]
 pub struct ParseError(String);
 
@@ -83,6 +115,7 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ParseError> {
 }
 
 impl Filter {
+    /// Parses a filter expression; the error names the problem.
     pub fn parse(text: &str) -> Result<Filter, ParseError> {
         let tokens = tokenize(text);
         let mut p = Parser { tokens, at: 0 };
@@ -98,6 +131,7 @@ impl Filter {
         filters.into_iter().reduce(|a, b| Filter::And(Box::new(a), Box::new(b)))
     }
 
+    /// Whether the connection record matches.
     pub fn matches(&self, c: &ConnRecord) -> bool {
         match self {
             Filter::And(a, b) => a.matches(c) && b.matches(c),

@@ -21,6 +21,7 @@ use buffer::StreamBuffer;
 /// One captured packet as the file stores it.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
+    /// When the frame was captured: the record's timestamp.
     pub ts: Timestamp,
     /// LINKTYPE_* value of the interface the frame was captured on.
     pub link_type: u32,
@@ -33,7 +34,9 @@ pub struct Frame<'a> {
 /// What the reader yields: a frame, or a packet record too damaged to attribute (counted as skipped).
 #[derive(Clone, Copy, Debug)]
 pub enum Record<'a> {
+    /// A packet record read in full.
     Frame(Frame<'a>),
+    /// A damaged packet record, and why it could not be used.
     Bad(&'static str),
 }
 
@@ -42,6 +45,7 @@ pub enum Record<'a> {
 pub struct CaptureError {
     /// Byte offset in the (decompressed) stream where the problem is, when known.
     pub offset: Option<u64>,
+    /// What is wrong, in words.
     pub reason: String,
 }
 
@@ -67,8 +71,11 @@ impl fmt::Display for CaptureError {
 /// A record that ended before its declared length: everything before it was read.
 #[derive(Clone, Debug)]
 pub struct Truncation {
+    /// Byte offset (in the decompressed stream) where the cut record starts.
     pub offset: u64,
+    /// Bytes the record needs from that offset, header included.
     pub needed: usize,
+    /// Bytes the file still had from that offset.
     pub available: usize,
 }
 
@@ -94,7 +101,9 @@ enum Format {
 /// Which container the file turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
+    /// Classic libpcap format.
     Pcap,
+    /// pcapng (PCAP Next Generation).
     PcapNg,
 }
 
@@ -102,6 +111,7 @@ pub enum FileKind {
 pub struct CaptureReader {
     buf: StreamBuffer,
     format: Format,
+    /// Whether the input was gzip-compressed (detected by its magic bytes).
     pub gzip: bool,
     truncation: Option<Truncation>,
     done: bool,
@@ -157,6 +167,7 @@ impl CaptureReader {
         Ok(CaptureReader { buf, format, gzip, truncation: None, done: false })
     }
 
+    /// Whether the file is pcap or pcapng.
     pub fn kind(&self) -> FileKind {
         match self.format {
             Format::Pcap(_) => FileKind::Pcap,
@@ -192,6 +203,7 @@ impl CaptureReader {
         }
     }
 
+    /// The record the file was cut short in, once [`Self::next_record`] has returned `None`.
     pub fn truncation(&self) -> Option<&Truncation> {
         self.truncation.as_ref()
     }

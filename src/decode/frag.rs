@@ -14,13 +14,16 @@ use crate::types::{Duration, Timestamp};
 /// A fragment as the decoder found it.
 #[derive(Clone, Debug)]
 pub struct Fragment {
+    /// The datagram it belongs to.
     pub key: FragKey,
     /// Byte offset of `data` in the datagram's payload.
     pub offset: u32,
+    /// The more-fragments flag: another fragment follows this one.
     pub more: bool,
     /// For the first fragment, the IP header to rebuild the datagram with (IPv4: the original
     /// header; IPv6: none, a fixed header is built).
     pub header: Option<Vec<u8>>,
+    /// The fragment's bytes of the datagram's payload.
     pub data: Vec<u8>,
     /// The captured frames it stands for: one, or, for a fragment found in a datagram that was
     /// itself reassembled, that datagram's.
@@ -30,9 +33,14 @@ pub struct Fragment {
 /// Which datagram a fragment belongs to (RFC 791 / RFC 8200 reassembly keys, plus the tunnel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FragKey {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
+    /// Identification: IPv4's 16-bit field, or the 32-bit one of IPv6's fragment header.
     pub id: u32,
+    /// The protocol of the datagram's payload (IPv4 protocol, or IPv6 next header after the
+    /// fragment header).
     pub proto: u8,
     /// Outer addresses of the innermost tunnel the fragment came through, if any.
     pub outer: Option<(IpAddr, IpAddr)>,
@@ -44,16 +52,26 @@ pub enum Added {
     /// Held until the rest arrives.
     Held,
     /// The datagram is whole: a rebuilt IP packet, made of `frames` captured fragments.
-    Complete { packet: Vec<u8>, frames: u64, overlaps: u64 },
+    Complete {
+        /// The rebuilt, unfragmented IP packet.
+        packet: Vec<u8>,
+        /// The captured frames its fragments stand for.
+        frames: u64,
+        /// Fragments that overlapped bytes already covered by earlier pieces.
+        overlaps: u64,
+    },
 }
 
 /// A datagram given up, and how many captured fragments it had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GivenUp {
+    /// The captured frames its fragments stand for.
     pub frames: u64,
+    /// Why it was given up.
     pub why: GiveUp,
 }
 
+/// Why a datagram's fragments were given up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GiveUp {
     /// Still incomplete after the timeout or at the end of the input.
@@ -80,6 +98,9 @@ struct Pending {
     frames: u64,
 }
 
+/// Reassembles one packet stream's IP datagrams: holds the pending ones (at most 128 fragments
+/// and 65,535 bytes each, 32 MiB in all, for 30 s from the first fragment) and keeps those given
+/// up until [`Self::take_given_up`] or [`Self::finish`] collects them.
 #[derive(Default)]
 pub struct Defragmenter {
     pending: HashMap<FragKey, Pending>,

@@ -12,6 +12,8 @@ pub(super) const LINK_PPP: u32 = 9;
 pub const LINK_RAW_12: u32 = 12;
 pub const LINK_RAW_14: u32 = 14;
 pub(super) const LINK_PPP_HDLC: u32 = 50;
+/// LINKTYPE_RAW: an IPv4 or IPv6 packet with no link-layer header (how reassembled datagrams
+/// are decoded again).
 pub const LINK_RAW: u32 = 101;
 pub(super) const LINK_LOOP: u32 = 108;
 pub(super) const LINK_LINUX_SLL: u32 = 113;

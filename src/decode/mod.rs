@@ -30,6 +30,7 @@ use tunnel::{Encap, TunnelKind};
 pub struct Packet {
     /// Empty (and not allocated) for the usual packet outside any tunnel.
     pub tunnels: Vec<Hop>,
+    /// What the innermost layer decoded to.
     pub inner: Decoded,
 }
 
@@ -44,17 +45,24 @@ pub const MAX_LAYERS: usize = 4 * MAX_TUNNEL_DEPTH;
 /// One tunnel layer: its kind, the outer IP header, and the outer UDP datagram for UDP tunnels.
 #[derive(Clone, Copy, Debug)]
 pub struct Hop {
+    /// Which encapsulation.
     pub kind: TunnelKind,
+    /// The IP header the tunnel header travelled in.
     pub ip: Ip,
+    /// The UDP header the tunnel header travelled in; `None` for IP-in-IP and GRE directly in IP.
     pub udp: Option<UdpDatagram>,
 }
 
 /// What one frame turned out to be.
 #[derive(Debug)]
 pub enum Decoded {
+    /// A TCP segment and the IP header it came in.
     Tcp(Ip, TcpSegment),
+    /// A UDP datagram (not a tunnel looked through) and the IP header it came in.
     Udp(Ip, UdpDatagram),
+    /// A packet of another protocol, counted by kind.
     Other(Other),
+    /// A frame that could not be decoded, and why.
     Skipped(Skip),
     /// A piece of a fragmented IP datagram, to be reassembled.
     Fragment(Box<Fragment>),
@@ -63,7 +71,9 @@ pub enum Decoded {
 /// The IP layer facts the flow table needs.
 #[derive(Clone, Copy, Debug)]
 pub struct Ip {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
     /// Length of the IP packet on the wire (from the IP header).
     pub wire_len: u32,
@@ -72,10 +82,16 @@ pub struct Ip {
 /// Not TCP or UDP, but a packet we understood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Other {
+    /// ICMP over IPv4.
     Icmp,
+    /// ICMPv6.
     Icmpv6,
+    /// ARP.
     Arp,
+    /// Another IP protocol number; also a tunnel protocol (IP-in-IP, GRE) not looked through.
     IpProto(u8),
+    /// Another ethertype. Also, under PPP, another PPP protocol number; an MPLS payload that is
+    /// neither IP nor Ethernet (0x8847); a BSD loopback family that is not IP (0).
     EtherType(u16),
     /// 802.3 frames with a length field (LLC, STP, CDP ...).
     Llc,
@@ -100,11 +116,17 @@ impl fmt::Display for Other {
 /// Why a frame was not attributed to any protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Skip {
+    /// A LINKTYPE_* value the decoder does not read.
     UnsupportedLinkType(u32),
+    /// A link-layer header (Ethernet, VLAN tag, MPLS label, PPPoE, SLL, loopback, PPP) cut short.
     TruncatedLinkHeader,
+    /// More than 8 stacked VLAN tags.
     TooManyVlanTags,
+    /// An MPLS label stack with no bottom-of-stack label in its first 16 labels.
     TooManyMplsLabels,
+    /// Fewer bytes than an IP header needs.
     TruncatedIpHeader,
+    /// An IP header with invalid contents (version, header length).
     BadIpHeader,
     /// An IPv6 extension header chain that is cut short or malformed.
     BadIpv6Extension,
@@ -114,8 +136,11 @@ pub enum Skip {
     FragmentIncomplete,
     /// Fragments of a datagram larger than 64 KiB or with too many pieces.
     FragmentTooBig,
+    /// Fewer than the 20 bytes of a TCP header.
     TruncatedTcpHeader,
+    /// A TCP data offset below 5 (a header shorter than 20 bytes).
     BadTcpHeader,
+    /// Fewer than the 8 bytes of a UDP header.
     TruncatedUdpHeader,
     /// Tunnels nested deeper than `MAX_LAYERS` through datagrams reassembled from fragments
     /// carried in tunnels.

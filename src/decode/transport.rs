@@ -37,31 +37,45 @@ mod udp {
     pub const PAYLOAD: usize = 8;
 }
 
+/// The TCP header's flag bits: the 9 low bits of its 13th and 14th bytes (NS to FIN), as read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpFlags(pub u16);
 
 impl TcpFlags {
+    /// FIN: the sender has no more data.
     pub const FIN: u16 = 0x001;
+    /// SYN: synchronize sequence numbers (opens a connection).
     pub const SYN: u16 = 0x002;
+    /// RST: reset the connection.
     pub const RST: u16 = 0x004;
+    /// PSH: push the data to the application.
     pub const PSH: u16 = 0x008;
+    /// ACK: the acknowledgment number is valid.
     pub const ACK: u16 = 0x010;
+    /// URG: the urgent pointer is valid.
     pub const URG: u16 = 0x020;
+    /// ECE: ECN echo (RFC 3168).
     pub const ECE: u16 = 0x040;
+    /// CWR: congestion window reduced (RFC 3168).
     pub const CWR: u16 = 0x080;
 
+    /// Whether any of the bits in `bit` is set.
     pub fn has(self, bit: u16) -> bool {
         self.0 & bit != 0
     }
+    /// Whether SYN is set.
     pub fn syn(self) -> bool {
         self.has(Self::SYN)
     }
+    /// Whether ACK is set.
     pub fn ack(self) -> bool {
         self.has(Self::ACK)
     }
+    /// Whether FIN is set.
     pub fn fin(self) -> bool {
         self.has(Self::FIN)
     }
+    /// Whether RST is set.
     pub fn rst(self) -> bool {
         self.has(Self::RST)
     }
@@ -92,29 +106,47 @@ impl fmt::Display for TcpFlags {
 /// Options a SYN or SYN+ACK offered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpOptions {
+    /// Maximum segment size (option 2), in bytes.
     pub mss: Option<u16>,
+    /// Window scale shift count (option 3, RFC 7323).
     pub window_scale: Option<u8>,
+    /// SACK permitted (option 4, RFC 2018).
     pub sack_permitted: bool,
+    /// Timestamps (option 8, RFC 7323).
     pub timestamps: bool,
 }
 
+/// The TCP header fields the connection tracking uses, and the payload length.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpSegment {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// Sequence number.
     pub seq: SeqNum,
+    /// Acknowledgment number (meaningful when ACK is set).
     pub ack: SeqNum,
+    /// Flag bits.
     pub flags: TcpFlags,
+    /// Window field as sent, not scaled.
     pub window: u16,
     /// Payload length from the IP length, even when the snap length cut the bytes.
     pub payload_len: u32,
+    /// The options read from the header; those the snap length cut are missing.
     pub options: TcpOptions,
 }
 
+/// A UDP header's ports and payload length.
 #[derive(Clone, Copy, Debug)]
 pub struct UdpDatagram {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// Payload bytes per the UDP length field (less its 8-byte header), even when the snap length
+    /// cut them; what was captured when the field is below 8 (0 for jumbograms and offloaded
+    /// captures).
     pub payload_len: u32,
 }
 

@@ -16,15 +16,22 @@ pub enum TunnelKind {
     /// IPv4 or IPv6 directly in IPv4 or IPv6 (4in4, 6in4, 4in6, 6in6).
     #[serde(rename = "ip-in-ip")]
     IpInIp,
+    /// GRE (RFC 2784, PPTP's enhanced GRE, ERSPAN inside it), over IP or in UDP (RFC 8086).
     Gre,
+    /// VXLAN (RFC 7348): Ethernet in UDP.
     Vxlan,
+    /// Geneve (RFC 8926): Ethernet or IP in UDP.
     Geneve,
+    /// Teredo (RFC 4380): IPv6 in UDP.
     Teredo,
+    /// AYIYA ("Anything In Anything"): IPv4 or IPv6 in UDP.
     Ayiya,
+    /// GTPv1-U (3GPP TS 29.281): user IP packets in UDP.
     Gtpu,
 }
 
 impl TunnelKind {
+    /// Its name as printed and serialized, e.g. `ip-in-ip`, `vxlan`.
     pub fn as_str(self) -> &'static str {
         match self {
             TunnelKind::IpInIp => "ip-in-ip",
@@ -47,15 +54,23 @@ impl fmt::Display for TunnelKind {
 /// What a tunnel header carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encap<'a> {
+    /// An IPv4 or IPv6 packet.
     Ip(&'a [u8]),
+    /// An Ethernet frame.
     Ethernet(&'a [u8]),
+    /// A PPP frame.
     Ppp(&'a [u8]),
 }
 
+/// VXLAN's UDP port (IANA).
 pub const PORT_VXLAN: u16 = 4789;
+/// Geneve's UDP port (IANA).
 pub const PORT_GENEVE: u16 = 6081;
+/// Teredo's UDP port (IANA); Teredo is also recognized on other ports by its content.
 pub const PORT_TEREDO: u16 = 3544;
+/// AYIYA's UDP port (IANA).
 pub const PORT_AYIYA: u16 = 5072;
+/// GTP-U's UDP port (3GPP).
 pub const PORT_GTPU: u16 = 2152;
 /// GRE in UDP (RFC 8086).
 pub const PORT_GRE_UDP: u16 = 4754;

@@ -122,10 +122,12 @@ impl History {
         self.letters.insert_front(b'^');
     }
 
+    /// Whether [`Self::flip`] was called: the history starts with `^`.
     pub fn was_flipped(&self) -> bool {
         self.as_str().starts_with('^')
     }
 
+    /// The letters, e.g. `ShADadFf`.
     pub fn as_str(&self) -> &str {
         self.letters.as_str()
     }

@@ -19,6 +19,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// Its name as printed: `server`, `client` or `both`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Server => "server",
@@ -34,28 +35,40 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// One socket's line in the inventory: what it did, over all its connections.
 #[derive(Clone, Debug, Serialize)]
 pub struct SocketStats {
+    /// TCP or UDP.
     pub proto: Proto,
+    /// The socket's IP address.
     pub ip: std::net::IpAddr,
+    /// The socket's port.
     pub port: u16,
+    /// Whether it originated connections, responded to them, or both.
     pub role: Role,
+    /// Connections it took part in.
     pub conns: u64,
+    /// Connections in which it was the responder.
     pub as_server: u64,
+    /// Connections in which it was the originator.
     pub as_client: u64,
     /// The most connections this socket had open at the same time.
     pub max_concurrent: u64,
+    /// Packets it sent, over all its connections.
     pub pkts_sent: u64,
+    /// Packets sent to it, over all its connections.
     pub pkts_received: u64,
+    /// Payload bytes it sent (retransmissions included).
     pub bytes_sent: u64,
+    /// Payload bytes sent to it (retransmissions included).
     pub bytes_received: u64,
 }
 
-/// Builds the inventory from connections as they end.
 /// One socket's counters, the first connection it appeared in (id, as responder), and the start
 /// and end of each of its connections.
 type Entry = (SocketStats, (u64, bool), Vec<(Timestamp, i8)>);
 
+/// Builds the inventory from connections as they end.
 #[derive(Default)]
 pub struct Inventory {
     /// Per socket: its counters, the first connection it appeared in, and the start and
@@ -64,6 +77,7 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// Counts an ended connection for both of its sockets.
     pub fn add(&mut self, c: &Conn) {
         for (addr, is_orig) in [(c.orig(), true), (c.resp(), false)] {
             let (sent, recv) =

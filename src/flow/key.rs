@@ -51,6 +51,8 @@ pub(crate) fn wide(ip: IpAddr) -> u128 {
 }
 
 impl TunnelKey {
+    /// The key of a tunnel of `kind` between outer addresses `a` and `b`, in either order
+    /// (any Teredo tunnel is one key).
     pub fn new(kind: TunnelKind, a: IpAddr, b: IpAddr) -> Self {
         // Teredo relays change the outer addresses mid-connection; Teredo's inner IPv6
         // addresses already embed the server and client, so the kind alone identifies it.
@@ -63,6 +65,7 @@ impl TunnelKey {
 }
 
 impl PairKey {
+    /// The key of the socket pair `a`, `b` of `proto`, in either order, in `tunnel` (0: none).
     pub fn new(proto: Proto, a: Addr, b: Addr, tunnel: TunnelId) -> Self {
         Self::ordered(proto, a, b, tunnel).0
     }

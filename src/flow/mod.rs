@@ -20,6 +20,7 @@ use key::PairKey;
 /// Per-direction counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DirStats {
+    /// Packets sent in this direction.
     pub pkts: u64,
     /// Payload bytes as carried by the packets (retransmissions included).
     pub payload_bytes: u64,
@@ -42,6 +43,7 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Its name as printed and serialized, e.g. `capture_end`.
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::CaptureEnd => "capture_end",
@@ -60,19 +62,26 @@ impl EndReason {
 #[derive(Debug)]
 #[repr(C)]
 pub struct Conn {
+    /// TCP or UDP.
     pub proto: Proto,
     /// The originator is the lower side of the pair's key (tells a packet's direction cheaply).
     pub orig_is_lo: bool,
+    /// Why the connection ended; `CaptureEnd` until it does.
     pub end: EndReason,
+    /// Time of its first packet.
     pub first: Timestamp,
+    /// Time of its latest packet; as in Zeek, TCP segments after both sides closed do not move it.
     pub last: Timestamp,
     /// TCP state (see `tcp()`): inline rather than boxed, as the first touch of a boxed state
     /// is a second cache miss on every packet, and not an `Option`, so that its cache lines can be
     /// prefetched without waiting for the line that says whether it is there. UDP flows carry it
     /// unused; they are the minority of live connections.
     tcp: TcpConn,
+    /// What the originator sent.
     pub orig_stats: DirStats,
+    /// What the responder sent.
     pub resp_stats: DirStats,
+    /// Zeek's history string.
     pub history: History,
     /// The socket pair: the table's key, and the only copy of the sockets (see `orig`, `resp`).
     /// Private, as the table hashes connections by it.
@@ -134,6 +143,7 @@ impl Conn {
         prefetch(&self.tcp);
     }
 
+    /// From the first packet to the last (Zeek's duration).
     pub fn duration(&self) -> Duration {
         self.last.since(self.first)
     }
@@ -157,6 +167,7 @@ pub fn prefetch<T>(at: &T) {
     safe_arch::prefetch_t0(at);
 }
 
+/// A no-op off x86_64: see the x86_64 version.
 #[cfg(not(target_arch = "x86_64"))]
 pub fn prefetch<T>(_: &T) {}
 

@@ -4,7 +4,9 @@
 //! += { ports }` in its base scripts); the lists below are those of Zeek's default script set.
 //! A pure SYN never consults them.
 
+/// Selects the TCP list in [`likely_server`].
 pub const TCP: usize = 0;
+/// Selects the UDP list in [`likely_server`].
 pub const UDP: usize = 1;
 
 const TCP_PORTS: &[u16] = &[

@@ -20,7 +20,9 @@ use crate::types::{Addr, Duration, Proto, Timestamp};
 /// Inactivity timeouts (Zeek's defaults: `tcp_inactivity_timeout`, `udp_inactivity_timeout`).
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
+    /// After this long without a packet a TCP connection ends (default 300 s).
     pub tcp: Duration,
+    /// After this long without a packet a UDP flow ends (default 60 s).
     pub udp: Duration,
 }
 
@@ -38,6 +40,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// arrived by the time the sweep reads them.
 const SWEEP_AHEAD: usize = 8;
 
+/// The connection table: live connections keyed by socket pair (and tunnel), and those that
+/// ended but were not yet taken out.
 pub struct ConnTable {
     /// Live connections, each its own key (see `Live`). foldhash: fast on these small keys,
     /// and randomly seeded per run so crafted socket pairs cannot be aimed at one bucket.

@@ -29,10 +29,16 @@ use crate::types::{Addr, Proto, Timestamp};
 /// Where every packet went: `tcp + udp + other + skipped == total`.
 #[derive(Clone, Debug, Default)]
 pub struct Accounting {
+    /// Packet records read over all files, damaged ones included.
     pub total: u64,
+    /// Packets that carried a TCP segment (innermost, through tunnels; a reassembled datagram
+    /// counts as the fragments it was made of).
     pub tcp: u64,
+    /// Packets that carried a UDP datagram, counted as `tcp` is.
     pub udp: u64,
+    /// Packets of other protocols, by kind.
     pub other: BTreeMap<Other, u64>,
+    /// Packets not attributed to any protocol, by reason.
     pub skipped: BTreeMap<Skip, u64>,
     /// Packets whose timestamp is earlier than the one before (counted, still analyzed).
     pub time_went_backwards: u64,
@@ -43,14 +49,17 @@ pub struct Accounting {
 }
 
 impl Accounting {
+    /// Packets of other protocols, all kinds together.
     pub fn other_total(&self) -> u64 {
         self.other.values().sum()
     }
 
+    /// Skipped packets, all reasons together.
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
     }
 
+    /// Whether every packet is in exactly one bucket: `tcp + udp + other + skipped == total`.
     pub fn balances(&self) -> bool {
         self.tcp + self.udp + self.other_total() + self.skipped_total() == self.total
     }
@@ -75,9 +84,13 @@ impl Accounting {
 /// What happened to one input file.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileReport {
+    /// The file's path (`-` for stdin).
     pub path: PathBuf,
+    /// `pcap` or `pcapng`; `None` when the file could not be opened as a capture.
     pub format: Option<&'static str>,
+    /// Whether it was gzip-compressed.
     pub gzip: bool,
+    /// Packet records read from it, damaged ones included.
     pub packets: u64,
     /// A problem after which the file's earlier packets still count (a cut-short file).
     pub warning: Option<String>,
@@ -102,15 +115,20 @@ impl FileReport {
 /// What a run found besides the connections, which go to the sink as they end.
 #[derive(Default)]
 pub struct Analysis {
+    /// Where every packet went.
     pub accounting: Accounting,
+    /// One report per input file, in the order of the paths given.
     pub files: Vec<FileReport>,
+    /// The earliest packet time; `None` without packets.
     pub first_ts: Option<Timestamp>,
+    /// The latest packet time; `None` without packets.
     pub last_ts: Option<Timestamp>,
     /// Connections ended early because `max_connections` were live.
     pub evicted: u64,
 }
 
 impl Analysis {
+    /// Whether any file could not be read (to the end).
     pub fn had_errors(&self) -> bool {
         self.files.iter().any(|f| f.error.is_some())
     }
@@ -130,8 +148,10 @@ impl Analysis {
 /// new connections cannot exhaust memory.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000_000;
 
+/// How a run analyzes its input.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// Inactivity timeouts for TCP and UDP.
     pub timeouts: Timeouts,
     /// Most live connections held at once; beyond it the least recently active end early.
     pub max_connections: usize,
@@ -164,9 +184,13 @@ impl Default for Options {
 pub struct ObservedPacket {
     /// 1-based packet number over the whole run.
     pub number: u64,
+    /// Its capture time.
     pub ts: Timestamp,
+    /// Id of the connection it was attributed to.
     pub conn_id: u64,
+    /// Its (innermost) IP header.
     pub ip: Ip,
+    /// Its TCP segment or UDP datagram.
     pub transport: Transport,
 }
 
@@ -177,9 +201,12 @@ impl ObservedPacket {
     }
 }
 
+/// A packet's transport header.
 #[derive(Clone, Copy, Debug)]
 pub enum Transport {
+    /// A TCP segment.
     Tcp(TcpSegment),
+    /// A UDP datagram.
     Udp(UdpDatagram),
 }
 

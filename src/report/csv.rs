@@ -22,6 +22,7 @@ impl Exporter for Csv {
     }
 }
 
+/// The socket inventory as CSV under a header row, one socket per row.
 pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats]) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     for s in sockets {

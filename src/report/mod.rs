@@ -27,18 +27,26 @@ use record::ConnRecord;
 /// Output formats of `sockets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SocketFormat {
+    /// An aligned text table, one socket per row.
     Table,
+    /// One JSON document: the sockets, the files read and the packet accounting.
     Json,
+    /// One JSON object per socket per line.
     Jsonl,
+    /// CSV with a header row, one socket per row.
     Csv,
 }
 
 /// Output formats of `conns`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// An aligned text table, in id order.
     Table,
+    /// One JSON document: the connections, the files read and the packet accounting.
     Json,
+    /// One JSON object per connection per line.
     Jsonl,
+    /// CSV with a header row, nested fields flattened to columns.
     Csv,
     /// Zeek's conn.log TSV layout (connections only).
     Zeek,
@@ -103,12 +111,19 @@ impl SocketFormat {
 /// The packet accounting as printed: totals per bucket and the breakdown of other and skipped.
 #[derive(Debug, Serialize)]
 pub struct AccountingRecord {
+    /// Packet records read, damaged ones included.
     pub total: u64,
+    /// Packets that carried a TCP segment.
     pub tcp: u64,
+    /// Packets that carried a UDP datagram.
     pub udp: u64,
+    /// Packets of other protocols.
     pub other: u64,
+    /// Packets not attributed to any protocol.
     pub skipped: u64,
+    /// `other` by kind, as printed (e.g. `icmp`, `ethertype 0x88cc`).
     pub other_by_kind: BTreeMap<String, u64>,
+    /// `skipped` by reason, as printed (e.g. `truncated TCP header`).
     pub skipped_by_reason: BTreeMap<String, u64>,
     /// Packets stamped earlier than the packet before them (still analyzed).
     pub time_went_backwards: u64,
@@ -119,6 +134,7 @@ pub struct AccountingRecord {
 }
 
 impl AccountingRecord {
+    /// The record of a run's accounting.
     pub fn new(a: &Accounting) -> Self {
         AccountingRecord {
             total: a.total,

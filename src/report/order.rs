@@ -27,6 +27,7 @@ pub struct InOrder {
 pub type Ready<'r> = dyn FnMut(ConnRecord) -> io::Result<()> + 'r;
 
 impl InOrder {
+    /// Nothing waiting yet; connection 1's record goes out first.
     pub fn new() -> Self {
         InOrder { next_id: 1, ..InOrder::default() }
     }

@@ -24,6 +24,7 @@ pub struct Parquet {
 }
 
 impl Parquet {
+    /// A writer whose schema is the flat row's columns.
     pub fn new() -> io::Result<Self> {
         let fields = arrow_fields();
         let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields.clone()));

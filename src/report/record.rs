@@ -13,23 +13,41 @@ use crate::types::{Addr, Proto};
 /// A connection as every format prints it (`conns --format jsonl` has its fields and names).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConnRecord {
+    /// 1, 2, 3 ... in order of first packet over the whole run (what `show --conn` takes).
     pub id: u64,
+    /// TCP or UDP.
     pub proto: Proto,
+    /// The originator's (client's) socket address.
     pub orig: Addr,
+    /// The responder's (server's) socket address.
     pub resp: Addr,
+    /// Zeek's conn_state.
     pub conn_state: ConnState,
+    /// Zeek's history letters (upper case originator, lower case responder; `^` when flipped).
     pub history: String,
+    /// Time of the first packet, in seconds since the Unix epoch.
     pub ts: f64,
+    /// From the first packet to the last, in seconds (as Zeek: packets after both sides closed
+    /// do not extend it).
     pub duration: f64,
+    /// Packets the originator sent.
     pub orig_pkts: u64,
+    /// Packets the responder sent.
     pub resp_pkts: u64,
-    /// TCP: from sequence numbers, as Zeek; UDP: from the UDP length fields.
+    /// Payload bytes the originator sent. TCP: from sequence numbers, as Zeek; UDP: from the UDP
+    /// length fields.
     pub orig_bytes: u64,
+    /// Payload bytes the responder sent, counted as `orig_bytes`.
     pub resp_bytes: u64,
+    /// IP-level bytes the originator sent (from the IP length fields).
     pub orig_ip_bytes: u64,
+    /// IP-level bytes the responder sent (from the IP length fields).
     pub resp_ip_bytes: u64,
+    /// The three-way handshake (TCP only).
     pub handshake: Option<Handshake>,
+    /// The teardown (TCP only).
     pub teardown: Option<Teardown>,
+    /// Data-phase counters (TCP only).
     pub data: Option<DataPhase>,
     /// Set for connections inside a tunnel: the layers around it and the outer connections.
     pub tunnel: Option<TunnelRecord>,
@@ -49,10 +67,14 @@ pub struct TunnelRecord {
     pub parents: Vec<u64>,
 }
 
+/// One tunnel layer around a connection.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TunnelHop {
+    /// Which encapsulation.
     pub kind: TunnelKind,
+    /// Source address of the outer IP header.
     pub src: IpAddr,
+    /// Destination address of the outer IP header.
     pub dst: IpAddr,
 }
 
@@ -61,25 +83,36 @@ pub struct TunnelHop {
 pub struct DataPhase {
     /// Payload bytes as carried by the packets, retransmissions included.
     pub orig_payload_bytes: u64,
+    /// The responder's, as `orig_payload_bytes`.
     pub resp_payload_bytes: u64,
+    /// Segments in which the originator resent payload.
     pub orig_rexmit_pkts: u64,
+    /// Segments in which the responder resent payload.
     pub resp_rexmit_pkts: u64,
+    /// Payload bytes of the originator's retransmitted segments.
     pub orig_rexmit_bytes: u64,
+    /// Payload bytes of the responder's retransmitted segments.
     pub resp_rexmit_bytes: u64,
+    /// Segments in which the originator advertised a zero window.
     pub orig_zero_windows: u64,
+    /// Segments in which the responder advertised a zero window.
     pub resp_zero_windows: u64,
     /// Duplicate ACKs (pure ACKs repeating the previous acknowledgement and window).
     pub orig_dup_acks: u64,
+    /// The responder's duplicate ACKs.
     pub resp_dup_acks: u64,
     /// Payload segments that arrived ahead of a hole.
     pub orig_out_of_order: u64,
+    /// The responder's, as `orig_out_of_order`.
     pub resp_out_of_order: u64,
     /// Bytes acknowledged but never seen in the capture (content gaps).
     pub orig_missed_bytes: u64,
+    /// The responder's bytes acknowledged but never seen.
     pub resp_missed_bytes: u64,
 }
 
 impl ConnRecord {
+    /// The record of an ended connection.
     pub fn new(c: &Conn) -> Self {
         let (orig_bytes, resp_bytes) = match c.tcp() {
             Some(t) => t.seq_bytes(),

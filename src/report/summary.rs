@@ -58,6 +58,7 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Counts one connection's record.
     pub fn add(&mut self, c: &ConnRecord) {
         self.conns += 1;
         if c.proto == Proto::Tcp {

@@ -18,6 +18,7 @@ pub struct TableExporter {
 }
 
 impl TableExporter {
+    /// An empty table; `color` colors states and the header.
     pub fn new(color: bool) -> Self {
         TableExporter { rows: Vec::new(), color }
     }
@@ -80,6 +81,7 @@ fn state_cell(state: ConnState, color: bool) -> Cell {
     }
 }
 
+/// Connections as an aligned table, one per row, in the order given.
 pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord], color: bool) -> io::Result<()> {
     let header = [
         "ID",
@@ -129,6 +131,7 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord], color: bool) -> io
     write_rows(out, &header, rows, color)
 }
 
+/// The socket inventory as an aligned table, one socket per row.
 pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats], color: bool) -> io::Result<()> {
     let header = ["SOCKET", "ROLE", "CONNS", "MAX OPEN", "PKTS out/in", "BYTES out/in"];
     let rows: Vec<Vec<Cell>> = sockets

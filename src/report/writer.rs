@@ -8,6 +8,7 @@ use super::record::ConnRecord;
 use super::Exporter;
 use crate::pipeline::Analysis;
 
+/// The order `conns` writes connections in (`--order`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Order {
     /// By id: the order of each connection's first packet (the contract's order).
@@ -19,6 +20,7 @@ pub enum Order {
 /// Output is written in pieces of about this size.
 const OUT_CHUNK: usize = 64 << 10;
 
+/// Writes ended connections to an output in one format and order.
 pub struct ConnWriter<'a> {
     out: &'a mut dyn Write,
     exporter: Box<dyn Exporter>,

@@ -39,6 +39,7 @@ pub struct Zeek {
 }
 
 impl Zeek {
+    /// A conn.log writer whose uids mix in `uid_seed`.
     pub fn new(uid_seed: u64) -> Self {
         Zeek { uid_seed }
     }

@@ -7,17 +7,25 @@ use crate::types::SeqNum;
 /// Zeek's TCP endpoint states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
+    /// Nothing seen from this side yet.
     Inactive,
+    /// Sent a SYN (without ACK).
     SynSent,
+    /// Sent a SYN+ACK as its first segment, as the originator (a responder's SYN+ACK goes
+    /// straight to `Established`).
     SynAckSent,
     /// Seen sending without a SYN (mid-stream).
     Partial,
+    /// Past the handshake, or taken as such.
     Established,
+    /// Sent a FIN.
     Closed,
+    /// Sent a RST.
     Reset,
 }
 
 impl State {
+    /// Not past the handshake: inactive, SYN sent or SYN+ACK sent.
     pub fn is_handshake(self) -> bool {
         matches!(self, State::Inactive | State::SynSent | State::SynAckSent)
     }
@@ -31,21 +39,29 @@ impl State {
 /// Sequence bookkeeping is 64-bit so that sizes stay right across 32-bit wraps.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
+    /// The current state.
     pub state: State,
+    /// The state before the last change.
     pub prev_state: State,
     /// Sequence number just before the first byte (the ISN, or first seq - 1 without a SYN).
     pub start: SeqNum,
+    /// Highest sequence number sent: the end of the furthest segment (SYN and FIN count one).
     pub last_seq: SeqNum,
+    /// How often `last_seq` wrapped past 2^32 since `start`.
     pub seq_wraps: u32,
     /// Highest acknowledgement the peer sent for this side's data.
     pub ack_seq: SeqNum,
+    /// How often `ack_seq` wrapped past 2^32 since `start`.
     pub ack_wraps: u32,
     /// Sent a FIN (Zeek's `FIN_cnt > 0`).
     pub sent_fin: bool,
+    /// Closed by its own FIN or RST (Zeek's `did_close`), which starts the close timers.
     pub did_close: bool,
     /// Relative sequence of the last SYN / FIN / RST, for Zeek's repeated history letters.
     pub hist_last_syn: i64,
+    /// Relative sequence just past the last FIN's payload.
     pub hist_last_fin: i64,
+    /// Relative sequence of the last RST.
     pub hist_last_rst: i64,
     /// Which of this side's bytes the capture showed.
     pub coverage: Coverage,
@@ -101,6 +117,7 @@ impl Endpoint {
         self.coverage.start(base);
     }
 
+    /// Moves `last_seq` to `s`, counting a wrap when `s` is numerically lower.
     pub fn update_last_seq(&mut self, s: SeqNum) {
         if s.0 < self.last_seq.0 {
             self.seq_wraps += 1;
@@ -108,6 +125,7 @@ impl Endpoint {
         self.last_seq = s;
     }
 
+    /// Moves `ack_seq` to `s`, counting a wrap when `s` is numerically lower.
     pub fn update_ack_seq(&mut self, s: SeqNum) {
         if s.0 < self.ack_seq.0 {
             self.ack_wraps += 1;
@@ -132,6 +150,7 @@ impl Endpoint {
         }
     }
 
+    /// Changes the state, keeping the one it leaves in `prev_state` (no change when equal).
     pub fn set_state(&mut self, s: State) {
         if s != self.state {
             self.prev_state = self.state;

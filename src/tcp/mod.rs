@@ -30,6 +30,7 @@ pub const HANDSHAKE_INACTIVITY: Duration = Duration::from_secs(60);
 /// Who is the originator of a new connection, decided from its first segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Orientation {
+    /// The first segment's sender is the originator.
     pub sender_is_orig: bool,
     /// Decided by the port heuristic rather than by a SYN (Zeek's `^`).
     pub flipped: bool,
@@ -66,8 +67,11 @@ pub struct Outcome {
 #[repr(C)]
 pub struct TcpConn {
     timers: Timers,
+    /// The originator's side.
     pub orig: Endpoint,
+    /// The responder's side.
     pub resp: Endpoint,
+    /// Handshake, teardown and trouble detail beyond Zeek's.
     pub phases: Phases,
 }
 
@@ -105,6 +109,7 @@ impl TcpConn {
         prefetch(&self.timers);
     }
 
+    /// A connection whose first packet is at `first`, no segment processed yet.
     pub fn new(first: Timestamp) -> Self {
         TcpConn {
             orig: Endpoint::default(),
@@ -305,6 +310,7 @@ impl TcpConn {
         }
     }
 
+    /// Zeek's conn_state from both endpoints' states and sizes and the history `hist`.
     pub fn conn_state(&self, hist: &History) -> ConnState {
         verdict::conn_state(
             Side { state: self.orig.state, size: self.orig.size(&self.resp) },

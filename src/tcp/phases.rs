@@ -13,9 +13,13 @@ use crate::types::{SeqNum, Timestamp};
 pub struct SideEvents {
     /// First SYN (originator) or SYN+ACK (responder).
     pub syn: Option<Timestamp>,
+    /// The sequence number (ISN) of that first SYN or SYN+ACK.
     pub syn_isn: SeqNum,
+    /// SYNs (or SYN+ACKs) sent with that ISN: the first and its retransmissions.
     pub syns: u32,
+    /// The TCP options of that first SYN or SYN+ACK.
     pub options: Option<TcpOptions>,
+    /// This side's first FIN.
     pub first_fin: Option<Timestamp>,
     /// The acknowledgement number that covers this side's FIN (once `first_fin` is set).
     fin_end: SeqNum,
@@ -23,6 +27,7 @@ pub struct SideEvents {
     fin_acked_peer_fin: bool,
     /// First segment from this side acknowledging the peer's FIN.
     pub acked_peer_fin: Option<Timestamp>,
+    /// This side's first RST.
     pub first_rst: Option<Timestamp>,
     /// Payload sent after the peer had closed its direction.
     pub data_after_peer_fin: bool,
@@ -36,8 +41,11 @@ pub struct SideEvents {
 /// allocated on the first one: every live connection holds a pointer instead of these.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Trouble {
+    /// Segments that resent payload already sent (Zeek's T history letter counts these).
     pub rexmit_pkts: u32,
+    /// Payload bytes of those segments.
     pub rexmit_bytes: u64,
+    /// Segments advertising a zero window (Zeek's W history letter counts these).
     pub zero_windows: u32,
     /// Pure ACKs repeating this side's previous acknowledgement and window (duplicate ACKs).
     pub dup_acks: u32,
@@ -57,24 +65,31 @@ const NO_TROUBLE: Trouble = Trouble {
 };
 
 impl SideEvents {
+    /// The side's troubles, all zero when it had none.
     pub fn trouble(&self) -> &Trouble {
         self.trouble.as_deref().unwrap_or(&NO_TROUBLE)
     }
 
+    /// The side's troubles to count one, allocated on first use.
     pub fn trouble_mut(&mut self) -> &mut Trouble {
         self.trouble.get_or_insert_default()
     }
 }
 
+/// Both sides' handshake and teardown events, from which [`Handshake`] and [`Teardown`] are
+/// summarized.
 #[derive(Clone, Debug, Default)]
 pub struct Phases {
+    /// The originator's events.
     pub orig: SideEvents,
+    /// The responder's events.
     pub resp: SideEvents,
     /// The originator's ACK that completed the three-way handshake.
     pub handshake_ack: Option<Timestamp>,
 }
 
 impl Phases {
+    /// The originator's events (`is_orig`) or the responder's.
     pub fn side_mut(&mut self, is_orig: bool) -> &mut SideEvents {
         if is_orig {
             &mut self.orig
@@ -83,6 +98,7 @@ impl Phases {
         }
     }
 
+    /// Swaps the sides, when originator and responder turn out the other way round.
     pub fn flip(&mut self) {
         std::mem::swap(&mut self.orig, &mut self.resp);
     }
@@ -138,6 +154,7 @@ impl Phases {
         }
     }
 
+    /// The handshake's summary; `rejected` says the connection's state is REJ.
     pub fn handshake(&self, rejected: bool) -> Handshake {
         let (o, r) = (&self.orig, &self.resp);
         let state = match (o.syn, r.syn, self.handshake_ack) {
@@ -162,6 +179,7 @@ impl Phases {
         }
     }
 
+    /// The teardown's summary.
     pub fn teardown(&self) -> Teardown {
         let (o, r) = (&self.orig, &self.resp);
         let first_rst = earliest(o.first_rst, r.first_rst);
@@ -245,9 +263,13 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 /// The TCP options a side offered on its SYN.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Offered {
+    /// Maximum segment size, in bytes.
     pub mss: Option<u16>,
+    /// Window scale shift count.
     pub window_scale: Option<u8>,
+    /// SACK permitted.
     pub sack_permitted: bool,
+    /// Timestamps option present.
     pub timestamps: bool,
 }
 
@@ -265,17 +287,25 @@ impl From<TcpOptions> for Offered {
 /// The handshake's summary.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Handshake {
+    /// How far it got.
     pub state: HandshakeState,
+    /// SYN to the ACK that completed the handshake, in seconds; only for a complete handshake.
     pub rtt: Option<f64>,
     /// SYN to SYN+ACK: the path to the server and back, seen from the capture point.
     pub rtt_server: Option<f64>,
     /// SYN+ACK to ACK: the path to the client and back.
     pub rtt_client: Option<f64>,
+    /// Time of the originator's first SYN, in seconds since the Unix epoch.
     pub syn_ts: Option<f64>,
+    /// Time of the responder's first SYN+ACK, in seconds since the Unix epoch.
     pub synack_ts: Option<f64>,
+    /// Time of the originator's ACK that completed the handshake, in seconds since the Unix epoch.
     pub ack_ts: Option<f64>,
+    /// Repeats of the originator's first SYN (same ISN).
     pub syn_retransmissions: u32,
+    /// The options of the originator's SYN.
     pub orig_options: Option<Offered>,
+    /// The options of the responder's SYN+ACK.
     pub resp_options: Option<Offered>,
 }
 
@@ -296,6 +326,7 @@ pub enum HandshakeState {
 }
 
 impl HandshakeState {
+    /// Every state, in the order reports list them.
     pub const ALL: [HandshakeState; 5] = [
         HandshakeState::Complete,
         HandshakeState::SynOnly,
@@ -304,6 +335,7 @@ impl HandshakeState {
         HandshakeState::NotSeen,
     ];
 
+    /// Its name as printed and serialized, e.g. `syn_only`.
     pub fn as_str(self) -> &'static str {
         match self {
             HandshakeState::Complete => "complete",
@@ -324,12 +356,19 @@ impl fmt::Display for HandshakeState {
 /// The teardown's summary.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Teardown {
+    /// Where it got to.
     pub state: TeardownState,
+    /// Who began it; `None` while open.
     pub initiator: Option<Initiator>,
+    /// How it went; `None` while open.
     pub kind: Option<TeardownKind>,
+    /// Time of the first FIN from either side, in seconds since the Unix epoch.
     pub first_fin_ts: Option<f64>,
+    /// Time of the later side's first FIN, once both sides sent one, in seconds since the Unix epoch.
     pub last_fin_ts: Option<f64>,
+    /// Time of the ACK of that later FIN, in seconds since the Unix epoch.
     pub final_ack_ts: Option<f64>,
+    /// Time of the first RST from either side, in seconds since the Unix epoch.
     pub rst_ts: Option<f64>,
 }
 
@@ -348,9 +387,11 @@ pub enum TeardownState {
 }
 
 impl TeardownState {
+    /// Every state, in the order reports list them.
     pub const ALL: [TeardownState; 4] =
         [TeardownState::Closed, TeardownState::HalfClosed, TeardownState::Reset, TeardownState::Open];
 
+    /// Its name as printed and serialized, e.g. `half_closed`.
     pub fn as_str(self) -> &'static str {
         match self {
             TeardownState::Closed => "closed",
@@ -386,6 +427,7 @@ pub enum TeardownKind {
 }
 
 impl TeardownKind {
+    /// Every kind, in the order reports list them.
     pub const ALL: [TeardownKind; 6] = [
         TeardownKind::FourWay,
         TeardownKind::Combined,
@@ -395,6 +437,7 @@ impl TeardownKind {
         TeardownKind::FinThenRst,
     ];
 
+    /// Its name as printed and serialized, e.g. `four_way`.
     pub fn as_str(self) -> &'static str {
         match self {
             TeardownKind::FourWay => "four_way",
@@ -417,14 +460,19 @@ impl fmt::Display for TeardownKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Initiator {
+    /// The originator.
     Orig,
+    /// The responder.
     Resp,
+    /// Both sides at the same instant (or FINs that crossed).
     Both,
 }
 
 impl Initiator {
+    /// Every value, in the order reports list them.
     pub const ALL: [Initiator; 3] = [Initiator::Orig, Initiator::Resp, Initiator::Both];
 
+    /// Its name as printed and serialized: `orig`, `resp` or `both`.
     pub fn as_str(self) -> &'static str {
         match self {
             Initiator::Orig => "orig",

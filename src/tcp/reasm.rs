@@ -9,6 +9,7 @@ use crate::types::SeqNum;
 /// More out-of-order ranges than this are merged into the last one (bounded memory).
 const MAX_RANGES: usize = 8;
 
+/// Which bytes of one direction's sequence space the capture showed.
 #[derive(Clone, Debug, Default)]
 pub struct Coverage {
     /// Everything before this was seen (or given up as a gap). None until the first segment.

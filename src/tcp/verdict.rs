@@ -6,25 +6,40 @@ use serde::{Deserialize, Serialize};
 
 use super::endpoint::State;
 
-/// Zeek's conn_state codes.
+/// Zeek's conn_state codes, with the meanings of Zeek's conn.log documentation. For UDP, Zeek's
+/// rule: SF when both sides sent, S0 when only the originator did, SHR when only the responder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ConnState {
+    /// Connection attempt seen, no reply.
     S0,
+    /// Connection established, not terminated.
     S1,
+    /// Normal establishment and termination.
     SF,
+    /// Connection attempt rejected.
     REJ,
+    /// Connection established and close attempt by originator seen (but no reply from responder).
     S2,
+    /// Connection established and close attempt by responder seen (but no reply from originator).
     S3,
+    /// Connection established, originator aborted (sent a RST).
     RSTO,
+    /// Responder sent a RST.
     RSTR,
+    /// Originator sent a SYN followed by a RST, no SYN+ACK seen from the responder.
     RSTOS0,
+    /// Responder sent a SYN+ACK followed by a RST, no SYN seen from the (purported) originator.
     RSTRH,
+    /// Originator sent a SYN followed by a FIN, no SYN+ACK seen from the responder (half open).
     SH,
+    /// Responder sent a SYN+ACK followed by a FIN, no SYN seen from the originator.
     SHR,
+    /// No SYN seen, just midstream traffic (e.g. a partial connection not later closed).
     OTH,
 }
 
 impl ConnState {
+    /// Every code, in the order of Zeek's documentation.
     pub const ALL: [ConnState; 13] = [
         ConnState::S0,
         ConnState::S1,
@@ -41,6 +56,7 @@ impl ConnState {
         ConnState::OTH,
     ];
 
+    /// The code as Zeek prints it, e.g. `SF`.
     pub fn code(self) -> &'static str {
         match self {
             ConnState::S0 => "S0",
@@ -77,7 +93,9 @@ impl fmt::Display for ConnState {
 /// What the verdict needs to know about one side.
 #[derive(Clone, Copy, Debug)]
 pub struct Side {
+    /// Its endpoint state.
     pub state: State,
+    /// Payload bytes it sent, from sequence numbers.
     pub size: u64,
 }
 

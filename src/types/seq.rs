@@ -3,6 +3,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+/// A TCP sequence or acknowledgment number. Its order ([`PartialOrd`]) is the wrapping one: `a < b`
+/// when `b` is 1 to 2^31 ahead of `a` (RFC 1982 serial number arithmetic).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SeqNum(pub u32);
 
@@ -12,6 +14,7 @@ impl SeqNum {
         self.0.wrapping_sub(other.0) as i32
     }
 
+    /// The number `n` bytes later, modulo 2^32.
     pub fn advance(self, n: u32) -> SeqNum {
         SeqNum(self.0.wrapping_add(n))
     }

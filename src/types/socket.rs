@@ -5,14 +5,18 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// The transport protocol of a socket; printed and serialized in lowercase (`tcp`, `udp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
 }
 
 impl Proto {
+    /// Its name as printed: `tcp` or `udp`.
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
@@ -39,7 +43,9 @@ impl fmt::Display for Proto {
 /// An address and port; with a protocol it names a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Addr {
+    /// The IPv4 or IPv6 address.
     pub ip: IpAddr,
+    /// The TCP or UDP port.
     pub port: u16,
 }
 
@@ -55,7 +61,9 @@ impl fmt::Display for Addr {
 /// `<protocol, IP, port>`: TCP and UDP on one port number are two sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Socket {
+    /// TCP or UDP.
     pub proto: Proto,
+    /// The IP address and port.
     pub addr: Addr,
 }
 

@@ -14,14 +14,18 @@ impl Default for Timestamp {
 }
 
 impl Timestamp {
+    /// The time `nanos` nanoseconds after the epoch; 0 becomes 1 ns (see [`Timestamp`]).
     pub fn from_nanos(nanos: u64) -> Self {
         Timestamp(NonZeroU64::new(nanos).unwrap_or(NonZeroU64::MIN))
     }
 
+    /// Nanoseconds since the Unix epoch.
     pub fn nanos(self) -> u64 {
         self.0.get()
     }
 
+    /// The time `secs` seconds plus `nanos` nanoseconds after the epoch, as capture records store it;
+    /// saturates instead of overflowing.
     pub fn from_secs_nanos(secs: u64, nanos: u32) -> Self {
         Self::from_nanos(secs.saturating_mul(1_000_000_000).saturating_add(nanos as u64))
     }
@@ -31,6 +35,7 @@ impl Timestamp {
         Self::from_nanos(self.nanos().saturating_add(d.0))
     }
 
+    /// The time `d` after the Unix epoch.
     pub fn from_duration(d: std::time::Duration) -> Self {
         Self::from_secs_nanos(d.as_secs(), d.subsec_nanos())
     }
@@ -59,10 +64,12 @@ impl Timestamp {
 pub struct Duration(pub u64);
 
 impl Duration {
+    /// A span of whole seconds.
     pub const fn from_secs(s: u64) -> Self {
         Duration(s * 1_000_000_000)
     }
 
+    /// The span in seconds.
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1e9
     }
