@@ -63,23 +63,18 @@ pub enum Encap<'a> {
 }
 
 /// VXLAN's UDP port (IANA).
-pub const PORT_VXLAN: u16 = 4789;
+pub(super) const PORT_VXLAN: u16 = 4789;
 /// Geneve's UDP port (IANA).
-pub const PORT_GENEVE: u16 = 6081;
-/// Teredo's UDP port (IANA); Teredo is also recognized on other ports by its content.
-pub const PORT_TEREDO: u16 = 3544;
+const PORT_GENEVE: u16 = 6081;
 /// AYIYA's UDP port (IANA).
-pub const PORT_AYIYA: u16 = 5072;
+const PORT_AYIYA: u16 = 5072;
 /// GTP-U's UDP port (3GPP).
-pub const PORT_GTPU: u16 = 2152;
+const PORT_GTPU: u16 = 2152;
 /// GRE in UDP (RFC 8086).
-pub const PORT_GRE_UDP: u16 = 4754;
-/// The ports that make a UDP datagram a tunnel candidate (Teredo is also found on any port).
-pub const TUNNEL_PORTS: [u16; 6] =
-    [PORT_VXLAN, PORT_GENEVE, PORT_TEREDO, PORT_AYIYA, PORT_GTPU, PORT_GRE_UDP];
+const PORT_GRE_UDP: u16 = 4754;
 
-/// A UDP payload that is a tunnel: by well-known port, and Teredo also by content (its relays use
-/// any port).
+/// A UDP payload that is a tunnel: by well-known port, and Teredo by content on any other port
+/// (its relays use any port, its own 3544 among them).
 pub fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Option<(TunnelKind, Encap<'_>)> {
     let on = |port: u16| src_port == port || dst_port == port;
     if on(PORT_VXLAN) {

@@ -43,7 +43,7 @@ pub fn color_enabled() -> bool {
 }
 
 /// Prints rows under a header, each column as wide as its widest cell, two spaces apart.
-pub fn write_rows(out: &mut dyn Write, header: &[&str], rows: Vec<Vec<Cell>>, color: bool) -> io::Result<()> {
+fn write_rows(out: &mut dyn Write, header: &[&str], rows: Vec<Vec<Cell>>, color: bool) -> io::Result<()> {
     let mut table = Table::new();
     table.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
     if color {

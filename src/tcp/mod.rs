@@ -25,7 +25,7 @@ const CONNECTION_LINGER: Duration = Duration::from_secs(5);
 const CLOSE_DELAY: Duration = Duration::from_secs(5);
 const RESET_DELAY: Duration = Duration::from_secs(5);
 /// While still in the handshake, a connection is idle-expired like UDP.
-pub const HANDSHAKE_INACTIVITY: Duration = Duration::from_secs(60);
+const HANDSHAKE_INACTIVITY: Duration = Duration::from_secs(60);
 
 /// Who is the originator of a new connection, decided from its first segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
