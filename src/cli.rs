@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::analyzer::Analyzer;
 use crate::check::{Limit, Rules, SocketSpec};
+use crate::diff::Tolerances;
 use crate::filter::{split_socket, Filter};
 use crate::flow::table::Timeouts;
 use crate::pipeline::{Options, DEFAULT_MAX_CONNECTIONS};
@@ -107,6 +108,32 @@ pub enum Command {
         #[arg(long = "socket-pair", value_name = "A:P-B:P", value_parser = parse_pair, conflicts_with = "conn")]
         socket_pair: Option<(Addr, Addr)>,
     },
+    /// What changed between two runs of the same traffic: exit 0 when nothing did (within the
+    /// tolerances), 1 when something did, 2 on trouble, as diff(1).
+    ///
+    /// Client ports differ between runs, so connections are compared in groups: by server socket
+    /// and client host (connections, conn_states, teardowns, handshake RTT median and p95,
+    /// payload bytes); groups seen in one run only have appeared or vanished.
+    Diff {
+        /// The earlier run: a capture (file or directory) or `conns --format jsonl` output.
+        #[arg(value_name = "OLD")]
+        old: PathBuf,
+        /// The later run, the same way.
+        #[arg(value_name = "NEW")]
+        new: PathBuf,
+        /// How captures are analyzed.
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+        /// Which connections are compared.
+        #[command(flatten)]
+        select: Select,
+        /// How much a group may change unreported.
+        #[command(flatten)]
+        tolerances: ToleranceArgs,
+        /// Print the changes as one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Exit 1 when a connection breaks a rule, 0 when none does (for CI gates).
     ///
     /// Each broken rule is printed with the connections that broke it.
@@ -167,12 +194,45 @@ impl Command {
                 };
                 Config::Show { run: input.run(Select::default(), PerFile::default(), false), wanted }
             }
+            Command::Diff { old, new, analysis, select, tolerances, json } => {
+                let t = tolerances;
+                let tolerances = Tolerances {
+                    conns: t.max_conns_change,
+                    states: t.max_state_change,
+                    rtt: t.max_rtt_change,
+                    bytes: t.max_bytes_change,
+                };
+                if [tolerances.states, tolerances.rtt, tolerances.bytes]
+                    .iter()
+                    .any(|v| !v.is_finite() || *v < 0.0)
+                {
+                    return Err("a tolerance is a number, 0 or more".into());
+                }
+                Config::Diff { old, new, analyzer: analysis.analyzer(select, false), tolerances, json }
+            }
             Command::Check { input, select, rules, junit, markdown } => {
                 let rules = rules.rules()?;
                 Config::Check { run: input.run(select, PerFile::default(), false), rules, junit, markdown }
             }
         })
     }
+}
+
+/// How much a group may change before `diff` reports it.
+#[derive(Args, Clone, Debug)]
+pub struct ToleranceArgs {
+    /// Connections a group may gain or lose.
+    #[arg(long, value_name = "N", default_value_t = Tolerances::default().conns)]
+    pub max_conns_change: u64,
+    /// Percentage points by which the share of a conn_state or teardown kind may move.
+    #[arg(long, value_name = "POINTS", default_value_t = Tolerances::default().states)]
+    pub max_state_change: f64,
+    /// Percent by which the median or 95th percentile handshake RTT may move.
+    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().rtt)]
+    pub max_rtt_change: f64,
+    /// Percent by which a group's payload bytes may move.
+    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().bytes)]
+    pub max_bytes_change: f64,
 }
 
 /// A subcommand's work, checked and resolved (see `Command::config`).
@@ -220,6 +280,19 @@ pub enum Config {
         junit: Option<PathBuf>,
         /// Where to write a Markdown summary, if asked.
         markdown: Option<PathBuf>,
+    },
+    /// `diff`: what changed between two runs.
+    Diff {
+        /// The earlier run: a capture or JSON lines of `conns`.
+        old: PathBuf,
+        /// The later run.
+        new: PathBuf,
+        /// How captures are analyzed, and which connections count.
+        analyzer: Analyzer,
+        /// How much a group may change unreported.
+        tolerances: Tolerances,
+        /// One JSON document instead of text.
+        json: bool,
     },
 }
 
@@ -349,7 +422,7 @@ fn parse_max_state(s: &str) -> Result<(ConnState, Limit), String> {
     Ok((ConnState::parse(state)?, Limit::parse(limit)?))
 }
 
-/// The inputs and analysis options every subcommand takes.
+/// The inputs and analysis options every subcommand but `diff` takes.
 #[derive(Args, Clone, Debug)]
 pub struct Input {
     /// Capture files (pcap or pcapng, optionally gzip) or directories of them; `-` reads stdin.
@@ -357,6 +430,14 @@ pub struct Input {
     /// or captures of one link taken side by side) unless --per-file.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// How they are analyzed.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+/// How captures are analyzed.
+#[derive(Args, Clone, Debug)]
+pub struct AnalysisArgs {
     /// Seconds without packets after which a TCP connection ends.
     #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_seconds)]
     pub tcp_timeout: Duration,
@@ -381,6 +462,14 @@ pub struct Input {
 impl Input {
     /// The analysis these arguments ask for, threads resolved.
     fn run(self, select: Select, per_file: PerFile, end_order: bool) -> Run {
+        let analyzer = self.analysis.analyzer(select, end_order);
+        Run { paths: self.files, analyzer, per_file: per_file.per_file }
+    }
+}
+
+impl AnalysisArgs {
+    /// The analyzer these arguments ask for, threads resolved.
+    fn analyzer(self, select: Select, end_order: bool) -> Analyzer {
         let jobs = match self.jobs {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
             n => n,
@@ -393,8 +482,7 @@ impl Input {
             end_order,
             progress: None,
         };
-        let analyzer = Analyzer { options, filter: Filter::all(select.filter) };
-        Run { paths: self.files, analyzer, per_file: per_file.per_file }
+        Analyzer { options, filter: Filter::all(select.filter) }
     }
 }
 

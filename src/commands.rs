@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::analyzer::Analyzer;
 use crate::check::{Checker, Rules};
 use crate::cli::{Config, Run, Wanted};
+use crate::diff::{self, Tolerances};
 use crate::flow::inventory::Inventory;
 use crate::flow::Conn;
 use crate::inputs;
@@ -38,6 +40,9 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
         Config::Summary { run } => dispatch(&run, None, "summary.txt", out, &summary),
         Config::Show { run, wanted } => show(&run, wanted, out),
         Config::Check { run, rules, junit, markdown } => check(&run, rules, junit, markdown, out),
+        Config::Diff { old, new, analyzer, tolerances, json } => {
+            diff(&old, &new, &analyzer, &tolerances, json, out)
+        }
     }
 }
 
@@ -148,6 +153,69 @@ fn expand_warning(paths: &[PathBuf]) -> Vec<PathBuf> {
         eprintln!("sockscope: warning: {}: {}", path.display(), inputs::SKIPPED);
     }
     inputs.files
+}
+
+/// What changed between two runs; exit 0 the same, 1 changed, 2 when a run cannot be read.
+fn diff(
+    old: &Path,
+    new: &Path,
+    analyzer: &Analyzer,
+    tolerances: &Tolerances,
+    json: bool,
+    out: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    let (Some(a), Some(b)) = (diff_side(old, analyzer)?, diff_side(new, analyzer)?) else {
+        return Ok(ExitCode::from(2));
+    };
+    let changes = diff::compare(&a, &b, tolerances);
+    if json {
+        report::diff::json(out, &a, &b, &changes)?;
+    } else {
+        report::diff::text(out, &a, &b, &changes)?;
+    }
+    Ok(if changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// One run for `diff`: connection records as `conns --format jsonl` writes them, or a capture
+/// analyzed; `None` when it cannot be read (said on stderr).
+fn diff_side(path: &Path, analyzer: &Analyzer) -> io::Result<Option<diff::Side>> {
+    let mut side = diff::Side::default();
+    if let Some(lines) = json_lines(path) {
+        for (n, line) in lines.enumerate() {
+            let line = line.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<ConnRecord>(&line) {
+                Ok(record) if analyzer.filter.as_ref().is_none_or(|f| f.matches(&record)) => {
+                    side.add(&record)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("sockscope: {}: line {}: not a connection record: {e}", path.display(), n + 1);
+                    return Ok(None);
+                }
+            }
+        }
+        return Ok(Some(side));
+    }
+    let analysis = analyzer.run(&[path], None, &mut |_, record, kept| {
+        if kept {
+            side.add(&record);
+        }
+        Ok(())
+    })?;
+    Ok((finish(&analysis) == ExitCode::SUCCESS).then_some(side))
+}
+
+/// The lines of `path` when it holds JSON lines (its first byte opens an object).
+fn json_lines(path: &Path) -> Option<io::Lines<io::BufReader<std::fs::File>>> {
+    use std::io::{BufRead, Read};
+    let mut first = [0u8; 1];
+    let mut file = std::fs::File::open(path).ok()?;
+    (file.read(&mut first).ok()? == 1 && first[0] == b'{').then_some(())?;
+    let file = std::fs::File::open(path).ok()?;
+    Some(io::BufReader::new(file).lines())
 }
 
 /// `tty`: the output is a terminal, so the table gets colors (unless NO_COLOR) and the

@@ -28,6 +28,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod decode;
+pub mod diff;
 pub mod filter;
 pub mod flow;
 pub mod inputs;

@@ -782,3 +782,37 @@ fn per_file_machine_output_stays_parseable_and_names_each_file() {
     let sockets = sockscope(&["sockets", "--per-file", "--format", "jsonl", a, b]);
     assert_eq!(sockets.status.code(), Some(2), "one file per input needs -o DIR");
 }
+
+/// `diff OLD NEW` compares two runs of the same traffic, captures or JSON lines of `conns`,
+/// with diff(1)'s exit codes.
+#[test]
+fn diff_compares_runs_by_server_and_client_with_diffs_exit_codes() {
+    let (a, b) = (samples().join("teardowns.pcap"), samples().join("udp_and_reuse.pcapng"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let same = sockscope(&["diff", a, a]);
+    assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
+    assert!(stdout(&same).contains("no change: 12 and 12 connections"));
+    let lines = temp_file("teardowns.jsonl", &sockscope(&["conns", "--format", "jsonl", a]).stdout);
+    assert_eq!(
+        sockscope(&["diff", lines.to_str().unwrap(), a]).status.code(),
+        Some(0),
+        "JSON lines against the capture"
+    );
+    let other = sockscope(&["diff", a, b]);
+    assert_eq!(other.status.code(), Some(1));
+    let text = stdout(&other);
+    assert!(text.contains("vanished  tcp 127.0.0.1:9001 <- 127.0.0.1: 1 connections (SF 1)"), "{text}");
+    assert!(text.contains("appeared  udp 127.0.0.1:5300 <- 127.0.0.1"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&sockscope(&["diff", "--json", a, b]).stdout).unwrap();
+    assert_eq!(json["old_conns"], 12);
+    assert!(json["changes"].as_array().unwrap().iter().any(|c| c["change"] == "appeared"));
+    let only_udp = sockscope(&["diff", "--filter", "udp", a, a]);
+    assert!(stdout(&only_udp).contains("no change: 0 and 0 connections"), "{}", stdout(&only_udp));
+    let missing = sockscope(&["diff", "/nonexistent.pcap", a]);
+    assert_eq!(missing.status.code(), Some(2));
+    let bad = temp_file("bad.jsonl", b"{\"not\": \"a record\"}\n");
+    let out = sockscope(&["diff", bad.to_str().unwrap(), a]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("line 1: not a connection record"), "{}", stderr(&out));
+}

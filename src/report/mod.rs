@@ -1,6 +1,7 @@
 //! Printers: one module per output format. They only format what the analysis produced.
 
 pub mod csv;
+pub mod diff;
 pub mod json;
 pub mod jsonl;
 pub mod ladder;

@@ -55,6 +55,7 @@ pub struct ConnRecord {
     pub end: EndReason,
     /// The capture the connection came from, when several are read each on its own
     /// (`--per-file`). JSON lines leave it out when there is none.
+    #[serde(default)]
     pub file: Option<String>,
 }
 
