@@ -15,10 +15,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::diff::{self, Side, Tolerances};
 use crate::report::record::ConnRecord;
 use crate::tcp::phases::HandshakeState;
 use crate::tcp::verdict::ConnState;
@@ -148,6 +150,8 @@ pub struct Rules {
     pub forbid_sockets: Vec<SocketSpec>,
     /// Fewer connections than this fail (an empty or nearly empty capture proves nothing).
     pub min_connections: Option<u64>,
+    /// A run to compare with (`diff`'s comparison as a rule), and how much may change.
+    pub baseline: Option<(PathBuf, Tolerances)>,
 }
 
 impl Rules {
@@ -174,6 +178,7 @@ struct RulesFile {
     #[serde(default)]
     forbid_sockets: Vec<String>,
     min_connections: Option<u64>,
+    baseline: Option<PathBuf>,
 }
 
 fn limit(v: &toml::Value) -> Result<Limit, String> {
@@ -206,6 +211,10 @@ impl Rules {
             self.forbid_sockets.push(SocketSpec::parse(&s)?);
         }
         self.min_connections = f.min_connections.or(self.min_connections);
+        if let Some(path) = f.baseline {
+            let tolerances = self.baseline.as_ref().map_or_else(Tolerances::default, |(_, t)| *t);
+            self.baseline = Some((path, tolerances));
+        }
         Ok(())
     }
 }
@@ -224,6 +233,8 @@ pub struct Verdict {
     pub detail: String,
     /// Connections that broke it (the first few), in id order.
     pub offenders: Vec<ConnRecord>,
+    /// Other evidence, a line each (`--baseline`: what changed).
+    pub notes: Vec<String>,
     /// The exact count behind the verdict: offending connections, connections in the state
     /// (`--max-state`), retransmitted packets (`--max-retransmissions`), 0 or 1 for a socket rule.
     pub offender_count: u64,
@@ -240,6 +251,8 @@ pub struct Checker {
     offenders: Vec<(Vec<ConnRecord>, u64)>,
     seen: Vec<bool>,
     forbidden_seen: Vec<bool>,
+    /// With `--baseline`: the baseline run, and this run grouped as `diff` groups it.
+    baseline: Option<(Side, Side)>,
 }
 
 /// Slots of the per-connection rules in `offenders`; `--fail-on-state` rules follow them.
@@ -249,7 +262,8 @@ const FAIL_ON_STATE: usize = 2;
 
 impl Checker {
     /// A checker for these rules, no connection seen yet.
-    pub fn new(rules: Rules) -> Self {
+    /// A checker of `rules`; `baseline` is the run `--baseline` names, read (see `diff`).
+    pub fn new(rules: Rules, baseline: Option<Side>) -> Self {
         let rules_len = FAIL_ON_STATE + rules.fail_on_state.len();
         let seen = vec![false; rules.expect_sockets.len()];
         let forbidden_seen = vec![false; rules.forbid_sockets.len()];
@@ -263,12 +277,16 @@ impl Checker {
             offenders,
             seen,
             forbidden_seen,
+            baseline: baseline.map(|old| (old, Side::default())),
         }
     }
 
     /// Takes one connection's record into every rule.
     pub fn add(&mut self, c: &ConnRecord) {
         self.conns += 1;
+        if let Some((_, now)) = &mut self.baseline {
+            now.add(c);
+        }
         *self.by_state.entry(c.conn_state).or_default() += 1;
         if c.proto == Proto::Tcp {
             self.tcp_pkts += c.orig_pkts + c.resp_pkts;
@@ -319,6 +337,7 @@ impl Checker {
                 passed: count == 0,
                 detail: format!("{count} of {conns} connections {what}"),
                 offenders: list,
+                notes: Vec::new(),
                 offender_count: count,
             });
         };
@@ -341,6 +360,7 @@ impl Checker {
                 passed: !lim.exceeded(n, conns),
                 detail: format!("{n} of {conns} connections ({:.1}%) are {}", share(n, conns), s.code()),
                 offenders: Vec::new(),
+                notes: Vec::new(),
                 offender_count: n,
             });
         }
@@ -351,6 +371,7 @@ impl Checker {
                 passed: !lim.exceeded(n, of),
                 detail: format!("{n} of {of} TCP packets ({:.2}%) were retransmissions", share(n, of)),
                 offenders: Vec::new(),
+                notes: Vec::new(),
                 offender_count: n,
             });
         }
@@ -360,7 +381,24 @@ impl Checker {
                 passed: conns >= min,
                 detail: format!("{conns} connections, at least {min} expected"),
                 offenders: Vec::new(),
+                notes: Vec::new(),
                 offender_count: u64::from(conns < min),
+            });
+        }
+        if let (Some((path, tolerances)), Some((old, now))) = (&self.rules.baseline, &self.baseline) {
+            let changes = diff::compare(old, now, tolerances);
+            verdicts.push(Verdict {
+                rule: format!("--baseline {}", path.display()),
+                passed: changes.is_empty(),
+                detail: format!(
+                    "{} change(s) from {} connections before to {} now",
+                    changes.len(),
+                    old.conns(),
+                    now.conns()
+                ),
+                offenders: Vec::new(),
+                notes: changes.iter().map(crate::report::diff::line).collect(),
+                offender_count: changes.len() as u64,
             });
         }
         for (spec, seen) in self.rules.expect_sockets.iter().zip(&self.seen) {
@@ -369,6 +407,7 @@ impl Checker {
                 passed: *seen,
                 detail: if *seen { format!("{spec} is present") } else { format!("{spec} never appears") },
                 offenders: Vec::new(),
+                notes: Vec::new(),
                 offender_count: u64::from(!seen),
             });
         }
@@ -382,6 +421,7 @@ impl Checker {
                     format!("{spec} is absent")
                 },
                 offenders: Vec::new(),
+                notes: Vec::new(),
                 offender_count: u64::from(*seen),
             });
         }

@@ -35,6 +35,8 @@ pub struct Cli {
 
 /// The subcommands, each with its arguments as given.
 #[derive(Subcommand, Debug)]
+// One value per run: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// One row per connection: sockets, Zeek conn_state and history, packets, bytes, phases.
     ///
@@ -195,19 +197,7 @@ impl Command {
                 Config::Show { run: input.run(Select::default(), PerFile::default(), false), wanted }
             }
             Command::Diff { old, new, analysis, select, tolerances, json } => {
-                let t = tolerances;
-                let tolerances = Tolerances {
-                    conns: t.max_conns_change,
-                    states: t.max_state_change,
-                    rtt: t.max_rtt_change,
-                    bytes: t.max_bytes_change,
-                };
-                if [tolerances.states, tolerances.rtt, tolerances.bytes]
-                    .iter()
-                    .any(|v| !v.is_finite() || *v < 0.0)
-                {
-                    return Err("a tolerance is a number, 0 or more".into());
-                }
+                let tolerances = tolerances.tolerances();
                 Config::Diff { old, new, analyzer: analysis.analyzer(select, false), tolerances, json }
             }
             Command::Check { input, select, rules, junit, markdown } => {
@@ -225,17 +215,39 @@ pub struct ToleranceArgs {
     #[arg(long, value_name = "N", default_value_t = Tolerances::default().conns)]
     pub max_conns_change: u64,
     /// Percentage points by which the share of a conn_state or teardown kind may move.
-    #[arg(long, value_name = "POINTS", default_value_t = Tolerances::default().states)]
+    #[arg(long, value_name = "POINTS", default_value_t = Tolerances::default().states, value_parser = parse_tolerance)]
     pub max_state_change: f64,
     /// Percent by which the median or 95th percentile handshake RTT may move.
-    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().rtt)]
+    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().rtt, value_parser = parse_tolerance)]
     pub max_rtt_change: f64,
     /// Percent by which a group's payload bytes may move.
-    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().bytes)]
+    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().bytes, value_parser = parse_tolerance)]
     pub max_bytes_change: f64,
 }
 
+impl ToleranceArgs {
+    /// The tolerances these arguments give.
+    pub fn tolerances(&self) -> Tolerances {
+        Tolerances {
+            conns: self.max_conns_change,
+            states: self.max_state_change,
+            rtt: self.max_rtt_change,
+            bytes: self.max_bytes_change,
+        }
+    }
+}
+
+/// A share or percentage tolerance: a finite number, zero or more.
+fn parse_tolerance(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number, 0 or more")),
+    }
+}
+
 /// A subcommand's work, checked and resolved (see `Command::config`).
+// One value per run: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Config {
     /// `conns`: the connection records.
@@ -377,6 +389,13 @@ pub struct RuleArgs {
     /// Fail when fewer connections than this were seen (an empty capture proves nothing).
     #[arg(long, value_name = "N")]
     pub min_connections: Option<u64>,
+    /// Fail when this run differs from an earlier one (a capture, or JSON lines of `conns`) as
+    /// `diff` compares them, beyond the tolerances below.
+    #[arg(long, value_name = "OLD")]
+    pub baseline: Option<PathBuf>,
+    /// The tolerances of --baseline.
+    #[command(flatten)]
+    pub tolerances: ToleranceArgs,
     /// More rules from a TOML file (the same names, with underscores; see the README).
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
@@ -394,6 +413,7 @@ impl RuleArgs {
             expect_sockets: self.expect_socket.clone(),
             forbid_sockets: self.forbid_socket.clone(),
             min_connections: self.min_connections,
+            baseline: self.baseline.clone().map(|path| (path, self.tolerances.tolerances())),
         };
         if let Some(path) = &self.rules {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -90,7 +90,14 @@ fn check(
     markdown: Option<PathBuf>,
     out: &mut dyn Write,
 ) -> io::Result<ExitCode> {
-    let mut checker = Checker::new(rules);
+    let baseline = match &rules.baseline {
+        Some((path, _)) => match diff_side(path, &run.analyzer)? {
+            Some(side) => Some(side),
+            None => return Ok(ExitCode::from(2)),
+        },
+        None => None,
+    };
+    let mut checker = Checker::new(rules, baseline);
     let analysis = analyze(run, None, &mut |_, record, kept| {
         if kept {
             checker.add(&record);

@@ -816,3 +816,22 @@ fn diff_compares_runs_by_server_and_client_with_diffs_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("line 1: not a connection record"), "{}", stderr(&out));
 }
+
+/// `check --baseline OLD` is diff's comparison as a rule, in every report.
+#[test]
+fn check_against_a_baseline() {
+    let (a, b) = (samples().join("teardowns.pcap"), samples().join("udp_and_reuse.pcapng"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let same = sockscope(&["check", a, "--baseline", a]);
+    assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
+    let junit = std::env::temp_dir().join(format!("sockscope-baseline-{}.xml", std::process::id()));
+    let changed = sockscope(&["check", b, "--baseline", a, "--junit", junit.to_str().unwrap()]);
+    assert_eq!(changed.status.code(), Some(1));
+    let text = stdout(&changed);
+    assert!(text.contains("FAIL --baseline") && text.contains("vanished  tcp 127.0.0.1:9001"), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("appeared  udp 127.0.0.1:5300"), "{xml}");
+    std::fs::remove_file(&junit).unwrap();
+    let missing = sockscope(&["check", a, "--baseline", "/nonexistent.jsonl"]);
+    assert_eq!(missing.status.code(), Some(2));
+}

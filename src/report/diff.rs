@@ -17,16 +17,19 @@ fn sum(g: &Group) -> String {
     format!("{} connections ({})", g.conns, states.join(", "))
 }
 
+/// One change as a line of text.
+pub fn line(change: &Change) -> String {
+    match change {
+        Change::Appeared { group, new } => format!("appeared  {}: {}", name(group), sum(new)),
+        Change::Vanished { group, old } => format!("vanished  {}: {}", name(group), sum(old)),
+        Change::Changed { group, what } => format!("changed   {}: {}", name(group), what.join("; ")),
+    }
+}
+
 /// A line per change, then how many groups changed.
 pub fn text(out: &mut dyn Write, old: &Side, new: &Side, changes: &[Change]) -> io::Result<()> {
     for c in changes {
-        match c {
-            Change::Appeared { group, new } => writeln!(out, "appeared  {}: {}", name(group), sum(new))?,
-            Change::Vanished { group, old } => writeln!(out, "vanished  {}: {}", name(group), sum(old))?,
-            Change::Changed { group, what } => {
-                writeln!(out, "changed   {}: {}", name(group), what.join("; "))?
-            }
-        }
+        writeln!(out, "{}", line(c))?;
     }
     let (a, b) = (old.conns(), new.conns());
     match changes.len() {

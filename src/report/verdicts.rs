@@ -20,6 +20,9 @@ pub fn text(out: &mut dyn Write, verdicts: &[Verdict], unread: &[String], color:
     }
     for v in verdicts {
         writeln!(out, "{} {}: {}", if v.passed { "ok  " } else { "FAIL" }, v.rule, v.detail)?;
+        for note in &v.notes {
+            writeln!(out, "  {note}")?;
+        }
         if !v.offenders.is_empty() {
             table::write_conns(out, &v.offenders, color)?;
             let more = v.offender_count - v.offenders.len() as u64;
@@ -59,6 +62,10 @@ pub fn junit(out: &mut dyn Write, verdicts: &[Verdict], unread: &[String], name:
             writeln!(out, "/>")?;
         } else {
             let mut body = v.detail.clone();
+            for note in &v.notes {
+                body.push('\n');
+                body.push_str(note);
+            }
             for c in &v.offenders {
                 body.push('\n');
                 body.push_str(&offender(c));
@@ -99,6 +106,12 @@ pub fn markdown(out: &mut dyn Write, verdicts: &[Verdict], unread: &[String], na
             (true, false) => ("**FAIL**", v.detail.as_str()),
         };
         writeln!(out, "| {result} | `{}` | {} |", v.rule, detail.replace('|', "\\|"))?;
+    }
+    for v in verdicts.iter().filter(|v| unread.is_empty() && !v.notes.is_empty()) {
+        writeln!(out, "\n### `{}`\n", v.rule)?;
+        for note in &v.notes {
+            writeln!(out, "- `{note}`")?;
+        }
     }
     for v in verdicts.iter().filter(|v| unread.is_empty() && !v.offenders.is_empty()) {
         writeln!(out, "\n### `{}`\n", v.rule)?;
