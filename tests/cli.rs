@@ -417,14 +417,8 @@ fn parquet_output_reads_back_with_the_same_rows() {
     let lines = jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]));
     let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
     assert_eq!(reader.metadata().file_metadata().num_rows() as usize, lines.len());
-    let columns: Vec<String> = reader
-        .metadata()
-        .file_metadata()
-        .schema_descr()
-        .columns()
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
+    let columns: Vec<String> =
+        reader.metadata().file_metadata().schema().get_fields().iter().map(|f| f.name().to_string()).collect();
     let csv_header = stdout(&sockscope(&["conns", "--format", "csv", f.to_str().unwrap()]));
     assert_eq!(columns.join(","), csv_header.lines().next().unwrap(), "the CSV's columns");
     let rows: Vec<_> = reader.get_row_iter(None).unwrap().map(|r| r.unwrap()).collect();
