@@ -96,6 +96,9 @@ pub enum Command {
         /// Whether each input is analyzed on its own.
         #[command(flatten)]
         per_file: PerFile,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
     },
     /// A ladder diagram of one connection: one line per packet, client left, server right.
     Show {
@@ -132,9 +135,9 @@ pub enum Command {
         /// How much a group may change unreported.
         #[command(flatten)]
         tolerances: ToleranceArgs,
-        /// Print the changes as one JSON document instead of text.
-        #[arg(long)]
-        json: bool,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
     },
     /// Exit 1 when a connection breaks a rule, 0 when none does (for CI gates).
     ///
@@ -185,8 +188,15 @@ impl Command {
                 }
                 Config::Sockets { run: input.run(select, per_file, false), format, output }
             }
-            Command::Summary { input, select, per_file } => {
-                Config::Summary { run: input.run(select, per_file, false) }
+            Command::Summary { input, select, per_file, format } => {
+                let json = format == TextFormat::Json;
+                if per_file.per_file && json {
+                    return Err(
+                        "summary --per-file --format json would print one document per input: run them apart"
+                            .into(),
+                    );
+                }
+                Config::Summary { run: input.run(select, per_file, false), json }
             }
             Command::Show { input, conn, socket_pair } => {
                 let wanted = match (conn, socket_pair) {
@@ -196,8 +206,8 @@ impl Command {
                 };
                 Config::Show { run: input.run(Select::default(), PerFile::default(), false), wanted }
             }
-            Command::Diff { old, new, analysis, select, tolerances, json } => {
-                let tolerances = tolerances.tolerances();
+            Command::Diff { old, new, analysis, select, tolerances, format } => {
+                let (tolerances, json) = (tolerances.tolerances(), format == TextFormat::Json);
                 Config::Diff { old, new, analyzer: analysis.analyzer(select, false), tolerances, json }
             }
             Command::Check { input, select, rules, junit, markdown } => {
@@ -206,6 +216,15 @@ impl Command {
             }
         })
     }
+}
+
+/// Output formats of `summary` and `diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
 }
 
 /// How much a group may change before `diff` reports it.
@@ -274,6 +293,8 @@ pub enum Config {
     Summary {
         /// What to read and how.
         run: Run,
+        /// One JSON document instead of text.
+        json: bool,
     },
     /// `show`: ladder diagrams of the connections wanted.
     Show {

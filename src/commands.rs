@@ -37,7 +37,10 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
             let one = |run: &Run, out: &mut dyn Write, tty: bool| sockets(run, format, tty, out);
             dispatch(&run, output.as_deref(), format.extension(), out, &one)
         }
-        Config::Summary { run } => dispatch(&run, None, "summary.txt", out, &summary),
+        Config::Summary { run, json } => {
+            let one = |run: &Run, out: &mut dyn Write, _tty: bool| summary(run, json, out);
+            dispatch(&run, None, "summary.txt", out, &one)
+        }
         Config::Show { run, wanted } => show(&run, wanted, out),
         Config::Check { run, rules, junit, markdown } => check(&run, rules, junit, markdown, out),
         Config::Diff { old, new, analyzer, tolerances, json } => {
@@ -264,7 +267,7 @@ fn sockets(run: &Run, format: SocketFormat, tty: bool, out: &mut dyn Write) -> i
     Ok(finish(&analysis))
 }
 
-fn summary(run: &Run, out: &mut dyn Write, _tty: bool) -> io::Result<ExitCode> {
+fn summary(run: &Run, json: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut summary = Summary::default();
     let mut inventory = Inventory::default();
     let analysis = analyze(run, None, &mut |c, record, kept| {
@@ -274,7 +277,11 @@ fn summary(run: &Run, out: &mut dyn Write, _tty: bool) -> io::Result<ExitCode> {
         }
         Ok(())
     })?;
-    summary.write(out, &analysis, &inventory.finish())?;
+    if json {
+        summary.write_json(out, &analysis, &inventory.finish())?;
+    } else {
+        summary.write(out, &analysis, &inventory.finish())?;
+    }
     Ok(finish(&analysis))
 }
 

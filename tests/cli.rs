@@ -417,8 +417,14 @@ fn parquet_output_reads_back_with_the_same_rows() {
     let lines = jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]));
     let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
     assert_eq!(reader.metadata().file_metadata().num_rows() as usize, lines.len());
-    let columns: Vec<String> =
-        reader.metadata().file_metadata().schema().get_fields().iter().map(|f| f.name().to_string()).collect();
+    let columns: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
     let csv_header = stdout(&sockscope(&["conns", "--format", "csv", f.to_str().unwrap()]));
     assert_eq!(columns.join(","), csv_header.lines().next().unwrap(), "the CSV's columns");
     let rows: Vec<_> = reader.get_row_iter(None).unwrap().map(|r| r.unwrap()).collect();
@@ -798,7 +804,7 @@ fn diff_compares_runs_by_server_and_client_with_diffs_exit_codes() {
     assert!(text.contains("vanished  tcp 127.0.0.1:9001 <- 127.0.0.1: 1 connections (SF 1)"), "{text}");
     assert!(text.contains("appeared  udp 127.0.0.1:5300 <- 127.0.0.1"), "{text}");
     let json: serde_json::Value =
-        serde_json::from_slice(&sockscope(&["diff", "--json", a, b]).stdout).unwrap();
+        serde_json::from_slice(&sockscope(&["diff", "--format", "json", a, b]).stdout).unwrap();
     assert_eq!(json["old_conns"], 12);
     assert!(json["changes"].as_array().unwrap().iter().any(|c| c["change"] == "appeared"));
     let only_udp = sockscope(&["diff", "--filter", "udp", a, a]);
@@ -828,4 +834,20 @@ fn check_against_a_baseline() {
     std::fs::remove_file(&junit).unwrap();
     let missing = sockscope(&["check", a, "--baseline", "/nonexistent.jsonl"]);
     assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn summary_as_json() {
+    let f = samples().join("teardowns.pcap");
+    let out = sockscope(&["summary", "--format", "json", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["connections"]["total"], 12);
+    assert_eq!(doc["connections"]["by_state"]["tcp"]["REJ"], 1);
+    assert_eq!(doc["packets"]["total"], doc["packets"]["tcp"]);
+    assert_eq!(doc["handshakes"]["complete"], 10);
+    assert!(doc["rtt"]["median"].as_f64().unwrap() > 0.0);
+    assert_eq!(doc["top_sockets_by_connections"][0]["conns"], 2, "a socket of the reused pair");
+    let per_file = sockscope(&["summary", "--per-file", "--format", "json", f.to_str().unwrap()]);
+    assert_eq!(per_file.status.code(), Some(2));
 }

@@ -11,7 +11,15 @@ use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState}
 use crate::tcp::verdict::ConnState;
 use crate::types::{Addr, Proto};
 
-/// The five sockets with the most of `key`.
+/// The five sockets with the most of `key` (none with zero).
+fn ranked(sockets: &[SocketStats], key: impl Fn(&SocketStats) -> u64) -> Vec<&SocketStats> {
+    let mut ranked: Vec<&SocketStats> = sockets.iter().filter(|s| key(s) > 0).collect();
+    ranked.sort_by_key(|s| std::cmp::Reverse(key(s)));
+    ranked.truncate(5);
+    ranked
+}
+
+/// The five sockets with the most of `key`, under a title.
 fn top(
     out: &mut dyn Write,
     title: &str,
@@ -19,13 +27,12 @@ fn top(
     key: impl Fn(&SocketStats) -> u64,
     describe: impl Fn(&SocketStats) -> String,
 ) -> io::Result<()> {
-    let mut ranked: Vec<&SocketStats> = sockets.iter().filter(|s| key(s) > 0).collect();
+    let ranked = ranked(sockets, key);
     if ranked.is_empty() {
         return Ok(());
     }
-    ranked.sort_by_key(|s| std::cmp::Reverse(key(s)));
     writeln!(out, "\n{title}:")?;
-    for s in ranked.iter().take(5) {
+    for s in ranked {
         let socket = format!("{}/{}", Addr { ip: s.ip, port: s.port }, s.proto);
         writeln!(out, "  {socket:<46} {:<6}  {}", s.role, describe(s))?;
     }
@@ -81,6 +88,62 @@ impl Summary {
             let how = t.kind.zip(t.initiator);
             *self.teardowns.entry((t.state, how)).or_default() += 1;
         }
+    }
+
+    /// Handshake RTTs in seconds: min, median, 95th percentile, max.
+    fn rtt_quantiles(&mut self) -> Option<[f64; 4]> {
+        self.rtts.sort_by(f64::total_cmp);
+        let rtts = &self.rtts;
+        let last = rtts.len().checked_sub(1)?;
+        let q = |f: f64| rtts[(last as f64 * f).round() as usize];
+        Some([q(0.0), q(0.5), q(0.95), q(1.0)])
+    }
+
+    /// Teardowns by state, kind and initiator, as labels (`closed four_way by orig`).
+    fn teardown_rows(&self) -> Vec<(String, u64)> {
+        alphabetical(&self.teardowns, |(state, how)| match how {
+            Some((kind, by)) => format!("{state} {kind} by {by}"),
+            None => state.to_string(),
+        })
+    }
+
+    /// The summary as one JSON document; `sockets` is the inventory of the same connections.
+    pub fn write_json(
+        mut self,
+        out: &mut dyn Write,
+        analysis: &Analysis,
+        sockets: &[SocketStats],
+    ) -> io::Result<()> {
+        let mut by_state: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+        for ((proto, state), n) in &self.by_state {
+            by_state.entry(proto.as_str()).or_default().insert(state.code(), *n);
+        }
+        let rtt = self.rtt_quantiles().map(|[min, median, p95, max]| {
+            serde_json::json!({ "min": min, "median": median, "p95": p95, "max": max })
+        });
+        let doc = serde_json::json!({
+            "files": analysis.files,
+            "first_ts": analysis.first_ts.map(|t| t.as_secs_f64()),
+            "last_ts": analysis.last_ts.map(|t| t.as_secs_f64()),
+            "packets": AccountingRecord::new(&analysis.accounting),
+            "evicted": analysis.evicted,
+            "connections": { "total": self.conns, "tcp": self.tcp, "udp": self.conns - self.tcp, "by_state": by_state },
+            "handshakes": alphabetical(&self.handshakes, |h| h.as_str()).into_iter().collect::<BTreeMap<_, _>>(),
+            "rtt": rtt,
+            "teardowns": self.teardown_rows().into_iter().collect::<BTreeMap<_, _>>(),
+            "top_sockets_by_connections": ranked(sockets, |s| s.conns),
+            "top_sockets_by_bytes": ranked(sockets, |s| s.bytes_sent + s.bytes_received),
+            "problems": {
+                "retransmitted_packets": self.rexmit_pkts,
+                "tcp_packets": self.tcp_pkts,
+                "missed_bytes": self.missed_bytes,
+                "resets": self.resets,
+                "unanswered": self.unanswered,
+                "refused": self.refused,
+            },
+        });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)
     }
 
     /// Writes the summary; `sockets` is the inventory of the same connections.
@@ -141,26 +204,20 @@ impl Summary {
                 writeln!(out, "  {k:<12} {n:>8}")?;
             }
         }
-        if !self.rtts.is_empty() {
-            self.rtts.sort_by(f64::total_cmp);
-            let rtts = &self.rtts;
-            let q = |f: f64| rtts[((rtts.len() - 1) as f64 * f).round() as usize] * 1e3;
+        if let Some([min, median, p95, max]) = self.rtt_quantiles() {
+            let ms = |s: f64| s * 1e3;
             writeln!(
                 out,
                 "  rtt ms: min {:.3}  median {:.3}  p95 {:.3}  max {:.3}",
-                q(0.0),
-                q(0.5),
-                q(0.95),
-                q(1.0)
+                ms(min),
+                ms(median),
+                ms(p95),
+                ms(max)
             )?;
         }
         if !self.teardowns.is_empty() {
             writeln!(out, "\nteardowns:")?;
-            let rows = alphabetical(&self.teardowns, |(state, how)| match how {
-                Some((kind, by)) => format!("{state} {kind} by {by}"),
-                None => state.to_string(),
-            });
-            for (k, n) in rows {
+            for (k, n) in self.teardown_rows() {
                 writeln!(out, "  {k:<32} {n:>8}")?;
             }
         }
