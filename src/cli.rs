@@ -149,6 +149,9 @@ pub enum Command {
         /// Which connections the rules apply to.
         #[command(flatten)]
         select: Select,
+        /// Whether each input is checked on its own (a verdict and a JUnit test suite each).
+        #[command(flatten)]
+        per_file: PerFile,
         /// The rules.
         #[command(flatten)]
         rules: RuleArgs,
@@ -210,9 +213,9 @@ impl Command {
                 let (tolerances, json) = (tolerances.tolerances(), format == TextFormat::Json);
                 Config::Diff { old, new, analyzer: analysis.analyzer(select, false), tolerances, json }
             }
-            Command::Check { input, select, rules, junit, markdown } => {
+            Command::Check { input, select, per_file, rules, junit, markdown } => {
                 let rules = rules.rules()?;
-                Config::Check { run: input.run(select, PerFile::default(), false), rules, junit, markdown }
+                Config::Check { run: input.run(select, per_file, false), rules, junit, markdown }
             }
         })
     }

@@ -17,8 +17,9 @@ use crate::inputs;
 use crate::pipeline::{Analysis, ObservedPacket, Observer};
 use crate::report::record::ConnRecord;
 use crate::report::summary::Summary;
+use crate::report::verdicts::{self, Suite};
 use crate::report::writer::{ConnWriter, Order};
-use crate::report::{self, ladder, table, verdicts, Format, SocketFormat};
+use crate::report::{self, ladder, table, Format, SocketFormat};
 
 /// Runs a subcommand, writing to `out` (or to `--output`): 0 success, 1 a `check` rule failed,
 /// 2 an input could not be read or `show` found no connection.
@@ -100,38 +101,56 @@ fn check(
         },
         None => None,
     };
-    let mut checker = Checker::new(rules, baseline);
+    let runs = match run.per_file {
+        true => {
+            expand_warning(&run.paths).into_iter().map(|f| Run { paths: vec![f], ..run.clone() }).collect()
+        }
+        false => vec![run.clone()],
+    };
+    let mut suites = Vec::new();
+    let mut worst = ExitCode::SUCCESS;
+    for one in &runs {
+        let (suite, code) = check_one(one, &rules, baseline.clone())?;
+        if code != ExitCode::SUCCESS {
+            worst = code;
+        }
+        suites.push(suite);
+    }
+    verdicts::text(out, &suites, io::stdout().is_terminal() && table::color_enabled())?;
+    if let Some(path) = junit {
+        write_file(&path, |w| verdicts::junit(w, &suites))?;
+    }
+    if let Some(path) = markdown {
+        // Appended: a CI job's step summary is one file that several steps write to.
+        append_file(&path, |w| verdicts::markdown(w, &suites))?;
+    }
+    let failed = suites.iter().flat_map(|s| &s.verdicts).any(|v| !v.passed);
+    Ok(if worst != ExitCode::SUCCESS {
+        worst
+    } else if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The rules' verdicts over one run, and the run's exit code.
+fn check_one(run: &Run, rules: &Rules, baseline: Option<diff::Side>) -> io::Result<(Suite, ExitCode)> {
+    let mut checker = Checker::new(rules.clone(), baseline);
     let analysis = analyze(run, None, &mut |_, record, kept| {
         if kept {
             checker.add(&record);
         }
         Ok(())
     })?;
-    let verdicts = checker.finish();
     // No rule is held or broken on input that was never read.
-    let unread: Vec<String> = analysis
+    let unread = analysis
         .files
         .iter()
         .filter_map(|f| Some(format!("{}: {}", f.path.display(), f.error.as_ref()?)))
         .collect();
-    verdicts::text(out, &verdicts, &unread, io::stdout().is_terminal() && table::color_enabled())?;
     let name = run.paths.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" ");
-    if let Some(path) = junit {
-        write_file(&path, |w| verdicts::junit(w, &verdicts, &unread, &name))?;
-    }
-    if let Some(path) = markdown {
-        // Appended: a CI job's step summary is one file that several steps write to.
-        append_file(&path, |w| verdicts::markdown(w, &verdicts, &unread, &name))?;
-    }
-    let code = finish(&analysis);
-    let failed = verdicts.iter().any(|v| !v.passed);
-    Ok(if code != ExitCode::SUCCESS {
-        code
-    } else if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok((Suite { name, verdicts: checker.finish(), unread }, finish(&analysis)))
 }
 
 /// `--per-file` to standard output in a machine format: each file on its own, one after another,

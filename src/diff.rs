@@ -16,7 +16,7 @@ use crate::tcp::verdict::ConnState;
 use crate::types::{Addr, Proto};
 
 /// The connections of one run, grouped.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Side {
     groups: BTreeMap<GroupKey, Group>,
     conns: u64,

@@ -528,7 +528,6 @@ fn options_a_subcommand_does_not_honour_are_refused() {
     for (args, word) in [
         (vec!["show", "--conn", "1", "--per-file", f], "--per-file"),
         (vec!["show", "--conn", "1", "--filter", "tcp", f], "--filter"),
-        (vec!["check", "--per-file", f], "--per-file"),
         (vec!["summary", "--output", "x", f], "--output"),
         (vec!["sockets", "--format", "zeek", f], "zeek"),
         (vec!["sockets", "--format", "parquet", f], "parquet"),
@@ -850,4 +849,36 @@ fn summary_as_json() {
     assert_eq!(doc["top_sockets_by_connections"][0]["conns"], 2, "a socket of the reused pair");
     let per_file = sockscope(&["summary", "--per-file", "--format", "json", f.to_str().unwrap()]);
     assert_eq!(per_file.status.code(), Some(2));
+}
+
+/// `check --per-file`: a verdict and a JUnit test suite per capture; a failure names the
+/// capture its connection came from.
+#[test]
+fn check_per_file_gives_each_capture_its_own_suite() {
+    let (a, b) = (samples().join("teardowns.pcap"), samples().join("udp_and_reuse.pcapng"));
+    let junit = std::env::temp_dir().join(format!("sockscope-per-file-junit-{}.xml", std::process::id()));
+    let out = sockscope(&[
+        "check",
+        "--per-file",
+        "--fail-on-state",
+        "REJ",
+        "--junit",
+        junit.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "teardowns.pcap has a refused connection");
+    let text = stdout(&out);
+    assert_eq!(text.matches("== ").count(), 2, "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testsuite name=").count(), 2, "{xml}");
+    assert!(
+        xml.contains(r#"<testsuites name="sockscope check" tests="2" failures="1" errors="0">"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("REJ Sr (") && xml.contains("teardowns.pcap)"),
+        "the failure names its capture: {xml}"
+    );
+    std::fs::remove_file(&junit).unwrap();
 }
