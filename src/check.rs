@@ -10,6 +10,10 @@
 //! expect_sockets = ["tcp/10.0.0.1:80"] # must take part in some connection
 //! min_connections = 10                 # fewer fail: an empty capture proves nothing
 //! forbid_sockets = ["udp/*:53", "tcp/10.0.0.0/8:23"]  # must not (any address, a network)
+//!
+//! [[scope]]                            # rules over the connections a filter keeps only
+//! filter = "resp.port=443"
+//! max_state = { REJ = "1%" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -21,6 +25,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::diff::{self, Side, Tolerances};
+use crate::filter::Filter;
 use crate::report::record::ConnRecord;
 use crate::tcp::phases::HandshakeState;
 use crate::tcp::verdict::ConnState;
@@ -58,6 +63,44 @@ impl fmt::Display for Limit {
         match self {
             Limit::Count(n) => write!(f, "{n}"),
             Limit::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// The connections a rule applies to: a filter expression (`... if resp.port=443`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scope {
+    /// The expression as written.
+    pub text: String,
+    /// The expression, parsed.
+    pub filter: Filter,
+}
+
+impl Scope {
+    /// The scope of `text`; the error says what is wrong with the expression.
+    pub fn parse(text: &str) -> Result<Scope, String> {
+        let filter = Filter::parse(text).map_err(|e| format!("'{text}': {e}"))?;
+        Ok(Scope { text: text.trim().to_string(), filter })
+    }
+}
+
+/// A rule's value and, after ` if `, the connections it applies to (`REJ=1% if resp.port=443`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scoped<T> {
+    /// The rule's value.
+    pub rule: T,
+    /// `None`: every connection.
+    pub scope: Option<Scope>,
+}
+
+impl<T> Scoped<T> {
+    /// Reads `VALUE [if EXPR]`, the value with `parse`.
+    pub fn parse(s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Scoped<T>, String> {
+        match s.split_once(" if ") {
+            Some((value, expr)) => {
+                Ok(Scoped { rule: parse(value.trim())?, scope: Some(Scope::parse(expr)?) })
+            }
+            None => Ok(Scoped { rule: parse(s.trim())?, scope: None }),
         }
     }
 }
@@ -152,12 +195,27 @@ pub struct Rules {
     pub min_connections: Option<u64>,
     /// A run to compare with (`diff`'s comparison as a rule), and how much may change.
     pub baseline: Option<(PathBuf, Tolerances)>,
+    /// Rules over some of the connections only, each set with its scope.
+    pub scoped: Vec<(Scope, Rules)>,
 }
 
 impl Rules {
     /// No rule at all: a check that could not fail.
     pub fn is_empty(&self) -> bool {
         *self == Rules::default()
+    }
+
+    /// The rules of `scope`: these for none, else the set of that scope (made if need be).
+    pub fn scope_mut(&mut self, scope: &Option<Scope>) -> &mut Rules {
+        let Some(scope) = scope else { return self };
+        let at = match self.scoped.iter().position(|(s, _)| s.text == scope.text) {
+            Some(at) => at,
+            None => {
+                self.scoped.push((scope.clone(), Rules::default()));
+                self.scoped.len() - 1
+            }
+        };
+        &mut self.scoped[at].1
     }
 }
 
@@ -179,6 +237,10 @@ struct RulesFile {
     forbid_sockets: Vec<String>,
     min_connections: Option<u64>,
     baseline: Option<PathBuf>,
+    /// In a `[[scope]]` table: the connections its rules apply to.
+    filter: Option<String>,
+    #[serde(default)]
+    scope: Vec<RulesFile>,
 }
 
 fn limit(v: &toml::Value) -> Result<Limit, String> {
@@ -190,9 +252,24 @@ fn limit(v: &toml::Value) -> Result<Limit, String> {
 }
 
 impl Rules {
-    /// Adds the rules of a TOML file.
+    /// Adds the rules of a TOML file: its top-level rules, and those of each `[[scope]]` table
+    /// over the connections its `filter` matches.
     pub fn add_toml(&mut self, text: &str) -> Result<(), String> {
         let f: RulesFile = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        if f.filter.is_some() {
+            return Err("filter belongs in a [[scope]] table".into());
+        }
+        self.add_file(f)
+    }
+
+    fn add_file(&mut self, mut f: RulesFile) -> Result<(), String> {
+        for table in std::mem::take(&mut f.scope) {
+            let expr = table.filter.as_deref().ok_or("a [[scope]] table needs a filter")?;
+            if !table.scope.is_empty() || table.baseline.is_some() {
+                return Err(format!("[[scope]] '{expr}': no scope or baseline inside a scope"));
+            }
+            self.scope_mut(&Some(Scope::parse(expr)?)).add_file(table)?;
+        }
         for s in f.fail_on_state {
             self.fail_on_state.push(ConnState::parse(&s)?);
         }
@@ -253,6 +330,8 @@ pub struct Checker {
     forbidden_seen: Vec<bool>,
     /// With `--baseline`: the baseline run, and this run grouped as `diff` groups it.
     baseline: Option<(Side, Side)>,
+    /// The scoped rules, each set over the connections its scope matches.
+    scoped: Vec<(Scope, Checker)>,
 }
 
 /// Slots of the per-connection rules in `offenders`; `--fail-on-state` rules follow them.
@@ -263,7 +342,9 @@ const FAIL_ON_STATE: usize = 2;
 impl Checker {
     /// A checker for these rules, no connection seen yet.
     /// A checker of `rules`; `baseline` is the run `--baseline` names, read (see `diff`).
-    pub fn new(rules: Rules, baseline: Option<Side>) -> Self {
+    pub fn new(mut rules: Rules, baseline: Option<Side>) -> Self {
+        let scoped =
+            std::mem::take(&mut rules.scoped).into_iter().map(|(s, r)| (s, Checker::new(r, None))).collect();
         let rules_len = FAIL_ON_STATE + rules.fail_on_state.len();
         let seen = vec![false; rules.expect_sockets.len()];
         let forbidden_seen = vec![false; rules.forbid_sockets.len()];
@@ -278,6 +359,7 @@ impl Checker {
             seen,
             forbidden_seen,
             baseline: baseline.map(|old| (old, Side::default())),
+            scoped,
         }
     }
 
@@ -286,6 +368,11 @@ impl Checker {
         self.conns += 1;
         if let Some((_, now)) = &mut self.baseline {
             now.add(c);
+        }
+        for (scope, checker) in &mut self.scoped {
+            if scope.filter.matches(c) {
+                checker.add(c);
+            }
         }
         *self.by_state.entry(c.conn_state).or_default() += 1;
         if c.proto == Proto::Tcp {
@@ -424,6 +511,12 @@ impl Checker {
                 notes: Vec::new(),
                 offender_count: u64::from(*seen),
             });
+        }
+        for (scope, checker) in std::mem::take(&mut self.scoped) {
+            for mut v in checker.finish() {
+                v.rule = format!("{} if {}", v.rule, scope.text);
+                verdicts.push(v);
+            }
         }
         verdicts
     }

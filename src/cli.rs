@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::analyzer::Analyzer;
-use crate::check::{Limit, Rules, SocketSpec};
+use crate::check::{Limit, Rules, Scoped, SocketSpec};
 use crate::diff::Tolerances;
 use crate::filter::{split_socket, Filter};
 use crate::flow::table::Timeouts;
@@ -237,13 +237,13 @@ pub struct ToleranceArgs {
     #[arg(long, value_name = "N", default_value_t = Tolerances::default().conns)]
     pub max_conns_change: u64,
     /// Percentage points by which the share of a conn_state or teardown kind may move.
-    #[arg(long, value_name = "POINTS", default_value_t = Tolerances::default().states, value_parser = parse_tolerance)]
+    #[arg(long, value_name = "POINTS", default_value_t = Tolerances::default().states, value_parser = parse_non_negative)]
     pub max_state_change: f64,
     /// Percent by which the median or 95th percentile handshake RTT may move.
-    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().rtt, value_parser = parse_tolerance)]
+    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().rtt, value_parser = parse_non_negative)]
     pub max_rtt_change: f64,
     /// Percent by which a group's payload bytes may move.
-    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().bytes, value_parser = parse_tolerance)]
+    #[arg(long, value_name = "PERCENT", default_value_t = Tolerances::default().bytes, value_parser = parse_non_negative)]
     pub max_bytes_change: f64,
 }
 
@@ -259,8 +259,8 @@ impl ToleranceArgs {
     }
 }
 
-/// A share or percentage tolerance: a finite number, zero or more.
-fn parse_tolerance(s: &str) -> Result<f64, String> {
+/// A finite number, zero or more (a tolerance, a time limit).
+fn parse_non_negative(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("'{s}' is not a number, 0 or more")),
@@ -388,31 +388,34 @@ pub struct PerFile {
 /// The rules of `check`, from flags and from a TOML file.
 #[derive(Args, Debug)]
 pub struct RuleArgs {
-    /// Fail when any connection has this conn_state (repeatable), e.g. REJ, S0, RSTO.
-    #[arg(long = "fail-on-state", value_name = "STATE", value_parser = ConnState::parse)]
-    pub fail_on_state: Vec<ConnState>,
-    /// Fail when more connections than this have the state: STATE=N or STATE=P% (repeatable).
-    #[arg(long = "max-state", value_name = "STATE=LIMIT", value_parser = parse_max_state)]
-    pub max_state: Vec<(ConnState, Limit)>,
+    /// Fail when any connection has this conn_state (repeatable), e.g. REJ, S0, RSTO. Every rule
+    /// value may end with ` if EXPR` to apply to the connections a filter matches only:
+    /// 'REJ if resp.port=443'.
+    #[arg(long = "fail-on-state", value_name = "STATE", value_parser = |s: &str| Scoped::parse(s, ConnState::parse))]
+    pub fail_on_state: Vec<Scoped<ConnState>>,
+    /// Fail when more connections than this have the state: STATE=N or STATE=P% (repeatable),
+    /// e.g. 'REJ=1% if resp.port=443'.
+    #[arg(long = "max-state", value_name = "STATE=LIMIT", value_parser = |s: &str| Scoped::parse(s, parse_max_state))]
+    pub max_state: Vec<Scoped<(ConnState, Limit)>>,
     /// Fail when a TCP connection seen from its SYN never completed its handshake
     /// (unanswered, refused, or SYN+ACK without the final ACK).
     #[arg(long)]
     pub handshakes_complete: bool,
     /// Fail when a handshake took longer than this (SYN to ACK), in seconds.
-    #[arg(long, value_name = "SECS")]
-    pub max_rtt: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = |s: &str| Scoped::parse(s, parse_non_negative))]
+    pub max_rtt: Vec<Scoped<f64>>,
     /// Fail when retransmissions exceed this share (P%) or count (N) of TCP packets.
-    #[arg(long, value_name = "LIMIT", value_parser = Limit::parse)]
-    pub max_retransmissions: Option<Limit>,
+    #[arg(long, value_name = "LIMIT", value_parser = |s: &str| Scoped::parse(s, Limit::parse))]
+    pub max_retransmissions: Vec<Scoped<Limit>>,
     /// Fail unless this socket takes part in a connection: tcp/10.0.0.1:80 (repeatable).
-    #[arg(long = "expect-socket", value_name = "SOCKET", value_parser = SocketSpec::parse)]
-    pub expect_socket: Vec<SocketSpec>,
+    #[arg(long = "expect-socket", value_name = "SOCKET", value_parser = |s: &str| Scoped::parse(s, SocketSpec::parse))]
+    pub expect_socket: Vec<Scoped<SocketSpec>>,
     /// Fail if this socket takes part in a connection (repeatable).
-    #[arg(long = "forbid-socket", value_name = "SOCKET", value_parser = SocketSpec::parse)]
-    pub forbid_socket: Vec<SocketSpec>,
+    #[arg(long = "forbid-socket", value_name = "SOCKET", value_parser = |s: &str| Scoped::parse(s, SocketSpec::parse))]
+    pub forbid_socket: Vec<Scoped<SocketSpec>>,
     /// Fail when fewer connections than this were seen (an empty capture proves nothing).
-    #[arg(long, value_name = "N")]
-    pub min_connections: Option<u64>,
+    #[arg(long, value_name = "N", value_parser = |s: &str| Scoped::parse(s, |n: &str| n.parse::<u64>().map_err(|_| format!("'{n}' is not a count"))))]
+    pub min_connections: Vec<Scoped<u64>>,
     /// Fail when this run differs from an earlier one (a capture, or JSON lines of `conns`) as
     /// `diff` compares them, beyond the tolerances below.
     #[arg(long, value_name = "OLD")]
@@ -429,16 +432,31 @@ impl RuleArgs {
     /// The rules of the flags and of the file; the error names the file and the problem.
     pub fn rules(&self) -> Result<Rules, String> {
         let mut rules = Rules {
-            fail_on_state: self.fail_on_state.clone(),
-            max_state: self.max_state.clone(),
             handshakes_complete: self.handshakes_complete,
-            max_rtt: self.max_rtt,
-            max_retransmissions: self.max_retransmissions,
-            expect_sockets: self.expect_socket.clone(),
-            forbid_sockets: self.forbid_socket.clone(),
-            min_connections: self.min_connections,
             baseline: self.baseline.clone().map(|path| (path, self.tolerances.tolerances())),
+            ..Rules::default()
         };
+        for s in &self.fail_on_state {
+            rules.scope_mut(&s.scope).fail_on_state.push(s.rule);
+        }
+        for s in &self.max_state {
+            rules.scope_mut(&s.scope).max_state.push(s.rule);
+        }
+        for s in &self.max_rtt {
+            rules.scope_mut(&s.scope).max_rtt = Some(s.rule);
+        }
+        for s in &self.max_retransmissions {
+            rules.scope_mut(&s.scope).max_retransmissions = Some(s.rule);
+        }
+        for s in &self.expect_socket {
+            rules.scope_mut(&s.scope).expect_sockets.push(s.rule.clone());
+        }
+        for s in &self.forbid_socket {
+            rules.scope_mut(&s.scope).forbid_sockets.push(s.rule.clone());
+        }
+        for s in &self.min_connections {
+            rules.scope_mut(&s.scope).min_connections = Some(s.rule);
+        }
         if let Some(path) = &self.rules {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             rules.add_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -882,3 +882,44 @@ fn check_per_file_gives_each_capture_its_own_suite() {
     );
     std::fs::remove_file(&junit).unwrap();
 }
+
+/// A rule can apply to the connections a filter matches only, on the command line (`VALUE if
+/// EXPR`) and in a rules file (`[[scope]]` tables).
+#[test]
+fn rules_scoped_by_a_filter() {
+    let f = samples().join("teardowns.pcap");
+    let f = f.to_str().unwrap();
+    let out = sockscope(&[
+        "check",
+        f,
+        "--max-state",
+        "REJ=0 if resp.port=9001",
+        "--max-state",
+        "REJ=0% if resp.port=9005",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("ok   --max-state REJ=0 if resp.port=9001: 0 of 1 connections"), "{text}");
+    assert!(
+        text.contains("FAIL --max-state REJ=0% if resp.port=9005: 1 of 1 connections (100.0%) are REJ"),
+        "{text}"
+    );
+    let rules = temp_file(
+        "scoped.toml",
+        b"max_rtt = 1\n[[scope]]\nfilter = \"resp.port=9005\"\nfail_on_state = [\"REJ\"]\n[[scope]]\nfilter = \"udp\"\nmin_connections = 1\n",
+    );
+    let out = sockscope(&["check", f, "--rules", rules.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL --fail-on-state REJ if resp.port=9005")
+            && text.contains("FAIL --min-connections 1 if udp"),
+        "{text}"
+    );
+    assert!(text.contains("ok   --max-rtt 1: 0 of 12"), "{text}");
+    let bad = temp_file("unscoped.toml", b"[[scope]]\nfail_on_state = [\"REJ\"]\n");
+    let out = sockscope(&["check", f, "--rules", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("a [[scope]] table needs a filter"), "{}", stderr(&out));
+    assert_eq!(sockscope(&["check", f, "--max-state", "REJ=0 if bogus"]).status.code(), Some(2));
+}
