@@ -923,3 +923,52 @@ fn rules_scoped_by_a_filter() {
     assert!(stderr(&out).contains("a [[scope]] table needs a filter"), "{}", stderr(&out));
     assert_eq!(sockscope(&["check", f, "--max-state", "REJ=0 if bogus"]).status.code(), Some(2));
 }
+
+/// The JUnit report parsed back as a CI system reads it: the counts on each suite agree with its
+/// test cases, a broken rule is a failure, an unreadable capture's rules are errors.
+#[test]
+fn junit_reports_parse_and_count_what_they_hold() {
+    let dir = std::env::temp_dir().join(format!("sockscope-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("report.xml");
+    let missing = dir.join("missing.pcap");
+    let (a, b) = (samples().join("teardowns.pcap"), samples().join("udp_and_reuse.pcapng"));
+    let out = sockscope(&[
+        "check",
+        "--per-file",
+        "--fail-on-state",
+        "REJ",
+        "--min-connections",
+        "1",
+        "--junit",
+        junit.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "an unreadable capture is trouble");
+    let text = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let count = |n: roxmltree::Node, attr: &str| n.attribute(attr).unwrap().parse::<usize>().unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let suites: Vec<_> = root.children().filter(|n| n.has_tag_name("testsuite")).collect();
+    assert_eq!(suites.len(), 3);
+    let mut outcome = Vec::new();
+    for suite in &suites {
+        let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
+        let has = |tag: &str| cases.iter().filter(|c| c.children().any(|n| n.has_tag_name(tag))).count();
+        assert_eq!(count(*suite, "tests"), cases.len());
+        assert_eq!(count(*suite, "failures"), has("failure"));
+        assert_eq!(count(*suite, "errors"), has("error"));
+        outcome.push((has("failure"), has("error")));
+    }
+    assert_eq!(
+        outcome,
+        [(1, 0), (0, 0), (0, 2)],
+        "teardowns has a REJ; udp passes; the missing file is errors"
+    );
+    assert_eq!(count(root, "tests"), 6);
+    assert_eq!((count(root, "failures"), count(root, "errors")), (1, 2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
