@@ -60,6 +60,10 @@ pub enum Command {
         /// connection table even with --jobs, since only one table knows the order of ends).
         #[arg(long, value_enum, default_value_t = Order::FirstSeen)]
         order: Order,
+        /// The table with every column (start time, packets, bytes, handshake, teardown) even at
+        /// a terminal, where it otherwise fits the terminal's width.
+        #[arg(long)]
+        wide: bool,
         /// Write to this file instead of stdout; with --per-file, a directory.
         #[arg(long, short, value_name = "PATH")]
         output: Option<PathBuf>,
@@ -170,7 +174,7 @@ impl Command {
     /// not, in one line.
     pub fn config(self) -> Result<Config, String> {
         Ok(match self {
-            Command::Conns { input, select, per_file, format, order, output } => {
+            Command::Conns { input, select, per_file, format, order, wide, output } => {
                 let format = format.unwrap_or_else(|| Format::of_file(output.as_deref(), per_file.per_file));
                 if format == Format::Parquet && output.is_none() && std::io::stdout().is_terminal() {
                     return Err(
@@ -178,7 +182,7 @@ impl Command {
                     );
                 }
                 let run = input.run(select, per_file, order == Order::End);
-                Config::Conns { run, format, order, output }
+                Config::Conns { run, format, order, wide, output }
             }
             Command::Sockets { input, select, per_file, format, output } => {
                 let format =
@@ -280,6 +284,8 @@ pub enum Config {
         format: Format,
         /// First-seen or end order.
         order: Order,
+        /// Every table column, even at a terminal.
+        wide: bool,
         /// The output file (a directory with `--per-file`); `None`: stdout.
         output: Option<PathBuf>,
     },

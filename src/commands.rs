@@ -17,6 +17,7 @@ use crate::inputs;
 use crate::pipeline::{Analysis, ObservedPacket, Observer};
 use crate::report::record::ConnRecord;
 use crate::report::summary::Summary;
+use crate::report::table::Layout;
 use crate::report::verdicts::{self, Suite};
 use crate::report::writer::{ConnWriter, Order};
 use crate::report::{self, ladder, table, Format, SocketFormat};
@@ -25,13 +26,13 @@ use crate::report::{self, ladder, table, Format, SocketFormat};
 /// 2 an input could not be read or `show` found no connection.
 pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
     match config {
-        Config::Conns { run, format, order, output }
+        Config::Conns { run, format, order, output, .. }
             if run.per_file && output.is_none() && format != Format::Table =>
         {
             conns_each_file(&run, format, order, out)
         }
-        Config::Conns { run, format, order, output } => {
-            let one = |run: &Run, out: &mut dyn Write, tty: bool| conns(run, format, order, tty, out);
+        Config::Conns { run, format, order, wide, output } => {
+            let one = |run: &Run, out: &mut dyn Write, tty: bool| conns(run, format, order, wide, tty, out);
             dispatch(&run, output.as_deref(), format.extension(), out, &one)
         }
         Config::Sockets { run, format, output } => {
@@ -157,7 +158,7 @@ fn check_one(run: &Run, rules: &Rules, baseline: Option<diff::Side>) -> io::Resu
 /// into one output that stays parseable (one header, one document), each record naming its file.
 fn conns_each_file(run: &Run, format: Format, order: Order, out: &mut dyn Write) -> io::Result<ExitCode> {
     let uid_seed = if format == Format::Zeek { inputs::fingerprint(&run.paths) } else { 0 };
-    let mut writer = ConnWriter::new(out, report::exporter(format, false, uid_seed)?, order)?;
+    let mut writer = ConnWriter::new(out, report::exporter(format, Layout::Wide, false, uid_seed)?, order)?;
     let mut all = Analysis::default();
     for file in expand_warning(&run.paths) {
         let single = Run { paths: vec![file], ..run.clone() };
@@ -249,11 +250,24 @@ fn json_lines(path: &Path) -> Option<io::Lines<io::BufReader<std::fs::File>>> {
 
 /// `tty`: the output is a terminal, so the table gets colors (unless NO_COLOR) and the
 /// summary after it.
-fn conns(run: &Run, format: Format, order: Order, tty: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
+fn conns(
+    run: &Run,
+    format: Format,
+    order: Order,
+    wide: bool,
+    tty: bool,
+    out: &mut dyn Write,
+) -> io::Result<ExitCode> {
     let with_summary = tty && format == Format::Table;
     let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
     let uid_seed = if format == Format::Zeek { inputs::fingerprint(&run.paths) } else { 0 };
-    let exporter = report::exporter(format, tty && table::color_enabled(), uid_seed)?;
+    let layout = match (wide, tty) {
+        (false, true) => {
+            Layout::Compact(terminal_size::terminal_size().map_or(80, |(w, _)| usize::from(w.0)))
+        }
+        _ => Layout::Wide,
+    };
+    let exporter = report::exporter(format, layout, tty && table::color_enabled(), uid_seed)?;
     let mut writer = ConnWriter::new(out, exporter, order)?;
     let analysis = analyze(run, None, &mut |c, record, kept| {
         if !kept {

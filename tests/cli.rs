@@ -800,7 +800,7 @@ fn diff_compares_runs_by_server_and_client_with_diffs_exit_codes() {
     let other = sockscope(&["diff", a, b]);
     assert_eq!(other.status.code(), Some(1));
     let text = stdout(&other);
-    assert!(text.contains("vanished  tcp 127.0.0.1:9001 <- 127.0.0.1: 1 connections (SF 1)"), "{text}");
+    assert!(text.contains("vanished  tcp 127.0.0.1:9001 <- 127.0.0.1: 1 connection (SF 1)"), "{text}");
     assert!(text.contains("appeared  udp 127.0.0.1:5300 <- 127.0.0.1"), "{text}");
     let json: serde_json::Value =
         serde_json::from_slice(&sockscope(&["diff", "--format", "json", a, b]).stdout).unwrap();

@@ -14,7 +14,7 @@ fn name(g: &GroupKey) -> String {
 /// `12 connections (SF 11, REJ 1)`.
 fn sum(g: &Group) -> String {
     let states: Vec<String> = g.states.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    format!("{} connections ({})", g.conns, states.join(", "))
+    format!("{} ({})", super::count(g.conns, "connection"), states.join(", "))
 }
 
 /// One change as a line of text.

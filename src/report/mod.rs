@@ -152,6 +152,15 @@ impl AccountingRecord {
     }
 }
 
+/// `1 connection`, `2 connections`: a count and its noun.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// The socket inventory in `format`; `analysis` for the JSON document's files and packets.
 pub fn write_sockets(
     out: &mut dyn Write,
@@ -185,10 +194,15 @@ pub trait Exporter {
     }
 }
 
-/// The exporter of `format`; `color` for the table at a terminal, `uid_seed` for Zeek's uids.
-pub fn exporter(format: Format, color: bool, uid_seed: u64) -> io::Result<Box<dyn Exporter>> {
+/// The exporter of `format`; the table's `layout` and `color`, `uid_seed` for Zeek's uids.
+pub fn exporter(
+    format: Format,
+    layout: table::Layout,
+    color: bool,
+    uid_seed: u64,
+) -> io::Result<Box<dyn Exporter>> {
     Ok(match format {
-        Format::Table => Box::new(table::TableExporter::new(color)),
+        Format::Table => Box::new(table::TableExporter::new(layout, color)),
         Format::Json => Box::<json::Json>::default(),
         Format::Jsonl => Box::new(jsonl::Jsonl),
         Format::Csv => Box::new(csv::Csv),

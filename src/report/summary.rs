@@ -33,8 +33,10 @@ fn top(
     }
     writeln!(out, "\n{title}:")?;
     for s in ranked {
-        let socket = format!("{}/{}", Addr { ip: s.ip, port: s.port }, s.proto);
-        writeln!(out, "  {socket:<46} {:<6}  {}", s.role, describe(s))?;
+        // Long IPv6 sockets are shortened in the middle, so a line fits 80 columns.
+        let socket =
+            super::table::cell(&format!("{}/{}", Addr { ip: s.ip, port: s.port }, s.proto), 38, false);
+        writeln!(out, "  {socket} {:<6}  {}", s.role, describe(s))?;
     }
     Ok(())
 }
@@ -160,13 +162,9 @@ impl Summary {
             writeln!(out, "file {}: {kind}, {} packets", f.path.display(), f.packets)?;
         }
         if let (Some(a), Some(b)) = (analysis.first_ts, analysis.last_ts) {
-            writeln!(
-                out,
-                "time span: {:.6} .. {:.6} ({:.3} s)",
-                a.as_secs_f64(),
-                b.as_secs_f64(),
-                b.since(a).as_secs_f64()
-            )?;
+            writeln!(out, "first packet: {} UTC", super::table::utc(a.as_secs_f64()))?;
+            let span = b.since(a).as_secs_f64();
+            writeln!(out, "last packet:  {} UTC ({span:.3} s later)", super::table::utc(b.as_secs_f64()))?;
         }
         let p = AccountingRecord::new(&analysis.accounting);
         writeln!(
@@ -226,14 +224,14 @@ impl Summary {
             "top sockets by connections",
             sockets,
             |s| s.conns,
-            |s| format!("{} connections, {} at once", s.conns, s.max_concurrent),
+            |s| format!("{}, {} at once", super::count(s.conns, "connection"), s.max_concurrent),
         )?;
         top(
             out,
             "top sockets by bytes",
             sockets,
             |s| s.bytes_sent + s.bytes_received,
-            |s| format!("{} bytes sent, {} received", s.bytes_sent, s.bytes_received),
+            |s| format!("{} bytes out, {} in", s.bytes_sent, s.bytes_received),
         )?;
 
         writeln!(out, "\nproblems:")?;

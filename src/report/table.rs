@@ -10,30 +10,259 @@ use crate::flow::inventory::SocketStats;
 use crate::pipeline::Analysis;
 use crate::tcp::verdict::ConnState;
 
-/// Connections as an aligned table: every row is kept to size the columns, and the table is
-/// written at the end, by id.
+/// How the connection table is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Every column, each as wide as its widest cell among the first rows (`--wide`, and
+    /// output that is no terminal).
+    Wide,
+    /// The columns that fit this many characters, addresses shortened to fit: the default at a
+    /// terminal.
+    Compact(usize),
+}
+
+/// Rows whose cells size the columns before the first is printed; later rows keep those widths
+/// (a longer cell widens only its own line), so memory stays bounded however many rows follow.
+const SIZING_ROWS: usize = 100;
+
+/// Connections as an aligned table, printed as they come: the first rows size the columns.
 pub struct TableExporter {
-    rows: Vec<ConnRecord>,
+    layout: Layout,
     color: bool,
+    /// Cells of the rows waiting until the columns are sized.
+    waiting: Vec<Vec<String>>,
+    /// Column widths, once sized.
+    widths: Option<Vec<usize>>,
 }
 
 impl TableExporter {
-    /// An empty table; `color` colors states and the header.
-    pub fn new(color: bool) -> Self {
-        TableExporter { rows: Vec::new(), color }
+    /// An empty table in `layout`; `color` colors states and the header.
+    pub fn new(layout: Layout, color: bool) -> Self {
+        TableExporter { layout, color, waiting: Vec::new(), widths: None }
+    }
+
+    fn header(&self) -> &'static [&'static str] {
+        match self.layout {
+            Layout::Wide => &WIDE_HEADER,
+            Layout::Compact(_) => &COMPACT_HEADER,
+        }
+    }
+
+    /// Sizes the columns from the rows waiting, and prints the header and them.
+    fn size(&mut self, out: &mut Vec<u8>) {
+        let header = self.header();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.waiting {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        if let Layout::Compact(width) = self.layout {
+            fit(&mut widths, width);
+        }
+        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+        print_row(out, &header, &widths, self.gap(), self.color.then_some(BOLD));
+        for row in std::mem::take(&mut self.waiting) {
+            self.print(out, &row, &widths);
+        }
+        self.widths = Some(widths);
+    }
+
+    fn print(&self, out: &mut Vec<u8>, row: &[String], widths: &[usize]) {
+        let state = row.get(STATE_COLUMN).and_then(|s| ConnState::parse(s).ok());
+        let color = if self.color { state.map(state_color) } else { None };
+        out.extend_from_slice(cells(row, widths, self.gap(), color).as_bytes());
+        out.push(b'\n');
+    }
+
+    /// Spaces between columns: two, or one where the width is scarce.
+    fn gap(&self) -> usize {
+        match self.layout {
+            Layout::Wide => 2,
+            Layout::Compact(_) => 1,
+        }
     }
 }
 
 impl Exporter for TableExporter {
-    fn record(&mut self, _out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
-        self.rows.push(record.clone());
+    fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
+        let row = match self.layout {
+            Layout::Wide => wide_row(record),
+            Layout::Compact(_) => compact_row(record),
+        };
+        match self.widths.take() {
+            Some(widths) => {
+                self.print(out, &row, &widths);
+                self.widths = Some(widths);
+            }
+            None => {
+                self.waiting.push(row);
+                if self.waiting.len() == SIZING_ROWS {
+                    self.size(out);
+                }
+            }
+        }
         Ok(())
     }
 
     fn end(&mut self, out: &mut Vec<u8>, _analysis: &Analysis) -> io::Result<()> {
-        self.rows.sort_unstable_by_key(|r| r.id);
-        write_conns(out, &self.rows, self.color)
+        if self.widths.is_none() {
+            self.size(out);
+        }
+        Ok(())
     }
+}
+
+/// Where the conn_state sits in both layouts' rows.
+const STATE_COLUMN: usize = 4;
+
+const WIDE_HEADER: [&str; 12] = [
+    "ID",
+    "PROTO",
+    "ORIG",
+    "RESP",
+    "STATE",
+    "HISTORY",
+    "START (UTC)",
+    "DURATION",
+    "PKTS o/r",
+    "PAYLOAD o/r",
+    "HANDSHAKE",
+    "TEARDOWN",
+];
+
+const COMPACT_HEADER: [&str; 7] = ["ID", "PROTO", "ORIG", "RESP", "STATE", "HISTORY", "DURATION"];
+
+/// A connection's cells, every column.
+fn wide_row(c: &ConnRecord) -> Vec<String> {
+    vec![
+        c.id.to_string(),
+        c.proto.to_string(),
+        c.orig.to_string(),
+        c.resp.to_string(),
+        c.conn_state.to_string(),
+        c.history.clone(),
+        utc(c.ts),
+        format!("{:.3}s", c.duration),
+        format!("{}/{}", c.orig_pkts, c.resp_pkts),
+        format!("{}/{}", c.orig_bytes, c.resp_bytes),
+        handshake_cell(c),
+        teardown_cell(c),
+    ]
+}
+
+/// A connection's cells, the compact columns.
+fn compact_row(c: &ConnRecord) -> Vec<String> {
+    vec![
+        c.id.to_string(),
+        c.proto.to_string(),
+        c.orig.to_string(),
+        c.resp.to_string(),
+        c.conn_state.to_string(),
+        c.history.clone(),
+        format!("{:.3}s", c.duration),
+    ]
+}
+
+/// `2026-11-25 14:54:49.096`: a time in seconds since the epoch as a date and time of day in
+/// UTC, to the millisecond.
+pub fn utc(ts: f64) -> String {
+    let micros = (ts * 1e6).round() as i64;
+    match jiff::Timestamp::from_microsecond(micros) {
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        Err(_) => format!("{ts:.6}"),
+    }
+}
+
+fn handshake_cell(c: &ConnRecord) -> String {
+    c.handshake.as_ref().map_or("-".to_string(), |h| match h.rtt {
+        Some(rtt) => format!("{} rtt={:.3}ms", h.state, rtt * 1e3),
+        None => h.state.to_string(),
+    })
+}
+
+fn teardown_cell(c: &ConnRecord) -> String {
+    c.teardown.as_ref().map_or("-".to_string(), |t| {
+        let mut s = t.state.to_string();
+        if let Some(k) = t.kind {
+            s = format!("{s} {k}");
+        }
+        if let Some(i) = t.initiator {
+            s = format!("{s} by {i}");
+        }
+        s
+    })
+}
+
+/// Narrows the widest columns until the row, one space between columns, fits `width`; no
+/// column narrower than its title or 5 characters.
+fn fit(widths: &mut [usize], width: usize) {
+    let total = |w: &[usize]| w.iter().sum::<usize>() + w.len().saturating_sub(1);
+    while total(widths) > width {
+        let Some((at, &widest)) = widths.iter().enumerate().max_by_key(|(_, w)| **w) else { return };
+        if widest <= 7 {
+            return;
+        }
+        widths[at] = widest - 1;
+    }
+}
+
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// Green for normal ends, red for resets and refusals, yellow for attempts and oddities.
+fn state_color(state: ConnState) -> &'static str {
+    match state {
+        ConnState::SF | ConnState::S1 => "\x1b[32m",
+        ConnState::REJ | ConnState::RSTO | ConnState::RSTR | ConnState::RSTOS0 | ConnState::RSTRH => {
+            "\x1b[31m"
+        }
+        _ => "\x1b[33m",
+    }
+}
+
+/// A cell in its column's width: padded, or cut with `…` in the middle (addresses keep both
+/// ends) when longer; the last column is not padded.
+pub(crate) fn cell(text: &str, width: usize, last: bool) -> String {
+    let len = text.chars().count();
+    if len > width {
+        let keep = width.saturating_sub(1);
+        let (head, tail) = (keep / 2, keep - keep / 2);
+        let chars: Vec<char> = text.chars().collect();
+        let cut: String = chars[..head].iter().chain(['…'].iter()).chain(&chars[len - tail..]).collect();
+        return cut;
+    }
+    if last {
+        text.to_string()
+    } else {
+        format!("{text:<width$}")
+    }
+}
+
+/// One row, its cells `gap` spaces apart; `style` wraps the whole row (the header's bold).
+fn print_row(out: &mut Vec<u8>, row: &[String], widths: &[usize], gap: usize, style: Option<&str>) {
+    let line = cells(row, widths, gap, None);
+    match style {
+        Some(s) => out.extend_from_slice(format!("{s}{line}{RESET}\n").as_bytes()),
+        None => out.extend_from_slice(format!("{line}\n").as_bytes()),
+    }
+}
+
+/// A row's cells `gap` spaces apart, the conn_state cell in `state`'s color if given.
+fn cells(row: &[String], widths: &[usize], gap: usize, state: Option<&str>) -> String {
+    let last = row.len().saturating_sub(1);
+    let mut line = String::new();
+    for (i, (text, &w)) in row.iter().zip(widths).enumerate() {
+        if i > 0 {
+            line.push_str(&" ".repeat(gap));
+        }
+        let c = cell(text, w, i == last);
+        match state.filter(|_| i == STATE_COLUMN) {
+            Some(color) => line.push_str(&format!("{color}{c}{RESET}")),
+            None => line.push_str(&c),
+        }
+    }
+    line.trim_end().to_string()
 }
 
 /// Whether table output should be colored: stdout is a terminal and NO_COLOR is not set

@@ -139,7 +139,12 @@ mod tests {
             evicted: 0,
         };
         let mut out = Vec::new();
-        let mut w = ConnWriter::new(&mut out, exporter(format, false, 0).unwrap(), Order::FirstSeen).unwrap();
+        let mut w = ConnWriter::new(
+            &mut out,
+            exporter(format, super::super::table::Layout::Wide, false, 0).unwrap(),
+            Order::FirstSeen,
+        )
+        .unwrap();
         for r in records {
             w.conn(r).unwrap();
         }

@@ -1,0 +1,81 @@
+//! The table as a person sees it: the real binary in a pseudo-terminal (`script`) of a given
+//! width, with and without colors.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// What `sockscope ARGS` prints in a terminal `cols` wide, escape sequences kept.
+fn at_terminal(args: &str, cols: u16, env: &[(&str, &str)]) -> String {
+    let bin = env!("CARGO_BIN_EXE_sockscope");
+    let out = Command::new("script")
+        .args(["-qec", &format!("stty cols {cols}; {bin} {args}"), "/dev/null"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("run script (util-linux)");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+/// The text without terminal escape sequences.
+fn plain(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn inputs() -> String {
+    let mut files: Vec<_> =
+        ["teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap"].map(|n| samples().join(n)).into();
+    // Long IPv6 addresses (Teredo), when the shared corpus is here.
+    let teredo =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/zeek_tunnels_Teredo.pcap");
+    if teredo.exists() {
+        files.push(teredo);
+    }
+    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_table_fits_an_80_column_terminal_and_colors_its_states() {
+    for cols in [80, 100] {
+        let text = at_terminal(&format!("conns {}", inputs()), cols, &[]);
+        let table = plain(&text);
+        assert!(table.lines().count() > 20, "{table}");
+        // Every line but the summary's file names, which are as long as their paths.
+        for line in table.lines().filter(|l| !l.starts_with("file ")) {
+            assert!(line.chars().count() <= usize::from(cols), "{} > {cols}: {line}", line.chars().count());
+        }
+        assert!(text.contains("\x1b[32mSF"), "states in color at a terminal");
+        assert!(table.contains("connections:"), "the summary after the table");
+    }
+}
+
+#[test]
+fn no_color_and_wide_at_a_terminal() {
+    let text = at_terminal(&format!("conns {}", inputs()), 80, &[("NO_COLOR", "1")]);
+    assert!(!text.contains('\x1b'), "NO_COLOR: {text}");
+    let wide = plain(&at_terminal(&format!("conns --wide {}", inputs()), 80, &[("NO_COLOR", "1")]));
+    let header = wide.lines().next().unwrap();
+    assert!(
+        header.contains("START (UTC)") && header.contains("PAYLOAD o/r") && header.contains("TEARDOWN"),
+        "{header}"
+    );
+}
+
+#[test]
+fn piped_output_has_every_column_and_no_color() {
+    let out = sockscope(&["conns", samples().join("teardowns.pcap").to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(!text.contains('\x1b'));
+    assert!(text.lines().next().unwrap().contains("HANDSHAKE"));
+    assert_eq!(text.lines().count(), 13, "a header and 12 rows, no summary when piped");
+}
