@@ -41,6 +41,7 @@ pub enum Command {
     /// One row per connection: sockets, Zeek conn_state and history, packets, bytes, phases.
     ///
     /// Connections are listed in order of first packet; ids count from 1 over the whole run.
+    #[command(after_long_help = crate::report::legend())]
     Conns {
         /// Inputs and analysis options.
         #[command(flatten)]

@@ -972,3 +972,15 @@ fn junit_reports_parse_and_count_what_they_hold() {
     assert_eq!((count(root, "failures"), count(root, "errors")), (1, 2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every conn_state code and history letter is explained where a user looks: `conns --help`.
+#[test]
+fn conns_help_explains_every_code_and_letter() {
+    let help = stdout(&sockscope(&["conns", "--help"]));
+    for code in ["S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH"] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(&format!("{code} "))), "{code}: {help}");
+    }
+    for letter in ["S", "H", "A", "D", "F", "R", "T", "W", "G", "I", "Q", "^"] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(&format!("{letter}  "))), "{letter}");
+    }
+}

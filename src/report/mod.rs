@@ -152,6 +152,36 @@ impl AccountingRecord {
     }
 }
 
+/// Zeek's history letters and what each means (upper case: the originator did it; lower case:
+/// the responder).
+pub const HISTORY_LETTERS: [(char, &str); 12] = [
+    ('S', "a SYN without the ACK bit"),
+    ('H', "a SYN+ACK (the handshake's second packet)"),
+    ('A', "a pure ACK"),
+    ('D', "a packet with payload (data)"),
+    ('F', "a packet with the FIN bit"),
+    ('R', "a packet with the RST bit"),
+    ('T', "a retransmitted packet"),
+    ('W', "a packet advertising a zero window"),
+    ('G', "a content gap: bytes acknowledged but never captured"),
+    ('I', "an inconsistent packet (FIN and RST together)"),
+    ('Q', "a multi-flag packet (SYN and FIN, or SYN and RST)"),
+    ('^', "the direction was flipped: the first packet's sender was the responder"),
+];
+
+/// The legend `conns --help` ends with: every conn_state code and history letter in a line.
+pub fn legend() -> String {
+    let mut text = String::from("conn_state (Zeek's codes):\n");
+    for state in crate::tcp::verdict::ConnState::ALL {
+        text.push_str(&format!("  {:<7} {}\n", state.code(), state.meaning()));
+    }
+    text.push_str("\nhistory (upper case: by the originator, lower case: by the responder):\n");
+    for (letter, meaning) in HISTORY_LETTERS {
+        text.push_str(&format!("  {letter}  {meaning}\n"));
+    }
+    text
+}
+
 /// `1 connection`, `2 connections`: a count and its noun.
 pub fn count(n: u64, noun: &str) -> String {
     if n == 1 {

@@ -75,6 +75,25 @@ impl ConnState {
         }
     }
 
+    /// What the code means, as Zeek's conn.log documentation says it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ConnState::S0 => "connection attempt seen, no reply",
+            ConnState::S1 => "connection established, not terminated",
+            ConnState::SF => "normal establishment and termination",
+            ConnState::REJ => "connection attempt rejected",
+            ConnState::S2 => "established, close attempt by the originator seen, no reply from the responder",
+            ConnState::S3 => "established, close attempt by the responder seen, no reply from the originator",
+            ConnState::RSTO => "established, the originator aborted (sent a RST)",
+            ConnState::RSTR => "the responder sent a RST",
+            ConnState::RSTOS0 => "the originator sent a SYN then a RST, no SYN+ACK from the responder",
+            ConnState::RSTRH => "the responder sent a SYN+ACK then a RST, no SYN from the originator",
+            ConnState::SH => "the originator sent a SYN then a FIN, no SYN+ACK from the responder",
+            ConnState::SHR => "the responder sent a SYN+ACK then a FIN (UDP: only the responder sent)",
+            ConnState::OTH => "no SYN seen, just midstream traffic",
+        }
+    }
+
     /// The state a code names, in any case; the error lists the codes.
     pub fn parse(s: &str) -> Result<ConnState, String> {
         Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s)).ok_or_else(|| {
