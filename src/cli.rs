@@ -111,12 +111,20 @@ pub enum Command {
         #[command(flatten)]
         input: Input,
         /// The connection id, as printed by `conns`.
-        #[arg(long = "conn", value_name = "ID", required_unless_present = "socket_pair")]
+        #[arg(long = "conn", value_name = "ID", required_unless_present_any = ["socket_pair", "filter"])]
         conn: Option<u64>,
         /// Every connection of this socket pair (each use of a reused pair in turn), either
         /// direction: `10.0.0.1:40000-10.0.0.2:80` or `[::1]:40000-[::1]:80`.
         #[arg(long = "socket-pair", value_name = "A:P-B:P", value_parser = parse_pair, conflicts_with = "conn")]
         socket_pair: Option<(Addr, Addr)>,
+        /// Every connection this filter matches, one ladder after another (the input is read
+        /// twice: not from standard input).
+        #[arg(long, value_name = "EXPR", value_parser = Filter::parse, conflicts_with_all = ["conn", "socket_pair"])]
+        filter: Vec<Filter>,
+        /// Sequence and acknowledgement numbers as on the wire, instead of relative to each
+        /// side's first (its ISN).
+        #[arg(long)]
+        absolute: bool,
     },
     /// What changed between two runs of the same traffic: exit 0 when nothing did (within the
     /// tolerances), 1 when something did, 2 on trouble, as diff(1).
@@ -206,13 +214,19 @@ impl Command {
                 }
                 Config::Summary { run: input.run(select, per_file, false), json }
             }
-            Command::Show { input, conn, socket_pair } => {
+            Command::Show { input, conn, socket_pair, filter, absolute } => {
                 let wanted = match (conn, socket_pair) {
                     (Some(id), _) => Wanted::Id(id),
                     (None, Some((a, b))) => Wanted::Pair(a, b),
-                    (None, None) => unreachable!("clap requires --conn or --socket-pair"),
+                    (None, None) if input.files.iter().any(|f| f.as_os_str() == "-") => {
+                        return Err(
+                            "show --filter reads its input twice: give a file, not standard input".into()
+                        )
+                    }
+                    (None, None) => Wanted::Matching,
                 };
-                Config::Show { run: input.run(Select::default(), PerFile::default(), false), wanted }
+                let run = input.run(Select { filter }, PerFile::default(), false);
+                Config::Show { run, wanted, absolute }
             }
             Command::Diff { old, new, analysis, select, tolerances, format } => {
                 let (tolerances, json) = (tolerances.tolerances(), format == TextFormat::Json);
@@ -312,6 +326,8 @@ pub enum Config {
         run: Run,
         /// Which connections to draw.
         wanted: Wanted,
+        /// Raw sequence numbers.
+        absolute: bool,
     },
     /// `check`: the rules' verdicts.
     Check {
@@ -351,8 +367,12 @@ pub struct Run {
 }
 
 /// The connections `show` draws.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Wanted {
+    /// Those the run's filter matches (found by a first pass over the input).
+    Matching,
+    /// These ids.
+    Ids(std::collections::BTreeSet<u64>),
     /// The connection with this id (`--conn`).
     Id(u64),
     /// Either direction.
@@ -362,14 +382,18 @@ pub enum Wanted {
 impl Wanted {
     /// Whether connection `id` is the one wanted.
     pub fn id(&self, id: u64) -> bool {
-        *self == Wanted::Id(id)
+        match self {
+            Wanted::Id(want) => *want == id,
+            Wanted::Ids(ids) => ids.contains(&id),
+            Wanted::Pair(..) | Wanted::Matching => false,
+        }
     }
 
     /// Whether a connection between `a` and `b` (either way round) is wanted.
     pub fn pair(&self, a: Addr, b: Addr) -> bool {
         match *self {
             Wanted::Pair(x, y) => (a == x && b == y) || (a == y && b == x),
-            Wanted::Id(_) => false,
+            Wanted::Id(_) | Wanted::Ids(_) | Wanted::Matching => false,
         }
     }
 }

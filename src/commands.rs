@@ -43,7 +43,7 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
             let one = |run: &Run, out: &mut dyn Write, _tty: bool| summary(run, json, out);
             dispatch(&run, None, "summary.txt", out, &one)
         }
-        Config::Show { run, wanted } => show(&run, wanted, out),
+        Config::Show { run, wanted, absolute } => show(&run, wanted, absolute, out),
         Config::Check { run, rules, junit, markdown } => check(&run, rules, junit, markdown, out),
         Config::Diff { old, new, analyzer, tolerances, json } => {
             diff(&old, &new, &analyzer, &tolerances, json, out)
@@ -52,7 +52,21 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
 }
 
 /// The ladder of every connection `wanted` names; exit 2 when there is none.
-fn show(run: &Run, wanted: Wanted, out: &mut dyn Write) -> io::Result<ExitCode> {
+fn show(run: &Run, wanted: Wanted, absolute: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
+    let wanted = match wanted {
+        // A first pass finds the connections the filter keeps; the second draws them.
+        Wanted::Matching => {
+            let mut ids = std::collections::BTreeSet::new();
+            analyze(run, None, &mut |_, record, kept| {
+                if kept {
+                    ids.insert(record.id);
+                }
+                Ok(())
+            })?;
+            Wanted::Ids(ids)
+        }
+        wanted => wanted,
+    };
     let mut packets: BTreeMap<u64, Vec<ObservedPacket>> = BTreeMap::new();
     let mut found: Vec<ConnRecord> = Vec::new();
     let mut total = 0;
@@ -75,12 +89,13 @@ fn show(run: &Run, wanted: Wanted, out: &mut dyn Write) -> io::Result<ExitCode> 
         if i > 0 {
             writeln!(out)?;
         }
-        ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice))?;
+        ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice), absolute)?;
     }
     if found.is_empty() && code == ExitCode::SUCCESS {
         match wanted {
             Wanted::Id(id) => eprintln!("sockscope: no connection with id {id} ({total} connections)"),
             Wanted::Pair(a, b) => eprintln!("sockscope: no connection between {a} and {b}"),
+            Wanted::Ids(_) | Wanted::Matching => eprintln!("sockscope: no connection matches the filter"),
         }
         return Ok(ExitCode::from(2));
     }

@@ -984,3 +984,26 @@ fn conns_help_explains_every_code_and_letter() {
         assert!(help.lines().any(|l| l.trim_start().starts_with(&format!("{letter}  "))), "{letter}");
     }
 }
+
+/// The ladder as Wireshark users expect it: sequence numbers from each side's ISN (raw with
+/// --absolute), windows scaled by the negotiated shift, the SYNs' options, a delta column, the
+/// first packet's time and a display filter; --filter draws every matching connection.
+#[test]
+fn show_speaks_wiresharks_language() {
+    let f = samples().join("teardowns.pcap");
+    let f = f.to_str().unwrap();
+    let text = stdout(&sockscope(&["show", f, "--conn", "1"]));
+    assert!(text.contains("first packet: 2026-11-25 14:54:49.096 UTC"), "{text}");
+    assert!(text.contains(
+        "wireshark: ip.addr==127.0.0.1 && ip.addr==127.0.0.1 && tcp.port==40001 && tcp.port==9001"
+    ));
+    assert!(text.contains("S seq=0 len=0 win=65495 <mss=65495 ws=10 sack ts>"), "{text}");
+    assert!(text.contains(". seq=1 ack=1 len=0 win=65536"), "64 << 10: {text}");
+    assert!(text.lines().any(|l| l.contains("delta")));
+    let raw = stdout(&sockscope(&["show", f, "--conn", "1", "--absolute"]));
+    assert!(!raw.contains(" seq=0 "), "{raw}");
+    let matching = stdout(&sockscope(&["show", f, "--filter", "state=REJ or state=S0"]));
+    assert_eq!(matching.matches("connection ").count(), 2, "{matching}");
+    let stdin = sockscope(&["show", "-", "--filter", "tcp"]);
+    assert_eq!(stdin.status.code(), Some(2));
+}
