@@ -125,6 +125,9 @@ pub enum Command {
         /// side's first (its ISN).
         #[arg(long)]
         absolute: bool,
+        /// Also write the packets drawn to this pcap file (one capture file as input).
+        #[arg(long, value_name = "FILE")]
+        write_pcap: Option<PathBuf>,
     },
     /// What changed between two runs of the same traffic: exit 0 when nothing did (within the
     /// tolerances), 1 when something did, 2 on trouble, as diff(1).
@@ -214,7 +217,13 @@ impl Command {
                 }
                 Config::Summary { run: input.run(select, per_file, false), json }
             }
-            Command::Show { input, conn, socket_pair, filter, absolute } => {
+            Command::Show { input, conn, socket_pair, filter, absolute, write_pcap } => {
+                let one_file = input.files.len() == 1 && input.files[0].is_file();
+                if write_pcap.is_some() && !one_file {
+                    return Err(
+                        "show --write-pcap copies packets from one capture file: give exactly one".into()
+                    );
+                }
                 let wanted = match (conn, socket_pair) {
                     (Some(id), _) => Wanted::Id(id),
                     (None, Some((a, b))) => Wanted::Pair(a, b),
@@ -226,7 +235,7 @@ impl Command {
                     (None, None) => Wanted::Matching,
                 };
                 let run = input.run(Select { filter }, PerFile::default(), false);
-                Config::Show { run, wanted, absolute }
+                Config::Show { run, wanted, absolute, write_pcap }
             }
             Command::Diff { old, new, analysis, select, tolerances, format } => {
                 let (tolerances, json) = (tolerances.tolerances(), format == TextFormat::Json);
@@ -328,6 +337,8 @@ pub enum Config {
         wanted: Wanted,
         /// Raw sequence numbers.
         absolute: bool,
+        /// Where to copy the packets drawn, as a pcap file.
+        write_pcap: Option<PathBuf>,
     },
     /// `check`: the rules' verdicts.
     Check {

@@ -43,7 +43,7 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
             let one = |run: &Run, out: &mut dyn Write, _tty: bool| summary(run, json, out);
             dispatch(&run, None, "summary.txt", out, &one)
         }
-        Config::Show { run, wanted, absolute } => show(&run, wanted, absolute, out),
+        Config::Show { run, wanted, absolute, write_pcap } => show(&run, wanted, absolute, write_pcap, out),
         Config::Check { run, rules, junit, markdown } => check(&run, rules, junit, markdown, out),
         Config::Diff { old, new, analyzer, tolerances, json } => {
             diff(&old, &new, &analyzer, &tolerances, json, out)
@@ -52,7 +52,13 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
 }
 
 /// The ladder of every connection `wanted` names; exit 2 when there is none.
-fn show(run: &Run, wanted: Wanted, absolute: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
+fn show(
+    run: &Run,
+    wanted: Wanted,
+    absolute: bool,
+    write_pcap: Option<PathBuf>,
+    out: &mut dyn Write,
+) -> io::Result<ExitCode> {
     let wanted = match wanted {
         // A first pass finds the connections the filter keeps; the second draws them.
         Wanted::Matching => {
@@ -90,6 +96,12 @@ fn show(run: &Run, wanted: Wanted, absolute: bool, out: &mut dyn Write) -> io::R
             writeln!(out)?;
         }
         ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice), absolute)?;
+    }
+    if let (Some(path), false) = (&write_pcap, found.is_empty()) {
+        let numbers =
+            found.iter().flat_map(|c| packets.get(&c.id).into_iter().flatten()).map(|p| p.number).collect();
+        let written = write_file(path, |w| crate::capture::write_frames(&run.paths[0], &numbers, w))?;
+        eprintln!("sockscope: {written} packet(s) written to {}", path.display());
     }
     if found.is_empty() && code == ExitCode::SUCCESS {
         match wanted {

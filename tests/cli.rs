@@ -1007,3 +1007,38 @@ fn show_speaks_wiresharks_language() {
     let stdin = sockscope(&["show", "-", "--filter", "tcp"]);
     assert_eq!(stdin.status.code(), Some(2));
 }
+
+/// `show --write-pcap` copies just the drawn connections' packets; read back, they are the same
+/// connections.
+#[test]
+fn show_writes_the_connections_packets_as_a_pcap() {
+    let f = samples().join("teardowns.pcap");
+    let out_file = temp_file("reused.pcap", b"");
+    let out = sockscope(&[
+        "show",
+        f.to_str().unwrap(),
+        "--socket-pair",
+        "127.0.0.1:40007-127.0.0.1:9007",
+        "--write-pcap",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("22 packet(s) written"), "{}", stderr(&out));
+    let original =
+        jsonl(&sockscope(&["conns", "--format", "jsonl", "--filter", "port 40007", f.to_str().unwrap()]));
+    let copied = jsonl(&sockscope(&["conns", "--format", "jsonl", out_file.to_str().unwrap()]));
+    let key = |c: &serde_json::Value| {
+        (c["conn_state"].clone(), c["history"].clone(), c["orig_pkts"].clone(), c["ts"].clone())
+    };
+    assert_eq!(copied.iter().map(key).collect::<Vec<_>>(), original.iter().map(key).collect::<Vec<_>>());
+    let two = sockscope(&[
+        "show",
+        f.to_str().unwrap(),
+        f.to_str().unwrap(),
+        "--conn",
+        "1",
+        "--write-pcap",
+        "/tmp/x.pcap",
+    ]);
+    assert_eq!(two.status.code(), Some(2), "one capture file only");
+}

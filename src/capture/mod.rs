@@ -7,6 +7,9 @@
 mod buffer;
 mod pcap;
 mod pcapng;
+mod write;
+
+pub use write::write_frames;
 
 use std::fmt;
 use std::fs::File;
