@@ -473,25 +473,7 @@ fn files_whose_times_overlap_are_merged_packet_by_packet() {
 #[test]
 fn tcp_timeout_reaches_established_connections() {
     let segment = |from_client: bool, flags: &str, seq: u32, ack: u32, len: usize| {
-        let (src, dst, sp, dp) = if from_client {
-            ([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80)
-        } else {
-            ([10, 0, 0, 2], [10, 0, 0, 1], 80, 40000)
-        };
-        let mut b =
-            etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 8192);
-        if flags.contains('S') {
-            b = b.syn();
-        }
-        if flags.contains('A') {
-            b = b.ack(ack);
-        }
-        if flags.contains('F') {
-            b = b.fin();
-        }
-        let mut out = Vec::new();
-        b.write(&mut out, &vec![0x41; len]).unwrap();
-        out
+        tcp_frame(from_client, flags, seq, ack, len, 8192)
     };
     let t0 = 1_700_000_000_000_000u64;
     let s = |secs: u64| t0 + secs * 1_000_000;
@@ -1041,4 +1023,48 @@ fn show_writes_the_connections_packets_as_a_pcap() {
         "/tmp/x.pcap",
     ]);
     assert_eq!(two.status.code(), Some(2), "one capture file only");
+}
+
+/// The ladder notes every event the analysis knows, on a capture made to hold each: a gap before
+/// the first payload, a retransmission, three duplicate ACKs and the fast retransmission they
+/// call for, a zero window and the window update that reopens it, an ACK of bytes never captured.
+#[test]
+fn the_ladder_notes_gaps_retransmissions_dup_acks_and_windows() {
+    let t0 = 1_700_000_000_000_000u64;
+    let mut at = t0;
+    let mut frames = Vec::new();
+    let mut add = |from_client, flags: &str, seq, ack, len, window| {
+        at += 1000;
+        frames.push((at, tcp_frame(from_client, flags, seq, ack, len, window)));
+    };
+    add(true, "S", 100, 0, 0, 8192);
+    add(false, "SA", 500, 101, 0, 8192);
+    add(true, "A", 101, 501, 0, 8192);
+    add(true, "PA", 111, 501, 10, 8192); // 10 bytes (101..111) never captured
+    add(false, "A", 501, 121, 0, 8192);
+    add(true, "PA", 121, 501, 10, 8192);
+    add(true, "PA", 131, 501, 10, 8192);
+    add(false, "A", 501, 131, 0, 8192);
+    add(false, "A", 501, 131, 0, 8192); // dup 1
+    add(false, "A", 501, 131, 0, 8192); // dup 2
+    add(false, "A", 501, 131, 0, 8192); // dup 3
+    add(true, "PA", 131, 501, 10, 8192); // fast retransmission
+    add(true, "PA", 131, 501, 10, 8192); // retransmission
+    add(false, "A", 501, 141, 0, 0); // zero window
+    add(false, "A", 501, 141, 0, 8192); // window update
+    add(false, "A", 501, 161, 0, 8192); // acks 20 bytes never captured
+    let f = temp_file("events.pcap", &pcap_bytes(&frames));
+    let text = stdout(&sockscope(&["show", f.to_str().unwrap(), "--conn", "1"]));
+    let note = |packet: u64| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{packet} ")))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string()
+    };
+    assert!(note(4).contains("[10 bytes before it never captured]"), "{text}");
+    assert!(note(9).contains("dup ack #1") && note(11).contains("dup ack #3"), "{text}");
+    assert!(note(12).contains("fast retransmission"), "{text}");
+    assert!(note(13).contains("[retransmission]"), "{text}");
+    assert!(note(14).contains("zero window") && note(15).contains("window update"), "{text}");
+    assert!(note(16).contains("acks 20 bytes never captured"), "{text}");
 }

@@ -51,6 +51,84 @@ fn options(o: &crate::decode::TcpOptions) -> String {
     }
 }
 
+/// What the ladder remembers of one side, to annotate its packets.
+#[derive(Default)]
+struct Side {
+    /// Its first sequence number: the ISN when its SYN was seen.
+    base: Option<SeqNum>,
+    /// It sent a SYN, so its data starts right after `base`.
+    syn: bool,
+    /// The end of its highest payload seen.
+    highest: Option<SeqNum>,
+    /// The end of everything it sent (SYN and FIN count one each).
+    next: Option<SeqNum>,
+    /// Its last pure ACK: acknowledgement and window.
+    last_ack: Option<(SeqNum, u16)>,
+    /// Duplicate ACKs it sent in a row.
+    dup_acks: u32,
+}
+
+/// The events a segment from `side` shows: retransmissions (fast ones after three duplicate
+/// ACKs), payload after a hole, content gaps (bytes the peer acknowledges, or that come before
+/// the first payload, never captured), duplicate ACKs, window updates, zero windows, FIN, RST.
+fn events(sides: &mut [Side; 2], side: usize, seg: &crate::decode::TcpSegment) -> Vec<String> {
+    let mut notes = Vec::new();
+    let (low, high) = sides.split_at_mut(1);
+    let (me, peer) = if side == 0 { (&mut low[0], &mut high[0]) } else { (&mut high[0], &mut low[0]) };
+    let f = seg.flags;
+    me.syn |= f.syn();
+    let data = seg.seq.advance(u32::from(f.syn()));
+    if seg.payload_len > 0 {
+        let end = data.advance(seg.payload_len);
+        match (me.highest, me.base) {
+            (Some(h), _) if end <= h && peer.dup_acks >= 3 => {
+                // The duplicate ACKs asked for this one; a later copy is an ordinary retransmission.
+                peer.dup_acks = 0;
+                notes.push("fast retransmission".to_string());
+            }
+            (Some(h), _) if end <= h => notes.push("retransmission".to_string()),
+            (Some(h), _) if data > h => {
+                notes.push(format!("{} bytes before it not captured (or out of order)", data.diff(h)))
+            }
+            (None, Some(base)) if me.syn && data > base.advance(1) => {
+                notes.push(format!("{} bytes before it never captured", data.diff(base.advance(1))));
+            }
+            _ => {}
+        }
+        me.highest = Some(me.highest.map_or(end, |h| h.max(end)));
+    }
+    let end_all = data.advance(seg.payload_len).advance(u32::from(f.fin()));
+    me.next = Some(me.next.map_or(end_all, |n| n.max(end_all)));
+    if f.ack() && !f.rst() {
+        if let Some(n) = peer.next.filter(|n| seg.ack > *n) {
+            notes.push(format!("acks {} bytes never captured", seg.ack.diff(n)));
+        }
+    }
+    let pure_ack = f.ack() && seg.payload_len == 0 && !f.syn() && !f.fin() && !f.rst();
+    match me.last_ack.filter(|_| pure_ack) {
+        Some((ack, win)) if ack == seg.ack && win == seg.window => {
+            me.dup_acks += 1;
+            notes.push(format!("dup ack #{}", me.dup_acks));
+        }
+        Some((ack, win)) if ack == seg.ack && win != seg.window && seg.window != 0 => {
+            me.dup_acks = 0;
+            notes.push("window update".to_string());
+        }
+        _ => me.dup_acks = 0,
+    }
+    me.last_ack = pure_ack.then_some((seg.ack, seg.window)).or(me.last_ack.filter(|_| seg.payload_len == 0));
+    if seg.window == 0 && !f.rst() {
+        notes.push("zero window".into());
+    }
+    if f.fin() {
+        notes.push("FIN".into());
+    }
+    if f.rst() {
+        notes.push("RST".into());
+    }
+    notes
+}
+
 /// Prints one line per packet of the connection `c`; sequence numbers relative to each side's
 /// first (its ISN, as Wireshark shows them) unless `absolute`.
 pub fn write(
@@ -94,8 +172,7 @@ pub fn write(
     let shifts = window_shifts(c);
     let mut previous = first.ts;
     // Relative sequence numbers: from each side's first sequence number seen.
-    let mut base: [Option<SeqNum>; 2] = [None, None];
-    let mut highest: [Option<SeqNum>; 2] = [None, None];
+    let mut sides = [Side::default(), Side::default()];
     for p in packets {
         let from_client = p.sockets().0 == c.orig;
         let side = usize::from(!from_client);
@@ -104,27 +181,9 @@ pub fn write(
         previous = p.ts;
         let (label, notes) = match p.transport {
             Transport::Tcp(seg) => {
-                let b = *base[side].get_or_insert(seg.seq);
-                let peer = base[1 - side];
-                let mut notes: Vec<String> = Vec::new();
-                let end = seg.seq.advance(seg.payload_len);
-                if seg.payload_len > 0 {
-                    if highest[side].is_some_and(|h| end <= h) {
-                        notes.push("retransmission".into());
-                    } else if highest[side].is_some_and(|h| seg.seq > h) {
-                        notes.push("after a gap or out of order".into());
-                    }
-                    highest[side] = Some(highest[side].map_or(end, |h| h.max(end)));
-                }
-                if seg.window == 0 && !seg.flags.rst() {
-                    notes.push("zero window".into());
-                }
-                if seg.flags.fin() {
-                    notes.push("FIN".into());
-                }
-                if seg.flags.rst() {
-                    notes.push("RST".into());
-                }
+                let b = *sides[side].base.get_or_insert(seg.seq);
+                let peer = sides[1 - side].base;
+                let mut notes = events(&mut sides, side, &seg);
                 let at = p.ts.as_secs_f64();
                 if let Some(h) = c.handshake.as_ref().filter(|h| h.ack_ts == Some(at)) {
                     notes.push(match h.rtt {

@@ -76,3 +76,29 @@ pub fn pcap_bytes(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
     }
     out
 }
+
+/// An Ethernet frame of a TCP segment between 10.0.0.1:40000 (the client) and 10.0.0.2:80:
+/// `flags` as letters (S, A, F, R, P), `len` bytes of payload.
+pub fn tcp_frame(from_client: bool, flags: &str, seq: u32, ack: u32, len: usize, window: u16) -> Vec<u8> {
+    let (src, dst, sp, dp) = if from_client {
+        ([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80)
+    } else {
+        ([10, 0, 0, 2], [10, 0, 0, 1], 80, 40000)
+    };
+    let mut b =
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, window);
+    for (letter, set) in [('S', 0), ('A', 1), ('F', 2), ('R', 3), ('P', 4)] {
+        if flags.contains(letter) {
+            b = match set {
+                0 => b.syn(),
+                1 => b.ack(ack),
+                2 => b.fin(),
+                3 => b.rst(),
+                _ => b.psh(),
+            };
+        }
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, &vec![0x41; len]).unwrap();
+    out
+}
