@@ -59,6 +59,12 @@ for profile in realistic tiny manyconn; do
     # adds holding finished records back behind older connections still open.
     awk -v a="$se" -v b="$s0" 'BEGIN { printf "  %-26s %.0f%% of the run\n", "writing JSON lines", (a - b) / a * 100 }'
     awk -v a="$s1" -v b="$s0" 'BEGIN { printf "  %-26s %.0f%% of the run\n", "same, first-seen order", (a - b) / a * 100 }'
+    # The table as a person reads it: streamed like JSON lines (memory bounded), and how soon
+    # the first row shows when connections are printed as they end.
+    read -r st mt ct <<< "$(best_of "$bin" conns --jobs 1 "$file")"
+    row "table (piped, every column)" "$packets" "$bytes" "$st" "$mt" "$ct"
+    first=$( { /usr/bin/time -f "%e" sh -c "\"$bin\" conns --jobs 1 --order end \"$file\" | head -2 > /dev/null" ; } 2>&1 | tail -n 1)
+    awk -v s="$first" 'BEGIN { printf "  %-26s %8.2f s\n", "first table row, end order", s }'
     if command -v tshark > /dev/null; then
         read -r s m c <<< "$(best_of tshark -n -q -r "$file" -z conv,tcp -z conv,udp)"
         row "tshark conv,tcp conv,udp" "$packets" "$bytes" "$s" "$m" "$c" "$s1"
