@@ -8,6 +8,7 @@ use super::record::ConnRecord;
 use super::Exporter;
 use crate::flow::inventory::SocketStats;
 use crate::pipeline::Analysis;
+use crate::tcp::phases::HandshakeState;
 use crate::tcp::verdict::ConnState;
 
 /// How the connection table is laid out.
@@ -174,10 +175,16 @@ pub fn utc(ts: f64) -> String {
     }
 }
 
+/// The handshake's state and RTT; when Zeek's verdict is REJ after a handshake that completed
+/// (a refusal it read from later packets), the cell says so rather than contradict the state.
 fn handshake_cell(c: &ConnRecord) -> String {
-    c.handshake.as_ref().map_or("-".to_string(), |h| match h.rtt {
-        Some(rtt) => format!("{} rtt={:.3}ms", h.state, rtt * 1e3),
-        None => h.state.to_string(),
+    c.handshake.as_ref().map_or("-".to_string(), |h| {
+        let refused = c.conn_state == ConnState::REJ && h.state == HandshakeState::Complete;
+        let state = if refused { format!("{}, then refused", h.state) } else { h.state.to_string() };
+        match h.rtt {
+            Some(rtt) => format!("{state} rtt={:.3}ms", rtt * 1e3),
+            None => state,
+        }
     })
 }
 
@@ -383,6 +390,15 @@ pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats], color: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_after_a_complete_handshake_says_so() {
+        let mut c =
+            super::super::record::of_sample("teardowns.pcap").into_iter().find(|r| r.id == 1).unwrap();
+        assert_eq!(handshake_cell(&c), "complete rtt=0.026ms");
+        c.conn_state = ConnState::REJ;
+        assert_eq!(handshake_cell(&c), "complete, then refused rtt=0.026ms");
+    }
 
     #[test]
     fn columns_align_to_widest_cell() {
