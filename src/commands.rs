@@ -51,6 +51,11 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
     }
 }
 
+/// The terminal's width in columns, 80 when it cannot be read.
+fn terminal_width() -> usize {
+    terminal_size::terminal_size().map_or(80, |(w, _)| usize::from(w.0))
+}
+
 /// The ladder of every connection `wanted` names; exit 2 when there is none.
 fn show(
     run: &Run,
@@ -73,6 +78,7 @@ fn show(
         }
         wanted => wanted,
     };
+    let width = io::stdout().is_terminal().then(terminal_width);
     let mut packets: BTreeMap<u64, Vec<ObservedPacket>> = BTreeMap::new();
     let mut found: Vec<ConnRecord> = Vec::new();
     let mut total = 0;
@@ -95,7 +101,7 @@ fn show(
         if i > 0 {
             writeln!(out)?;
         }
-        ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice), absolute)?;
+        ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice), absolute, width)?;
     }
     if let (Some(path), false) = (&write_pcap, found.is_empty()) {
         let numbers =
@@ -289,9 +295,7 @@ fn conns(
     let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
     let uid_seed = if format == Format::Zeek { inputs::fingerprint(&run.paths) } else { 0 };
     let layout = match (wide, tty) {
-        (false, true) => {
-            Layout::Compact(terminal_size::terminal_size().map_or(80, |(w, _)| usize::from(w.0)))
-        }
+        (false, true) => Layout::Compact(terminal_width()),
         _ => Layout::Wide,
     };
     let exporter = report::exporter(format, layout, tty && table::color_enabled(), uid_seed)?;

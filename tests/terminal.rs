@@ -79,3 +79,24 @@ fn piped_output_has_every_column_and_no_color() {
     assert!(text.lines().next().unwrap().contains("HANDSHAKE"));
     assert_eq!(text.lines().count(), 13, "a header and 12 rows, no summary when piped");
 }
+
+#[test]
+fn show_lists_packets_within_an_80_column_terminal_and_draws_the_ladder_when_piped() {
+    for sample in ["teardowns.pcap", "ipv6.pcap"] {
+        let file = samples().join(sample);
+        let text = plain(&at_terminal(&format!("show --conn 1 {}", file.display()), 80, &[]));
+        assert!(text.lines().count() > 12, "{text}");
+        // The Wireshark filter is kept whole, for pasting.
+        for line in text.lines().filter(|l| !l.starts_with("wireshark: ")) {
+            assert!(line.chars().count() <= 80, "{} > 80: {line}", line.chars().count());
+        }
+        assert!(text.contains("C>S  S seq=0") && text.contains("S>C  S. seq=0"), "{text}");
+        // Wrapped lines continue under the label: nothing is cut.
+        assert!(text.contains("\n                                     sack ts>"), "{text}");
+        assert!(!text.contains('…'), "{text}");
+
+        let piped = stdout(&sockscope(&["show", "--conn", "1", file.to_str().unwrap()]));
+        assert!(piped.contains("------------>") && piped.contains("<------------"), "{piped}");
+        assert!(!piped.contains("C>S"), "{piped}");
+    }
+}

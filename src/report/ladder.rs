@@ -9,6 +9,12 @@ use crate::types::SeqNum;
 
 const ARROW: usize = 12;
 
+/// The ladder's width, about: narrower terminals get the list.
+const LADDER_WIDTH: usize = 140;
+
+/// Where a list line's label starts, after the packet number, times and direction.
+const LIST_INDENT: usize = 37;
+
 /// A Wireshark display filter that shows the connection's socket pair.
 fn display_filter(c: &ConnRecord) -> String {
     let ip = |a: std::net::IpAddr| if a.is_ipv4() { "ip.addr" } else { "ipv6.addr" };
@@ -136,9 +142,18 @@ pub fn write(
     c: &ConnRecord,
     packets: &[ObservedPacket],
     absolute: bool,
+    width: Option<usize>,
 ) -> io::Result<()> {
-    writeln!(
-        out,
+    let narrow = width.filter(|w| *w < LADDER_WIDTH);
+    // A line too long for a narrow terminal wraps under `indent`, so nothing is lost.
+    let fit = |line: String, indent: usize| match narrow {
+        Some(w) => {
+            let indent = " ".repeat(indent);
+            textwrap::wrap(&line, textwrap::Options::new(w).subsequent_indent(&indent)).join("\n")
+        }
+        None => line,
+    };
+    let heading = format!(
         "connection {}: {} {} -> {}  {}  history {}  {} packets, {:.6} s",
         c.id,
         c.proto,
@@ -148,7 +163,8 @@ pub fn write(
         if c.history.is_empty() { "-" } else { &c.history },
         packets.len(),
         c.duration
-    )?;
+    );
+    writeln!(out, "{}", fit(heading, 2))?;
     if let Some(h) = &c.handshake {
         let rtt = h.rtt.map_or(String::new(), |r| format!(", rtt {:.3} ms", r * 1e3));
         writeln!(out, "handshake: {}{rtt}", h.state)?;
@@ -163,9 +179,14 @@ pub fn write(
         )?;
     }
     writeln!(out, "first packet: {} UTC", super::table::utc(c.ts))?;
+    // Never wrapped: it is for pasting into Wireshark whole.
     writeln!(out, "wireshark: {}", display_filter(c))?;
-    let client = format!("client {}", c.orig);
-    writeln!(out, "{:>7}  {:>10}  {:>9}  {client:<45} {:>13} server {}", "pkt", "time", "delta", "", c.resp)?;
+    let columns = format!("{:>7}  {:>10}  {:>9}  ", "pkt", "time", "delta");
+    let header = match narrow {
+        Some(_) => format!("{columns}dir  client {} / server {}", c.orig, c.resp),
+        None => format!("{columns}{:<45} {:>13} server {}", format!("client {}", c.orig), "", c.resp),
+    };
+    writeln!(out, "{}", fit(header, LIST_INDENT))?;
     let Some(first) = packets.first() else {
         return Ok(());
     };
@@ -215,13 +236,22 @@ pub fn write(
             }
             Transport::Udp(d) => (format!("len={}", d.payload_len), Vec::new()),
         };
-        let arrow = if from_client {
-            format!("{label:<45} {}>", "-".repeat(ARROW))
-        } else {
-            format!("{:<45} <{} {label}", "", "-".repeat(ARROW))
-        };
         let notes = if notes.is_empty() { String::new() } else { format!("  [{}]", notes.join(", ")) };
-        writeln!(out, "{:>7}  {t:>10.6}  {delta:>9.6}  {arrow}{notes}", p.number)?;
+        let line = match narrow {
+            Some(_) => {
+                let dir = if from_client { "C>S" } else { "S>C" };
+                fit(format!("{:>7}  {t:>10.6}  {delta:>9.6}  {dir}  {label}{notes}", p.number), LIST_INDENT)
+            }
+            None => {
+                let arrow = if from_client {
+                    format!("{label:<45} {}>", "-".repeat(ARROW))
+                } else {
+                    format!("{:<45} <{} {label}", "", "-".repeat(ARROW))
+                };
+                format!("{:>7}  {t:>10.6}  {delta:>9.6}  {arrow}{notes}", p.number)
+            }
+        };
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
