@@ -12,6 +12,7 @@ use crate::flow::inventory::{Inventory, SocketStats};
 use crate::flow::Conn;
 use crate::inputs;
 use crate::pipeline::{self, Analysis, FileReport, Observer, Options};
+use crate::report::clock::Clock;
 use crate::report::order::InOrder;
 use crate::report::record::ConnRecord;
 use crate::report::summary::Summary;
@@ -245,9 +246,9 @@ pub struct SummaryReport {
 }
 
 impl SummaryReport {
-    /// The summary as `sockscope summary` prints it.
-    pub fn write(self, out: &mut dyn io::Write) -> io::Result<()> {
-        self.summary.write(out, &self.analysis, &self.sockets)
+    /// The summary as `sockscope summary` prints it, times in `clock`'s zone.
+    pub fn write(self, out: &mut dyn io::Write, clock: &Clock) -> io::Result<()> {
+        self.summary.write(out, &self.analysis, &self.sockets, clock)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::diff::Tolerances;
 use crate::filter::{split_socket, Filter};
 use crate::flow::table::Timeouts;
 use crate::pipeline::{Options, DEFAULT_MAX_CONNECTIONS};
+use crate::report::clock::Clock;
 use crate::report::writer::Order;
 use crate::report::{Format, SocketFormat};
 use crate::tcp::verdict::ConnState;
@@ -65,6 +66,9 @@ pub enum Command {
         /// a terminal, where it otherwise fits the terminal's width.
         #[arg(long)]
         wide: bool,
+        /// The table's start times in the local time zone (TZ, else the system's) instead of UTC.
+        #[arg(long)]
+        local: bool,
         /// Write to this file instead of stdout; with --per-file, a directory.
         #[arg(long, short, value_name = "PATH")]
         output: Option<PathBuf>,
@@ -104,6 +108,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = TextFormat::Text)]
         format: TextFormat,
+        /// First and last packet times in the local time zone (TZ, else the system's) instead
+        /// of UTC.
+        #[arg(long)]
+        local: bool,
     },
     /// A ladder diagram of one connection: one line per packet, client left, server right.
     Show {
@@ -125,6 +133,9 @@ pub enum Command {
         /// side's first (its ISN).
         #[arg(long)]
         absolute: bool,
+        /// The first packet's time in the local time zone (TZ, else the system's) instead of UTC.
+        #[arg(long)]
+        local: bool,
         /// Also write the packets drawn to this pcap file (one capture file as input).
         #[arg(long, value_name = "FILE")]
         write_pcap: Option<PathBuf>,
@@ -186,15 +197,21 @@ impl Command {
     /// not, in one line.
     pub fn config(self) -> Result<Config, String> {
         Ok(match self {
-            Command::Conns { input, select, per_file, format, order, wide, output } => {
+            Command::Conns { input, select, per_file, format, order, wide, local, output } => {
                 let format = format.unwrap_or_else(|| Format::of_file(output.as_deref(), per_file.per_file));
+                if format != Format::Table && (wide || local) {
+                    let flag = if wide { "--wide" } else { "--local" };
+                    return Err(format!(
+                        "{flag} shapes the table: the other formats keep every field, times in UTC"
+                    ));
+                }
                 if format == Format::Parquet && output.is_none() && std::io::stdout().is_terminal() {
                     return Err(
                         "--format parquet is binary: write it with -o FILE (or redirect stdout)".into()
                     );
                 }
                 let run = input.run(select, per_file, order == Order::End);
-                Config::Conns { run, format, order, wide, output }
+                Config::Conns { run, format, order, wide, clock: clock(local), output }
             }
             Command::Sockets { input, select, per_file, format, output } => {
                 let format =
@@ -207,17 +224,23 @@ impl Command {
                 }
                 Config::Sockets { run: input.run(select, per_file, false), format, output }
             }
-            Command::Summary { input, select, per_file, format } => {
+            Command::Summary { input, select, per_file, format, local } => {
                 let json = format == TextFormat::Json;
+                if json && local {
+                    return Err(
+                        "summary --local shapes the text: the JSON gives times as seconds since the epoch"
+                            .into(),
+                    );
+                }
                 if per_file.per_file && json {
                     return Err(
                         "summary --per-file --format json would print one document per input: run them apart"
                             .into(),
                     );
                 }
-                Config::Summary { run: input.run(select, per_file, false), json }
+                Config::Summary { run: input.run(select, per_file, false), json, clock: clock(local) }
             }
-            Command::Show { input, conn, socket_pair, filter, absolute, write_pcap } => {
+            Command::Show { input, conn, socket_pair, filter, absolute, local, write_pcap } => {
                 let one_file = input.files.len() == 1 && input.files[0].is_file();
                 if write_pcap.is_some() && !one_file {
                     return Err(
@@ -235,7 +258,7 @@ impl Command {
                     (None, None) => Wanted::Matching,
                 };
                 let run = input.run(Select { filter }, PerFile::default(), false);
-                Config::Show { run, wanted, absolute, write_pcap }
+                Config::Show { run, wanted, absolute, clock: clock(local), write_pcap }
             }
             Command::Diff { old, new, analysis, select, tolerances, format } => {
                 let (tolerances, json) = (tolerances.tolerances(), format == TextFormat::Json);
@@ -310,6 +333,8 @@ pub enum Config {
         order: Order,
         /// Every table column, even at a terminal.
         wide: bool,
+        /// The table's time zone.
+        clock: Clock,
         /// The output file (a directory with `--per-file`); `None`: stdout.
         output: Option<PathBuf>,
     },
@@ -328,6 +353,8 @@ pub enum Config {
         run: Run,
         /// One JSON document instead of text.
         json: bool,
+        /// The text's time zone.
+        clock: Clock,
     },
     /// `show`: ladder diagrams of the connections wanted.
     Show {
@@ -337,6 +364,8 @@ pub enum Config {
         wanted: Wanted,
         /// Raw sequence numbers.
         absolute: bool,
+        /// The header's time zone.
+        clock: Clock,
         /// Where to copy the packets drawn, as a pcap file.
         write_pcap: Option<PathBuf>,
     },
@@ -595,5 +624,14 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration((secs * 1e9).round() as u64)),
         _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
+    }
+}
+
+/// UTC, or with `--local` the system's time zone.
+fn clock(local: bool) -> Clock {
+    if local {
+        Clock::local()
+    } else {
+        Clock::Utc
     }
 }

@@ -15,6 +15,7 @@ use crate::flow::inventory::Inventory;
 use crate::flow::Conn;
 use crate::inputs;
 use crate::pipeline::{Analysis, ObservedPacket, Observer};
+use crate::report::clock::Clock;
 use crate::report::record::ConnRecord;
 use crate::report::summary::Summary;
 use crate::report::table::Layout;
@@ -31,19 +32,22 @@ pub fn run(config: Config, out: &mut dyn Write) -> io::Result<ExitCode> {
         {
             conns_each_file(&run, format, order, out)
         }
-        Config::Conns { run, format, order, wide, output } => {
-            let one = |run: &Run, out: &mut dyn Write, tty: bool| conns(run, format, order, wide, tty, out);
+        Config::Conns { run, format, order, wide, clock, output } => {
+            let one =
+                |run: &Run, out: &mut dyn Write, tty: bool| conns(run, format, order, wide, &clock, tty, out);
             dispatch(&run, output.as_deref(), format.extension(), out, &one)
         }
         Config::Sockets { run, format, output } => {
             let one = |run: &Run, out: &mut dyn Write, tty: bool| sockets(run, format, tty, out);
             dispatch(&run, output.as_deref(), format.extension(), out, &one)
         }
-        Config::Summary { run, json } => {
-            let one = |run: &Run, out: &mut dyn Write, _tty: bool| summary(run, json, out);
+        Config::Summary { run, json, clock } => {
+            let one = |run: &Run, out: &mut dyn Write, _tty: bool| summary(run, json, &clock, out);
             dispatch(&run, None, "summary.txt", out, &one)
         }
-        Config::Show { run, wanted, absolute, write_pcap } => show(&run, wanted, absolute, write_pcap, out),
+        Config::Show { run, wanted, absolute, clock, write_pcap } => {
+            show(&run, wanted, absolute, &clock, write_pcap, out)
+        }
         Config::Check { run, rules, junit, markdown } => check(&run, rules, junit, markdown, out),
         Config::Diff { old, new, analyzer, tolerances, json } => {
             diff(&old, &new, &analyzer, &tolerances, json, out)
@@ -61,6 +65,7 @@ fn show(
     run: &Run,
     wanted: Wanted,
     absolute: bool,
+    clock: &Clock,
     write_pcap: Option<PathBuf>,
     out: &mut dyn Write,
 ) -> io::Result<ExitCode> {
@@ -101,7 +106,7 @@ fn show(
         if i > 0 {
             writeln!(out)?;
         }
-        ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice), absolute, width)?;
+        ladder::write(out, c, packets.get(&c.id).map_or(&[], Vec::as_slice), absolute, clock, width)?;
     }
     if let (Some(path), false) = (&write_pcap, found.is_empty()) {
         let numbers =
@@ -191,7 +196,8 @@ fn check_one(run: &Run, rules: &Rules, baseline: Option<diff::Side>) -> io::Resu
 /// into one output that stays parseable (one header, one document), each record naming its file.
 fn conns_each_file(run: &Run, format: Format, order: Order, out: &mut dyn Write) -> io::Result<ExitCode> {
     let uid_seed = if format == Format::Zeek { inputs::fingerprint(&run.paths) } else { 0 };
-    let mut writer = ConnWriter::new(out, report::exporter(format, Layout::Wide, false, uid_seed)?, order)?;
+    let mut writer =
+        ConnWriter::new(out, report::exporter(format, Layout::Wide, false, &Clock::Utc, uid_seed)?, order)?;
     let mut all = Analysis::default();
     for file in expand_warning(&run.paths) {
         let single = Run { paths: vec![file], ..run.clone() };
@@ -288,6 +294,7 @@ fn conns(
     format: Format,
     order: Order,
     wide: bool,
+    clock: &Clock,
     tty: bool,
     out: &mut dyn Write,
 ) -> io::Result<ExitCode> {
@@ -298,7 +305,7 @@ fn conns(
         (false, true) => Layout::Compact(terminal_width()),
         _ => Layout::Wide,
     };
-    let exporter = report::exporter(format, layout, tty && table::color_enabled(), uid_seed)?;
+    let exporter = report::exporter(format, layout, tty && table::color_enabled(), clock, uid_seed)?;
     let mut writer = ConnWriter::new(out, exporter, order)?;
     let analysis = analyze(run, None, &mut |c, record, kept| {
         if !kept {
@@ -313,7 +320,7 @@ fn conns(
     writer.finish(&analysis)?;
     if with_summary {
         writeln!(out)?;
-        summary.write(out, &analysis, &inventory.finish())?;
+        summary.write(out, &analysis, &inventory.finish(), clock)?;
     }
     Ok(finish(&analysis))
 }
@@ -331,7 +338,7 @@ fn sockets(run: &Run, format: SocketFormat, tty: bool, out: &mut dyn Write) -> i
     Ok(finish(&analysis))
 }
 
-fn summary(run: &Run, json: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
+fn summary(run: &Run, json: bool, clock: &Clock, out: &mut dyn Write) -> io::Result<ExitCode> {
     let mut summary = Summary::default();
     let mut inventory = Inventory::default();
     let analysis = analyze(run, None, &mut |c, record, kept| {
@@ -344,7 +351,7 @@ fn summary(run: &Run, json: bool, out: &mut dyn Write) -> io::Result<ExitCode> {
     if json {
         summary.write_json(out, &analysis, &inventory.finish())?;
     } else {
-        summary.write(out, &analysis, &inventory.finish())?;
+        summary.write(out, &analysis, &inventory.finish(), clock)?;
     }
     Ok(finish(&analysis))
 }

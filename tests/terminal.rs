@@ -100,3 +100,41 @@ fn show_lists_packets_within_an_80_column_terminal_and_draws_the_ladder_when_pip
         assert!(!piped.contains("C>S"), "{piped}");
     }
 }
+
+/// `sockscope ARGS` piped, in the time zone `tz`.
+fn in_zone(tz: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sockscope")).args(args).env("TZ", tz).output().unwrap()
+}
+
+#[test]
+fn times_are_utc_unless_local_is_asked_for() {
+    let file = samples().join("teardowns.pcap");
+    let file = file.to_str().unwrap();
+    // The first packet: 2026-11-25 14:54:49.096 UTC.
+    let table = stdout(&in_zone("Europe/Paris", &["conns", file]));
+    assert!(
+        table.starts_with("ID") && table.contains("START (UTC)") && table.contains("2026-11-25 14:54:49.096")
+    );
+    let local = stdout(&in_zone("Europe/Paris", &["conns", "--local", file]));
+    assert!(local.contains("START (local)") && local.contains("2026-11-25 15:54:49.096"), "{local}");
+
+    let summary = stdout(&in_zone("America/New_York", &["summary", "--local", file]));
+    assert!(summary.contains("first packet: 2026-11-25 09:54:49.096 -05:00"), "{summary}");
+    let summary = stdout(&in_zone("America/New_York", &["summary", file]));
+    assert!(summary.contains("first packet: 2026-11-25 14:54:49.096 UTC"), "{summary}");
+
+    let ladder = stdout(&in_zone("Asia/Kolkata", &["show", "--local", "--conn", "1", file]));
+    assert!(ladder.contains("first packet: 2026-11-25 20:24:49.096 +05:30"), "{ladder}");
+
+    // Machine formats keep epoch seconds: the flags that shape the table are refused there.
+    for args in [
+        &["conns", "--format", "jsonl", "--local", file][..],
+        &["conns", "--format", "csv", "--wide", file],
+        &["summary", "--format", "json", "--local", file],
+    ] {
+        let out = in_zone("Europe/Paris", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("UTC") || stderr(&out).contains("epoch"), "{}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+}

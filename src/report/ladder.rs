@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use super::clock::Clock;
 use super::record::ConnRecord;
 use crate::pipeline::{ObservedPacket, Transport};
 use crate::tcp::phases::TeardownKind;
@@ -136,12 +137,14 @@ fn events(sides: &mut [Side; 2], side: usize, seg: &crate::decode::TcpSegment) -
 }
 
 /// Prints one line per packet of the connection `c`; sequence numbers relative to each side's
-/// first (its ISN, as Wireshark shows them) unless `absolute`.
+/// first (its ISN, as Wireshark shows them) unless `absolute`; the first packet's time in
+/// `clock`'s zone; as a list of lines that wrap when the terminal is narrower than the ladder.
 pub fn write(
     out: &mut dyn Write,
     c: &ConnRecord,
     packets: &[ObservedPacket],
     absolute: bool,
+    clock: &Clock,
     width: Option<usize>,
 ) -> io::Result<()> {
     let narrow = width.filter(|w| *w < LADDER_WIDTH);
@@ -178,7 +181,7 @@ pub fn write(
             t.initiator.map_or(String::new(), |i| format!(" by {i}"))
         )?;
     }
-    writeln!(out, "first packet: {} UTC", super::table::utc(c.ts))?;
+    writeln!(out, "first packet: {}", clock.stamp(c.ts))?;
     // Never wrapped: it is for pasting into Wireshark whole.
     writeln!(out, "wireshark: {}", display_filter(c))?;
     let columns = format!("{:>7}  {:>10}  {:>9}  ", "pkt", "time", "delta");

@@ -1,5 +1,6 @@
 //! Printers: one module per output format. They only format what the analysis produced.
 
+pub mod clock;
 pub mod csv;
 pub mod diff;
 pub mod json;
@@ -224,15 +225,17 @@ pub trait Exporter {
     }
 }
 
-/// The exporter of `format`; the table's `layout` and `color`, `uid_seed` for Zeek's uids.
+/// The exporter of `format`; the table's `layout`, `color` and `clock`, `uid_seed` for Zeek's
+/// uids.
 pub fn exporter(
     format: Format,
     layout: table::Layout,
     color: bool,
+    clock: &clock::Clock,
     uid_seed: u64,
 ) -> io::Result<Box<dyn Exporter>> {
     Ok(match format {
-        Format::Table => Box::new(table::TableExporter::new(layout, color)),
+        Format::Table => Box::new(table::TableExporter::new(layout, color, clock.clone())),
         Format::Json => Box::<json::Json>::default(),
         Format::Jsonl => Box::new(jsonl::Jsonl),
         Format::Csv => Box::new(csv::Csv),

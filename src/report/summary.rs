@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use super::clock::Clock;
 use super::record::ConnRecord;
 use super::AccountingRecord;
 use crate::flow::inventory::SocketStats;
@@ -148,12 +149,14 @@ impl Summary {
         writeln!(out)
     }
 
-    /// Writes the summary; `sockets` is the inventory of the same connections.
+    /// Writes the summary, times in `clock`'s zone; `sockets` is the inventory of the same
+    /// connections.
     pub fn write(
         mut self,
         out: &mut dyn Write,
         analysis: &Analysis,
         sockets: &[SocketStats],
+        clock: &Clock,
     ) -> io::Result<()> {
         for f in &analysis.files {
             let kind =
@@ -162,9 +165,9 @@ impl Summary {
             writeln!(out, "file {}: {kind}, {} packets", f.path.display(), f.packets)?;
         }
         if let (Some(a), Some(b)) = (analysis.first_ts, analysis.last_ts) {
-            writeln!(out, "first packet: {} UTC", super::table::utc(a.as_secs_f64()))?;
+            writeln!(out, "first packet: {}", clock.stamp(a.as_secs_f64()))?;
             let span = b.since(a).as_secs_f64();
-            writeln!(out, "last packet:  {} UTC ({span:.3} s later)", super::table::utc(b.as_secs_f64()))?;
+            writeln!(out, "last packet:  {} ({span:.3} s later)", clock.stamp(b.as_secs_f64()))?;
         }
         let p = AccountingRecord::new(&analysis.accounting);
         writeln!(

@@ -4,6 +4,7 @@ use std::io::{self, IsTerminal, Write};
 
 use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
 
+use super::clock::Clock;
 use super::record::ConnRecord;
 use super::Exporter;
 use crate::flow::inventory::SocketStats;
@@ -30,6 +31,7 @@ const SIZING_ROWS: usize = 100;
 pub struct TableExporter {
     layout: Layout,
     color: bool,
+    clock: Clock,
     /// Cells of the rows waiting until the columns are sized.
     waiting: Vec<Vec<String>>,
     /// Column widths, once sized.
@@ -37,16 +39,22 @@ pub struct TableExporter {
 }
 
 impl TableExporter {
-    /// An empty table in `layout`; `color` colors states and the header.
-    pub fn new(layout: Layout, color: bool) -> Self {
-        TableExporter { layout, color, waiting: Vec::new(), widths: None }
+    /// An empty table in `layout`; `color` colors states and the header; start times in
+    /// `clock`'s zone.
+    pub fn new(layout: Layout, color: bool, clock: Clock) -> Self {
+        TableExporter { layout, color, clock, waiting: Vec::new(), widths: None }
     }
 
-    fn header(&self) -> &'static [&'static str] {
-        match self.layout {
+    fn header(&self) -> Vec<String> {
+        let names: &[&str] = match self.layout {
             Layout::Wide => &WIDE_HEADER,
             Layout::Compact(_) => &COMPACT_HEADER,
-        }
+        };
+        let zone = |h: &&str| match *h {
+            "START" => format!("START ({})", self.clock.name()),
+            h => h.to_string(),
+        };
+        names.iter().map(zone).collect()
     }
 
     /// Sizes the columns from the rows waiting, and prints the header and them.
@@ -61,7 +69,6 @@ impl TableExporter {
         if let Layout::Compact(width) = self.layout {
             fit(&mut widths, width);
         }
-        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
         print_row(out, &header, &widths, self.gap(), self.color.then_some(BOLD));
         for row in std::mem::take(&mut self.waiting) {
             self.print(out, &row, &widths);
@@ -88,7 +95,7 @@ impl TableExporter {
 impl Exporter for TableExporter {
     fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
         let row = match self.layout {
-            Layout::Wide => wide_row(record),
+            Layout::Wide => wide_row(record, &self.clock),
             Layout::Compact(_) => compact_row(record),
         };
         match self.widths.take() {
@@ -124,7 +131,7 @@ const WIDE_HEADER: [&str; 12] = [
     "RESP",
     "STATE",
     "HISTORY",
-    "START (UTC)",
+    "START",
     "DURATION",
     "PKTS o/r",
     "PAYLOAD o/r",
@@ -135,7 +142,7 @@ const WIDE_HEADER: [&str; 12] = [
 const COMPACT_HEADER: [&str; 7] = ["ID", "PROTO", "ORIG", "RESP", "STATE", "HISTORY", "DURATION"];
 
 /// A connection's cells, every column.
-fn wide_row(c: &ConnRecord) -> Vec<String> {
+fn wide_row(c: &ConnRecord, clock: &Clock) -> Vec<String> {
     vec![
         c.id.to_string(),
         c.proto.to_string(),
@@ -143,7 +150,7 @@ fn wide_row(c: &ConnRecord) -> Vec<String> {
         c.resp.to_string(),
         c.conn_state.to_string(),
         c.history.clone(),
-        utc(c.ts),
+        clock.time(c.ts),
         format!("{:.3}s", c.duration),
         format!("{}/{}", c.orig_pkts, c.resp_pkts),
         format!("{}/{}", c.orig_bytes, c.resp_bytes),
@@ -163,16 +170,6 @@ fn compact_row(c: &ConnRecord) -> Vec<String> {
         c.history.clone(),
         format!("{:.3}s", c.duration),
     ]
-}
-
-/// `2026-11-25 14:54:49.096`: a time in seconds since the epoch as a date and time of day in
-/// UTC, to the millisecond.
-pub fn utc(ts: f64) -> String {
-    let micros = (ts * 1e6).round() as i64;
-    match jiff::Timestamp::from_microsecond(micros) {
-        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string(),
-        Err(_) => format!("{ts:.6}"),
-    }
 }
 
 /// The handshake's state and RTT; when Zeek's verdict is REJ after a handshake that completed

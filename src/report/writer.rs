@@ -141,7 +141,7 @@ mod tests {
         let mut out = Vec::new();
         let mut w = ConnWriter::new(
             &mut out,
-            exporter(format, super::super::table::Layout::Wide, false, 0).unwrap(),
+            exporter(format, super::super::table::Layout::Wide, false, &Default::default(), 0).unwrap(),
             Order::FirstSeen,
         )
         .unwrap();
