@@ -1027,7 +1027,8 @@ fn show_writes_the_connections_packets_as_a_pcap() {
 
 /// The ladder notes every event the analysis knows, on a capture made to hold each: a gap before
 /// the first payload, a retransmission, three duplicate ACKs and the fast retransmission they
-/// call for, a zero window and the window update that reopens it, an ACK of bytes never captured.
+/// call for, a zero window and the window update that reopens it, an ACK of bytes never captured,
+/// segments that fill gaps later (out of order) and a copy of one of them (a retransmission).
 #[test]
 fn the_ladder_notes_gaps_retransmissions_dup_acks_and_windows() {
     let t0 = 1_700_000_000_000_000u64;
@@ -1053,6 +1054,11 @@ fn the_ladder_notes_gaps_retransmissions_dup_acks_and_windows() {
     add(false, "A", 501, 141, 0, 0); // zero window
     add(false, "A", 501, 141, 0, 8192); // window update
     add(false, "A", 501, 161, 0, 8192); // acks 20 bytes never captured
+    add(true, "PA", 171, 501, 10, 8192); // 30 bytes (141..171) skipped
+    add(true, "PA", 101, 501, 10, 8192); // fills the first gap
+    add(true, "PA", 141, 501, 20, 8192); // fills part of the second
+    add(true, "PA", 161, 501, 10, 8192); // fills the rest
+    add(true, "PA", 161, 501, 10, 8192); // retransmission
     let f = temp_file("events.pcap", &pcap_bytes(&frames));
     let text = stdout(&sockscope(&["show", f.to_str().unwrap(), "--conn", "1"]));
     let note = |packet: u64| {
@@ -1061,10 +1067,15 @@ fn the_ladder_notes_gaps_retransmissions_dup_acks_and_windows() {
             .unwrap_or_else(|| panic!("{text}"))
             .to_string()
     };
-    assert!(note(4).contains("[10 bytes before it never captured]"), "{text}");
+    assert!(note(4).contains("[10 bytes before it not captured (or out of order)]"), "{text}");
     assert!(note(9).contains("dup ack #1") && note(11).contains("dup ack #3"), "{text}");
     assert!(note(12).contains("fast retransmission"), "{text}");
     assert!(note(13).contains("[retransmission]"), "{text}");
     assert!(note(14).contains("zero window") && note(15).contains("window update"), "{text}");
     assert!(note(16).contains("acks 20 bytes never captured"), "{text}");
+    assert!(note(17).contains("[30 bytes before it not captured (or out of order)]"), "{text}");
+    for packet in [18, 19, 20] {
+        assert!(note(packet).contains("[out of order: fills a gap]"), "{text}");
+    }
+    assert!(note(21).contains("[retransmission]"), "{text}");
 }

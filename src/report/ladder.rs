@@ -73,11 +73,43 @@ struct Side {
     last_ack: Option<(SeqNum, u16)>,
     /// Duplicate ACKs it sent in a row.
     dup_acks: u32,
+    /// Ranges of its payload skipped so far (start, end): a later segment there arrived out of
+    /// order, or was lost before the capture point and sent again.
+    holes: Vec<(SeqNum, SeqNum)>,
+}
+
+/// Enough holes to follow reordering; older ones are forgotten.
+const MAX_HOLES: usize = 32;
+
+impl Side {
+    fn skipped(&mut self, start: SeqNum, end: SeqNum) {
+        if self.holes.len() == MAX_HOLES {
+            self.holes.remove(0);
+        }
+        self.holes.push((start, end));
+    }
+
+    /// Whether payload `start..end` falls in a hole, which it then fills (in part or whole).
+    fn fill(&mut self, start: SeqNum, end: SeqNum) -> bool {
+        let before = self.holes.len();
+        let mut left = Vec::new();
+        self.holes.retain(|&(s, e)| {
+            let overlaps = start < e && s < end;
+            if overlaps {
+                left.extend([(s, start), (end, e)].into_iter().filter(|(a, b)| a < b));
+            }
+            !overlaps
+        });
+        let filled = self.holes.len() < before;
+        self.holes.extend(left);
+        filled
+    }
 }
 
 /// The events a segment from `side` shows: retransmissions (fast ones after three duplicate
-/// ACKs), payload after a hole, content gaps (bytes the peer acknowledges, or that come before
-/// the first payload, never captured), duplicate ACKs, window updates, zero windows, FIN, RST.
+/// ACKs), payload after a hole (also before the first payload) and payload that fills one later
+/// (out of order), bytes the peer acknowledges but never captured, duplicate ACKs, window updates,
+/// zero windows, FIN, RST.
 fn events(sides: &mut [Side; 2], side: usize, seg: &crate::decode::TcpSegment) -> Vec<String> {
     let mut notes = Vec::new();
     let (low, high) = sides.split_at_mut(1);
@@ -87,18 +119,23 @@ fn events(sides: &mut [Side; 2], side: usize, seg: &crate::decode::TcpSegment) -
     let data = seg.seq.advance(u32::from(f.syn()));
     if seg.payload_len > 0 {
         let end = data.advance(seg.payload_len);
+        let fills = me.fill(data, end);
         match (me.highest, me.base) {
             (Some(h), _) if end <= h && peer.dup_acks >= 3 => {
                 // The duplicate ACKs asked for this one; a later copy is an ordinary retransmission.
                 peer.dup_acks = 0;
                 notes.push("fast retransmission".to_string());
             }
+            (Some(h), _) if end <= h && fills => notes.push("out of order: fills a gap".to_string()),
             (Some(h), _) if end <= h => notes.push("retransmission".to_string()),
             (Some(h), _) if data > h => {
-                notes.push(format!("{} bytes before it not captured (or out of order)", data.diff(h)))
+                notes.push(format!("{} bytes before it not captured (or out of order)", data.diff(h)));
+                me.skipped(h, data);
             }
             (None, Some(base)) if me.syn && data > base.advance(1) => {
-                notes.push(format!("{} bytes before it never captured", data.diff(base.advance(1))));
+                let start = base.advance(1);
+                notes.push(format!("{} bytes before it not captured (or out of order)", data.diff(start)));
+                me.skipped(start, data);
             }
             _ => {}
         }
