@@ -990,8 +990,8 @@ fn show_speaks_wiresharks_language() {
     assert_eq!(stdin.status.code(), Some(2));
 }
 
-/// `show --write-pcap` copies just the drawn connections' packets; read back, they are the same
-/// connections.
+/// `show --write-pcap` copies just the drawn connections' packets; read back (by sockscope, and
+/// by tshark and tcpdump where installed), they are the same connections.
 #[test]
 fn show_writes_the_connections_packets_as_a_pcap() {
     let f = samples().join("teardowns.pcap");
@@ -1013,6 +1013,43 @@ fn show_writes_the_connections_packets_as_a_pcap() {
         (c["conn_state"].clone(), c["history"].clone(), c["orig_pkts"].clone(), c["ts"].clone())
     };
     assert_eq!(copied.iter().map(key).collect::<Vec<_>>(), original.iter().map(key).collect::<Vec<_>>());
+    match std::process::Command::new("tshark")
+        .args([
+            "-n",
+            "-r",
+            out_file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+        ])
+        .output()
+    {
+        Ok(t) => {
+            let text = String::from_utf8_lossy(&t.stdout);
+            assert!(t.status.success(), "tshark: {}", String::from_utf8_lossy(&t.stderr));
+            assert_eq!(text.lines().count(), 22, "{text}");
+            let ports = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+            assert!(text
+                .lines()
+                .map(ports)
+                .all(|p| p.contains(&"40007".into()) && p.contains(&"9007".into())));
+        }
+        Err(_) => eprintln!("tshark not installed: the copy not read back by it"),
+    }
+    let filter = "tcp port 40007 and tcp port 9007";
+    match std::process::Command::new("tcpdump")
+        .args(["-n", "-r", out_file.to_str().unwrap(), filter])
+        .output()
+    {
+        Ok(t) => {
+            assert!(t.status.success(), "tcpdump: {}", String::from_utf8_lossy(&t.stderr));
+            assert_eq!(String::from_utf8_lossy(&t.stdout).lines().count(), 22);
+        }
+        Err(_) => eprintln!("tcpdump not installed: the copy not read back by it"),
+    }
     let two = sockscope(&[
         "show",
         f.to_str().unwrap(),
