@@ -1065,7 +1065,7 @@ fn show_writes_the_connections_packets_as_a_pcap() {
 /// The ladder notes every event the analysis knows, on a capture made to hold each: a gap before
 /// the first payload, a retransmission, three duplicate ACKs and the fast retransmission they
 /// call for, a zero window and the window update that reopens it, an ACK of bytes never captured,
-/// segments that fill gaps later (out of order) and a copy of one of them (a retransmission).
+/// segments that fill gaps later and a copy of one of them.
 #[test]
 fn the_ladder_notes_gaps_retransmissions_dup_acks_and_windows() {
     let t0 = 1_700_000_000_000_000u64;
@@ -1112,7 +1112,7 @@ fn the_ladder_notes_gaps_retransmissions_dup_acks_and_windows() {
     assert!(note(16).contains("acks 20 bytes never captured"), "{text}");
     assert!(note(17).contains("[30 bytes before it not captured (or out of order)]"), "{text}");
     for packet in [18, 19, 20] {
-        assert!(note(packet).contains("[out of order: fills a gap]"), "{text}");
+        assert!(note(packet).contains("[retransmission, fills a gap]"), "{text}");
     }
     assert!(note(21).contains("[retransmission]"), "{text}");
 }

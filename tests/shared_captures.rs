@@ -261,3 +261,47 @@ fn bytes_and_durations_agree_with_zeek() {
     // The one known disagreement is the gridftp data channel Zeek stops analyzing (see the README).
     assert!(agreed + 1 >= compared, "{agreed} of {compared} agree");
 }
+
+/// The ladder's notes on real captures agree with the connection's record: as many
+/// retransmissions as `*_rexmit_pkts`, the content gap Zeek counts in `missed_bytes`.
+#[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
+fn ladder_notes_agree_with_the_records_on_real_captures() {
+    let dir = shared_captures();
+    let cases = [
+        // Fast retransmission after three duplicate ACKs, then two more.
+        ("zeek_tcp_retransmit-fast009.pcap", 1),
+        // A server whose 2902 bytes before its FIN were never captured.
+        ("zeek_tcp_miss_end_data.pcap", 1),
+        // A gap that a retransmission fills 65 ms later.
+        ("zeek_http_concurrent-range-requests.pcap", 2),
+        ("derived-cut_ppp_one_tcp_stream.pcap", 1),
+    ];
+    for (name, id) in cases {
+        let f = dir.join(name);
+        let f = f.to_str().unwrap();
+        let record = jsonl(&sockscope(&["conns", "--format", "jsonl", f]))
+            .into_iter()
+            .find(|c| c["id"] == id)
+            .unwrap();
+        let d = &record["data"];
+        let count =
+            |k: &str| d[format!("orig_{k}")].as_u64().unwrap() + d[format!("resp_{k}")].as_u64().unwrap();
+        let ladder = stdout(&sockscope(&["show", "--conn", &id.to_string(), f]));
+        let notes: Vec<&str> = ladder.lines().filter_map(|l| l.split_once("  [")).map(|(_, n)| n).collect();
+        let rexmits = notes.iter().map(|n| n.matches("retransmission").count() as u64).sum::<u64>();
+        assert_eq!(rexmits, count("rexmit_pkts"), "{name}: {ladder}");
+        let gaps: u64 = notes
+            .iter()
+            .flat_map(|n| n.split(", "))
+            .filter_map(|n| n.strip_suffix(" bytes before it not captured (or out of order)"))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum();
+        let missed = count("missed_bytes");
+        if missed > 0 {
+            assert_eq!(gaps, missed, "{name}: {ladder}");
+        }
+        let ahead = notes.iter().filter(|n| n.contains("before it not captured")).count() as u64;
+        assert!(ahead >= count("out_of_order"), "{name}: a note for every segment out of order: {ladder}");
+    }
+}

@@ -82,11 +82,13 @@ struct Side {
 const MAX_HOLES: usize = 32;
 
 impl Side {
-    fn skipped(&mut self, start: SeqNum, end: SeqNum) {
+    /// Remembers that payload `start..end` was skipped; the note saying so.
+    fn skipped(&mut self, start: SeqNum, end: SeqNum) -> String {
         if self.holes.len() == MAX_HOLES {
             self.holes.remove(0);
         }
         self.holes.push((start, end));
+        format!("{} bytes before it not captured (or out of order)", end.diff(start))
     }
 
     /// Whether payload `start..end` falls in a hole, which it then fills (in part or whole).
@@ -107,8 +109,8 @@ impl Side {
 }
 
 /// The events a segment from `side` shows: retransmissions (fast ones after three duplicate
-/// ACKs), payload after a hole (also before the first payload) and payload that fills one later
-/// (out of order), bytes the peer acknowledges but never captured, duplicate ACKs, window updates,
+/// ACKs; one that fills a hole is said to), payload after a hole (also before the first payload
+/// or a FIN: out of order, or never captured), bytes the peer acknowledges but never captured, duplicate ACKs, window updates,
 /// zero windows, FIN, RST.
 fn events(sides: &mut [Side; 2], side: usize, seg: &crate::decode::TcpSegment) -> Vec<String> {
     let mut notes = Vec::new();
@@ -126,20 +128,21 @@ fn events(sides: &mut [Side; 2], side: usize, seg: &crate::decode::TcpSegment) -
                 peer.dup_acks = 0;
                 notes.push("fast retransmission".to_string());
             }
-            (Some(h), _) if end <= h && fills => notes.push("out of order: fills a gap".to_string()),
+            (Some(h), _) if end <= h && fills => notes.push("retransmission, fills a gap".to_string()),
             (Some(h), _) if end <= h => notes.push("retransmission".to_string()),
-            (Some(h), _) if data > h => {
-                notes.push(format!("{} bytes before it not captured (or out of order)", data.diff(h)));
-                me.skipped(h, data);
-            }
+            (Some(h), _) if data > h => notes.push(me.skipped(h, data)),
             (None, Some(base)) if me.syn && data > base.advance(1) => {
-                let start = base.advance(1);
-                notes.push(format!("{} bytes before it not captured (or out of order)", data.diff(start)));
-                me.skipped(start, data);
+                notes.push(me.skipped(base.advance(1), data))
             }
             _ => {}
         }
         me.highest = Some(me.highest.map_or(end, |h| h.max(end)));
+    } else if f.fin() {
+        // A FIN's sequence number is where the data ended: bytes before it never seen are a gap.
+        let sent = me.highest.or(me.base.filter(|_| me.syn).map(|b| b.advance(1)));
+        if let Some(h) = sent.filter(|h| data > *h) {
+            notes.push(me.skipped(h, data));
+        }
     }
     let end_all = data.advance(seg.payload_len).advance(u32::from(f.fin()));
     me.next = Some(me.next.map_or(end_all, |n| n.max(end_all)));
