@@ -19,6 +19,7 @@ pub(super) const LINK_LOOP: u32 = 108;
 pub(super) const LINK_LINUX_SLL: u32 = 113;
 pub(super) const LINK_IPV4: u32 = 228;
 pub(super) const LINK_IPV6: u32 = 229;
+pub(super) const LINK_NFLOG: u32 = 239;
 pub(super) const LINK_LINUX_SLL2: u32 = 276;
 
 pub(super) const ETH_IPV4: u16 = 0x0800;
@@ -69,6 +70,20 @@ mod null {
     use super::Field;
     pub const FAMILY: Field = 0..4;
     pub const PAYLOAD: usize = 4;
+}
+
+/// Linux NFLOG (LINKTYPE_NFLOG): a header (address family, version, resource id), then
+/// type-length-value records, each padded to 4 bytes, one of them holding the packet.
+mod nflog {
+    pub const FAMILY: usize = 0;
+    pub const TLVS: usize = 4;
+    /// A record's header: its length (header included) and type, in the capturing host's
+    /// byte order.
+    pub const TLV_HEADER: usize = 4;
+    /// NFULA_PAYLOAD: the packet, from its network-layer header.
+    pub const PAYLOAD: u16 = 9;
+    pub const AF_INET: u8 = 2;
+    pub const AF_INET6: u8 = 10;
 }
 
 /// One MPLS label stack entry.
@@ -124,6 +139,7 @@ pub(super) fn link(link_type: u32, data: &[u8]) -> Result<Net<'_>, Skip> {
             ether_type(proto, rest, 0)
         }
         LINK_PPP | LINK_PPP_HDLC => ppp(data),
+        LINK_NFLOG => nflog(data),
         n => Err(Skip::UnsupportedLinkType(n)),
     }
 }
@@ -195,4 +211,37 @@ pub(super) fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
         p if p >= 0x8000 => Ok(Net::Other(Other::PppControl)),
         p => Ok(Net::Other(Other::EtherType(p))),
     }
+}
+
+/// The IP packet an NFLOG record carries. Its records' lengths are in the capturing host's
+/// byte order, which the file does not say: little-endian (x86, ARM) unless that reads as
+/// impossible and big-endian does not.
+fn nflog(data: &[u8]) -> Result<Net<'_>, Skip> {
+    let family = *data.get(nflog::FAMILY).ok_or(Skip::TruncatedLinkHeader)?;
+    let mut rest = data.get(nflog::TLVS..).ok_or(Skip::TruncatedLinkHeader)?;
+    while !rest.is_empty() {
+        let header = rest.get(..nflog::TLV_HEADER).ok_or(Skip::TruncatedLinkHeader)?;
+        // A record fits in what is left, but the packet's may be cut by the snap length.
+        let plausible = |(len, ty): (u16, u16)| {
+            let len = usize::from(len);
+            len >= nflog::TLV_HEADER && (len <= rest.len() || ty == nflog::PAYLOAD)
+        };
+        let le = (u16::from_le_bytes([header[0], header[1]]), u16::from_le_bytes([header[2], header[3]]));
+        let be = (u16::from_be_bytes([header[0], header[1]]), u16::from_be_bytes([header[2], header[3]]));
+        let (len, ty) = if plausible(le) || !plausible(be) { le } else { be };
+        let len = usize::from(len);
+        if len < nflog::TLV_HEADER {
+            return Err(Skip::BadNflogRecord);
+        }
+        if ty == nflog::PAYLOAD {
+            // A snap length may cut the packet: what was captured goes on.
+            let packet = &rest[nflog::TLV_HEADER..len.min(rest.len())];
+            return Ok(match family {
+                nflog::AF_INET | nflog::AF_INET6 => Net::Ip(packet),
+                f => Net::Other(Other::NflogFamily(f)),
+            });
+        }
+        rest = rest.get(len.next_multiple_of(4)..).ok_or(Skip::TruncatedLinkHeader)?;
+    }
+    Ok(Net::Other(Other::NflogWithoutPacket))
 }

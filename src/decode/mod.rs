@@ -97,6 +97,10 @@ pub enum Other {
     Llc,
     /// PPP control protocols (LCP, IPCP ...), PPPoE discovery.
     PppControl,
+    /// An NFLOG record of an address family other than IPv4 and IPv6 (bridge, ARP ...).
+    NflogFamily(u8),
+    /// An NFLOG record that holds no packet (logged with no payload copied).
+    NflogWithoutPacket,
 }
 
 impl fmt::Display for Other {
@@ -109,6 +113,8 @@ impl fmt::Display for Other {
             Other::EtherType(t) => write!(f, "ethertype 0x{t:04x}"),
             Other::Llc => write!(f, "802.3/llc"),
             Other::PppControl => write!(f, "ppp control"),
+            Other::NflogFamily(n) => write!(f, "nflog family {n}"),
+            Other::NflogWithoutPacket => write!(f, "nflog record without packet"),
         }
     }
 }
@@ -122,6 +128,8 @@ pub enum Skip {
     TruncatedLinkHeader,
     /// More than 8 stacked VLAN tags.
     TooManyVlanTags,
+    /// An NFLOG record whose length is below its own header's.
+    BadNflogRecord,
     /// An MPLS label stack with no bottom-of-stack label in its first 16 labels.
     TooManyMplsLabels,
     /// Fewer bytes than an IP header needs.
@@ -155,6 +163,7 @@ impl fmt::Display for Skip {
             Skip::UnsupportedLinkType(n) => write!(f, "unsupported link type {n}"),
             Skip::TruncatedLinkHeader => write!(f, "truncated link-layer header"),
             Skip::TooManyVlanTags => write!(f, "too many VLAN tags"),
+            Skip::BadNflogRecord => write!(f, "bad nflog record"),
             Skip::TooManyMplsLabels => write!(f, "too many MPLS labels"),
             Skip::TruncatedIpHeader => write!(f, "truncated IP header"),
             Skip::BadIpHeader => write!(f, "bad IP header"),
@@ -385,6 +394,57 @@ mod tests {
             assert!(matches!(dec(LINK_NULL, &frame), Decoded::Tcp(..)));
             assert!(matches!(dec(LINK_LOOP, &frame), Decoded::Tcp(..)));
         }
+    }
+
+    /// An NFLOG frame of `family` holding `tlvs`: (type, value), lengths in `order`.
+    fn nflog(family: u8, tlvs: &[(u16, &[u8])], big_endian: bool) -> Vec<u8> {
+        let mut out = vec![family, 0, 0, 20];
+        for (ty, value) in tlvs {
+            let len = u16::try_from(4 + value.len()).unwrap();
+            let (len, ty) = if big_endian {
+                (len.to_be_bytes(), ty.to_be_bytes())
+            } else {
+                (len.to_le_bytes(), ty.to_le_bytes())
+            };
+            out.extend_from_slice(&len);
+            out.extend_from_slice(&ty);
+            out.extend_from_slice(value);
+            out.resize(out.len().next_multiple_of(4), 0);
+        }
+        out
+    }
+
+    #[test]
+    fn nflog_in_either_byte_order_after_padded_records() {
+        let ip = ipv4_tcp(3);
+        // A packet header record (type 1), a prefix of 7 bytes padded to 8, then the packet.
+        let tlvs: [(u16, &[u8]); 3] = [(1, &[8, 0, 3, 0]), (10, b"prefix\0"), (9, &ip)];
+        for big_endian in [false, true] {
+            let frame = nflog(2, &tlvs, big_endian);
+            match dec(LINK_NFLOG, &frame) {
+                Decoded::Tcp(_, seg) => assert_eq!(seg.payload_len, 3),
+                other => panic!("{big_endian}: {other:?}"),
+            }
+            // Cut by a snap length inside the packet: what was captured is decoded.
+            let cut = dec(LINK_NFLOG, &frame[..frame.len() - 3]);
+            assert!(matches!(cut, Decoded::Tcp(..)), "{big_endian}: {cut:?}");
+        }
+    }
+
+    #[test]
+    fn nflog_without_an_ip_packet_is_other_and_damage_is_named() {
+        let ip = ipv4_tcp(0);
+        let bridge = nflog(7, &[(9, &ip)], false);
+        assert!(matches!(dec(LINK_NFLOG, &bridge), Decoded::Other(Other::NflogFamily(7))));
+        let no_payload = nflog(2, &[(1, &[8, 0, 3, 0])], false);
+        assert!(matches!(dec(LINK_NFLOG, &no_payload), Decoded::Other(Other::NflogWithoutPacket)));
+        let zero_length = [2, 0, 0, 20, 0, 0, 9, 0];
+        assert!(matches!(dec(LINK_NFLOG, &zero_length), Decoded::Skipped(Skip::BadNflogRecord)));
+        let cut_header = [2, 0, 0, 20, 8, 0];
+        assert!(matches!(dec(LINK_NFLOG, &cut_header), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+        let cut_record = nflog(2, &[(1, &[8, 0, 3, 0, 1, 2, 3, 4])], false);
+        assert!(matches!(dec(LINK_NFLOG, &cut_record[..10]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+        assert!(matches!(dec(LINK_NFLOG, &[2, 0]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
     }
 
     #[test]
