@@ -29,12 +29,44 @@ fn nflog() {
         .collect();
     // tcpdump: "74.82.42.42.53 > 10.0.0.20.42585: ... (45)" and so on.
     assert_eq!(seen, [(42585, 45), (45190, 57), (44031, 49), (48736, 61)]);
+    let p = packets(f);
+    assert_eq!((&p["total"], &p["udp"], &p["skipped"]), (&4.into(), &4.into(), &0.into()), "{p}");
+}
+
+/// The packet accounting of `summary --format json`.
+fn packets(file: &str) -> serde_json::Value {
     let summary: serde_json::Value =
-        serde_json::from_str(&stdout(&sockscope(&["summary", "--format", "json", f]))).unwrap();
-    let p = &summary["packets"];
+        serde_json::from_str(&stdout(&sockscope(&["summary", "--format", "json", file]))).unwrap();
+    summary["packets"].clone()
+}
+
+/// tcpdump's `HDLC.pcap`: Cisco HDLC with 10 ICMP echoes, 24 SLARP keepalives (0x8035) and 4
+/// CDP frames (0x2000), as tcpdump counts them.
+#[test]
+fn cisco_hdlc() {
+    let p = packets(data("HDLC.pcap").to_str().unwrap());
+    assert_eq!((&p["total"], &p["other"], &p["skipped"]), (&38.into(), &38.into(), &0.into()), "{p}");
+    let kinds = &p["other_by_kind"];
+    assert_eq!(kinds["icmp"], 10, "{p}");
+    assert_eq!(kinds["ethertype 0x8035"], 24, "{p}");
+    assert_eq!(kinds["ethertype 0x2000"], 4, "{p}");
+}
+
+/// tcpdump's `ipoib.pcap`: IP over InfiniBand, one direction of an SSH session and a few SYNs
+/// (20 TCP segments), 6 ICMP echoes and 4 ARP frames, as tcpdump decodes them.
+#[test]
+fn ip_over_infiniband() {
+    let f = data("ipoib.pcap");
+    let f = f.to_str().unwrap();
+    let p = packets(f);
     assert_eq!(
-        (p["total"].as_u64(), p["udp"].as_u64(), p["skipped"].as_u64()),
-        (Some(4), Some(4), Some(0)),
-        "{p}"
+        (&p["total"], &p["tcp"], &p["other"], &p["skipped"]),
+        (&30.into(), &20.into(), &10.into(), &0.into())
     );
+    assert_eq!((&p["other_by_kind"]["icmp"], &p["other_by_kind"]["arp"]), (&6.into(), &4.into()), "{p}");
+    let conns = jsonl(&sockscope(&["conns", "--format", "jsonl", f]));
+    assert!(conns.iter().all(|c| c["orig"]["ip"] == "192.168.56.10" && c["resp"]["ip"] == "192.168.56.24"));
+    let ssh = conns.iter().filter(|c| c["resp"]["port"] == 22).map(|c| c["orig_bytes"].as_u64().unwrap());
+    // tcpdump: the client's last data segment is "seq 1338:1438".
+    assert_eq!(ssh.sum::<u64>(), 1438);
 }

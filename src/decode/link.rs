@@ -1,5 +1,6 @@
 //! Link layers down to the network layer: Ethernet with VLAN stacks, MPLS, PPPoE and
-//! FabricPath, Linux cooked captures (SLL, SLL2), BSD loopback, PPP. Walked here because
+//! FabricPath, Linux cooked captures (SLL, SLL2), BSD loopback, PPP, Cisco HDLC, IP over
+//! InfiniBand, Linux NFLOG. Walked here because
 //! etherparse stops at three VLAN tags and knows neither MPLS nor PPP.
 
 use super::field::{be16, Field};
@@ -12,6 +13,7 @@ pub(super) const LINK_PPP: u32 = 9;
 pub const LINK_RAW_12: u32 = 12;
 pub const LINK_RAW_14: u32 = 14;
 pub(super) const LINK_PPP_HDLC: u32 = 50;
+pub(super) const LINK_C_HDLC: u32 = 104;
 /// LINKTYPE_RAW: an IPv4 or IPv6 packet with no link-layer header (how reassembled datagrams
 /// are decoded again).
 pub const LINK_RAW: u32 = 101;
@@ -20,6 +22,7 @@ pub(super) const LINK_LINUX_SLL: u32 = 113;
 pub(super) const LINK_IPV4: u32 = 228;
 pub(super) const LINK_IPV6: u32 = 229;
 pub(super) const LINK_NFLOG: u32 = 239;
+pub(super) const LINK_IPOIB: u32 = 242;
 pub(super) const LINK_LINUX_SLL2: u32 = 276;
 
 pub(super) const ETH_IPV4: u16 = 0x0800;
@@ -70,6 +73,21 @@ mod null {
     use super::Field;
     pub const FAMILY: Field = 0..4;
     pub const PAYLOAD: usize = 4;
+}
+
+/// Cisco HDLC (LINKTYPE_C_HDLC): address, control, then an ethertype.
+mod chdlc {
+    use super::Field;
+    pub const PROTOCOL: Field = 2..4;
+    pub const PAYLOAD: usize = 4;
+}
+
+/// IP over InfiniBand (LINKTYPE_IPOIB, RFC 4391): link addresses, then an ethertype and two
+/// reserved bytes.
+mod ipoib {
+    use super::Field;
+    pub const ETHERTYPE: Field = 40..42;
+    pub const PAYLOAD: usize = 44;
 }
 
 /// Linux NFLOG (LINKTYPE_NFLOG): a header (address family, version, resource id), then
@@ -129,17 +147,12 @@ pub(super) fn link(link_type: u32, data: &[u8]) -> Result<Net<'_>, Skip> {
                 _ => Ok(Net::Other(Other::EtherType(0))),
             }
         }
-        LINK_LINUX_SLL => {
-            let proto = be16(data, sll::PROTOCOL).ok_or(Skip::TruncatedLinkHeader)?;
-            ether_type(proto, &data[sll::PAYLOAD..], 0)
-        }
-        LINK_LINUX_SLL2 => {
-            let proto = be16(data, sll2::PROTOCOL).ok_or(Skip::TruncatedLinkHeader)?;
-            let rest = data.get(sll2::PAYLOAD..).ok_or(Skip::TruncatedLinkHeader)?;
-            ether_type(proto, rest, 0)
-        }
+        LINK_LINUX_SLL => typed(data, sll::PROTOCOL, sll::PAYLOAD),
+        LINK_LINUX_SLL2 => typed(data, sll2::PROTOCOL, sll2::PAYLOAD),
         LINK_PPP | LINK_PPP_HDLC => ppp(data),
         LINK_NFLOG => nflog(data),
+        LINK_C_HDLC => typed(data, chdlc::PROTOCOL, chdlc::PAYLOAD),
+        LINK_IPOIB => typed(data, ipoib::ETHERTYPE, ipoib::PAYLOAD),
         n => Err(Skip::UnsupportedLinkType(n)),
     }
 }
@@ -211,6 +224,12 @@ pub(super) fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
         p if p >= 0x8000 => Ok(Net::Other(Other::PppControl)),
         p => Ok(Net::Other(Other::EtherType(p))),
     }
+}
+
+/// A link header that names its payload by an ethertype at `field`, the payload from `payload`.
+fn typed(data: &[u8], field: Field, payload: usize) -> Result<Net<'_>, Skip> {
+    let proto = be16(data, field).ok_or(Skip::TruncatedLinkHeader)?;
+    ether_type(proto, data.get(payload..).ok_or(Skip::TruncatedLinkHeader)?, 0)
 }
 
 /// The IP packet an NFLOG record carries. Its records' lengths are in the capturing host's

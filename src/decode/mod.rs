@@ -448,6 +448,22 @@ mod tests {
     }
 
     #[test]
+    fn cisco_hdlc_and_ip_over_infiniband_name_an_ethertype() {
+        let ip = ipv4_tcp(0);
+        let chdlc = [&[0x0f, 0x00, 0x08, 0x00][..], &ip].concat();
+        assert!(matches!(dec(LINK_C_HDLC, &chdlc), Decoded::Tcp(..)));
+        let slarp = [0x8f, 0x00, 0x80, 0x35, 0, 0, 0, 2];
+        assert!(matches!(dec(LINK_C_HDLC, &slarp), Decoded::Other(Other::EtherType(0x8035))));
+        let mut ipoib = vec![0u8; 40];
+        ipoib.extend_from_slice(&[0x08, 0x00, 0, 0]);
+        ipoib.extend_from_slice(&ip);
+        assert!(matches!(dec(LINK_IPOIB, &ipoib), Decoded::Tcp(..)));
+        for (link, cut) in [(LINK_C_HDLC, &chdlc[..3]), (LINK_IPOIB, &ipoib[..43])] {
+            assert!(matches!(dec(link, cut), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+        }
+    }
+
+    #[test]
     fn linux_cooked_and_ppp() {
         let ip = ipv4_tcp(0);
         let mut sll = vec![0u8; 14];
