@@ -1116,3 +1116,53 @@ fn the_ladder_notes_gaps_retransmissions_dup_acks_and_windows() {
     }
     assert!(note(21).contains("[retransmission]"), "{text}");
 }
+
+/// `sample` rewritten in the "modified" pcap format of old Linux tcpdump builds (magic
+/// 0xa1b2cd34): each record header gains interface index, protocol, packet type and padding;
+/// big-endian when asked.
+fn modified_pcap(sample: &[u8], big_endian: bool) -> Vec<u8> {
+    let le32 = |b: &[u8]| u32::from_le_bytes(b[..4].try_into().unwrap());
+    assert_eq!(le32(sample), 0xa1b2c3d4, "a little-endian microsecond pcap");
+    let word = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+    let half = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+    let mut out = word(0xa1b2cd34).to_vec();
+    out.extend_from_slice(&half(2));
+    out.extend_from_slice(&half(4));
+    for at in [8, 12, 16, 20] {
+        out.extend_from_slice(&word(le32(&sample[at..])));
+    }
+    let mut rest = &sample[24..];
+    while !rest.is_empty() {
+        let incl = le32(&rest[8..]) as usize;
+        for at in [0, 4, 8, 12] {
+            out.extend_from_slice(&word(le32(&rest[at..])));
+        }
+        out.extend_from_slice(&word(2)); // interface index
+        out.extend_from_slice(&0x0800u16.to_be_bytes()); // protocol
+        out.extend_from_slice(&[0, 0]); // packet type, padding
+        out.extend_from_slice(&rest[16..16 + incl]);
+        rest = &rest[16 + incl..];
+    }
+    out
+}
+
+#[test]
+fn modified_pcap_files_read_as_their_classic_twin() {
+    let sample = samples().join("teardowns.pcap");
+    let bytes = std::fs::read(&sample).unwrap();
+    let expected = stdout(&sockscope(&["conns", "--format", "jsonl", sample.to_str().unwrap()]));
+    for big_endian in [false, true] {
+        // libpcap (tcpdump 4.99) reads these files packet for packet as it reads the sample.
+        let modified = modified_pcap(&bytes, big_endian);
+        let f = temp_file(&format!("modified-{big_endian}.pcap"), &modified);
+        let out = sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout(&out), expected, "big-endian: {big_endian}");
+        // Cut inside the last record: everything before it, and a warning.
+        let cut = temp_file(&format!("modified-cut-{big_endian}.pcap"), &modified[..modified.len() - 10]);
+        let out = sockscope(&["summary", "--format", "json", cut.to_str().unwrap()]);
+        let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(summary["packets"]["total"], 113, "one of 114 lost to the cut");
+        assert!(stderr(&out).contains("file cut short: the record at byte"), "{}", stderr(&out));
+    }
+}

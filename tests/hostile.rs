@@ -89,6 +89,17 @@ proptest! {
         read_all(bytes);
     }
 
+    /// Past a valid magic, so that each pcap flavour's record reader meets the junk.
+    #[test]
+    fn arbitrary_records_never_panic_the_reader(
+        magic in prop_oneof![Just(0xa1b2c3d4u32), Just(0xa1b23c4d), Just(0xa1b2cd34)],
+        big_endian in any::<bool>(),
+        rest in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let magic = if big_endian { magic.to_be_bytes() } else { magic.to_le_bytes() };
+        read_all([&magic[..], &rest].concat());
+    }
+
     #[test]
     fn arbitrary_frames_never_panic_the_decoder(link in prop_oneof![Just(0u32), Just(1), Just(9), Just(12), Just(50), Just(101), Just(108), Just(104), Just(113), Just(239), Just(242), Just(276), any::<u32>()],
                                                bytes in proptest::collection::vec(any::<u8>(), 0..200)) {

@@ -1,6 +1,9 @@
-//! Classic libpcap files: a 24-byte header, then 16-byte record headers.
+//! Classic libpcap files: a 24-byte header, then 16-byte record headers. Also the "modified"
+//! format of old Linux tcpdump builds (magic 0xa1b2cd34): each record header is 8 bytes longer
+//! (interface index, protocol, packet type, padding), timestamps in microseconds.
 
 use pcap_file::pcap::{PcapParseError, PcapParser, PcapTsResolution};
+use pcap_file::Endianness;
 
 use super::buffer::StreamBuffer;
 use super::{CaptureError, FrameMeta, Step, Timestamp, Truncation};
@@ -8,17 +11,32 @@ use super::{CaptureError, FrameMeta, Step, Timestamp, Truncation};
 const FILE_HEADER_LEN: usize = 24;
 const RECORD_HEADER_LEN: usize = 16;
 
+/// The modified format's magic, little- and big-endian.
+pub(crate) const MODIFIED_MAGICS: [[u8; 4]; 2] = [[0x34, 0xcd, 0xb2, 0xa1], [0xa1, 0xb2, 0xcd, 0x34]];
+/// Its record header: the classic one, then interface index, protocol, packet type, padding.
+const MODIFIED_RECORD_HEADER_LEN: usize = 24;
+
 pub(crate) struct PcapFormat {
     parser: PcapParser,
+    /// The file is in the modified format.
+    modified: bool,
 }
 
 impl PcapFormat {
     pub fn start(buf: &mut StreamBuffer) -> Result<Self, CaptureError> {
         buf.fill_at_least(FILE_HEADER_LEN)?;
-        match PcapParser::new(buf.data()) {
+        let mut header = buf.data().get(..FILE_HEADER_LEN).unwrap_or(buf.data()).to_vec();
+        let modified = MODIFIED_MAGICS.iter().any(|m| header.starts_with(m));
+        if modified {
+            // The file header is the classic one: read it as microsecond pcap in the same order.
+            let classic: [u8; 4] =
+                if header[0] == 0x34 { [0xd4, 0xc3, 0xb2, 0xa1] } else { [0xa1, 0xb2, 0xc3, 0xd4] };
+            header[..4].copy_from_slice(&classic);
+        }
+        match PcapParser::new(&header) {
             Ok((_, parser)) => {
                 buf.consume(FILE_HEADER_LEN);
-                Ok(PcapFormat { parser })
+                Ok(PcapFormat { parser, modified })
             }
             Err(PcapParseError::IncompleteBuffer(..)) => {
                 Err(CaptureError::at(0, "pcap file header cut short"))
@@ -28,6 +46,9 @@ impl PcapFormat {
     }
 
     pub fn next(&mut self, buf: &mut StreamBuffer) -> Result<Step, CaptureError> {
+        if self.modified {
+            return self.next_modified(buf);
+        }
         loop {
             let avail = buf.data();
             let header = self.parser.header();
@@ -57,6 +78,46 @@ impl PcapFormat {
                 }
                 Err(PcapParseError::IncompleteBuffer(n, _)) => n,
                 Err(e) => return Err(CaptureError::at(buf.offset(), format!("bad pcap record: {e}"))),
+            };
+            if buf.at_eof() {
+                return Ok(end_or_cut(buf, needed));
+            }
+            buf.fill_at_least(needed)?;
+        }
+    }
+
+    /// The next record of a modified-format file, whose records pcap-file cannot read.
+    fn next_modified(&mut self, buf: &mut StreamBuffer) -> Result<Step, CaptureError> {
+        let header = self.parser.header();
+        let word = |h: &[u8], at: usize| {
+            let b: [u8; 4] = h[at..at + 4].try_into().expect("4 bytes");
+            match header.endianness {
+                Endianness::Big => u32::from_be_bytes(b),
+                Endianness::Little => u32::from_le_bytes(b),
+            }
+        };
+        loop {
+            let avail = buf.data();
+            let needed = match avail.get(..MODIFIED_RECORD_HEADER_LEN) {
+                Some(h) => {
+                    let (sec, usec, incl_len, orig_len) = (word(h, 0), word(h, 4), word(h, 8), word(h, 12));
+                    let needed = MODIFIED_RECORD_HEADER_LEN + incl_len as usize;
+                    if avail.len() >= needed {
+                        let meta = FrameMeta {
+                            ts: Timestamp::from_nanos(
+                                (u64::from(sec) * 1_000_000_000).saturating_add(u64::from(usec) * 1000),
+                            ),
+                            link_type: header.datalink.into(),
+                            data_start: buf.pos() + MODIFIED_RECORD_HEADER_LEN,
+                            data_len: incl_len as usize,
+                            orig_len: orig_len.max(incl_len),
+                        };
+                        buf.consume(needed);
+                        return Ok(Step::Frame(meta));
+                    }
+                    needed
+                }
+                None => MODIFIED_RECORD_HEADER_LEN,
             };
             if buf.at_eof() {
                 return Ok(end_or_cut(buf, needed));
