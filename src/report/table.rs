@@ -141,8 +141,8 @@ const WIDE_HEADER: [&str; 12] = [
 
 const COMPACT_HEADER: [&str; 7] = ["ID", "PROTO", "ORIG", "RESP", "STATE", "HISTORY", "DURATION"];
 
-/// A connection's cells, every column.
-fn wide_row(c: &ConnRecord, clock: &Clock) -> Vec<String> {
+/// The cells both layouts start with: ID to HISTORY.
+fn leading_cells(c: &ConnRecord) -> Vec<String> {
     vec![
         c.id.to_string(),
         c.proto.to_string(),
@@ -150,26 +150,32 @@ fn wide_row(c: &ConnRecord, clock: &Clock) -> Vec<String> {
         c.resp.to_string(),
         c.conn_state.to_string(),
         c.history.clone(),
+    ]
+}
+
+fn duration_cell(c: &ConnRecord) -> String {
+    format!("{:.3}s", c.duration)
+}
+
+/// A connection's cells, every column.
+fn wide_row(c: &ConnRecord, clock: &Clock) -> Vec<String> {
+    let mut row = leading_cells(c);
+    row.extend([
         clock.time(c.ts),
-        format!("{:.3}s", c.duration),
+        duration_cell(c),
         format!("{}/{}", c.orig_pkts, c.resp_pkts),
         format!("{}/{}", c.orig_bytes, c.resp_bytes),
         handshake_cell(c),
         teardown_cell(c),
-    ]
+    ]);
+    row
 }
 
 /// A connection's cells, the compact columns.
 fn compact_row(c: &ConnRecord) -> Vec<String> {
-    vec![
-        c.id.to_string(),
-        c.proto.to_string(),
-        c.orig.to_string(),
-        c.resp.to_string(),
-        c.conn_state.to_string(),
-        c.history.clone(),
-        format!("{:.3}s", c.duration),
-    ]
+    let mut row = leading_cells(c);
+    row.push(duration_cell(c));
+    row
 }
 
 /// The handshake's state and RTT; when Zeek's verdict is REJ after a handshake that completed
