@@ -52,16 +52,6 @@ impl Letters {
             Letters::Heap(v) => v.push(letter),
         }
     }
-
-    fn insert_front(&mut self, letter: u8) {
-        let mut v = Vec::with_capacity(self.as_str().len() + 1);
-        v.push(letter);
-        v.extend_from_slice(self.as_str().as_bytes());
-        *self = Letters::default();
-        for b in v {
-            self.push(b);
-        }
-    }
 }
 
 /// The "seen" bit of a letter recorded at most once per direction.
@@ -117,14 +107,26 @@ impl History {
         }
     }
 
-    /// Marks that the direction was flipped by a heuristic (Zeek's `^`).
+    /// Marks that originator and responder were swapped (Zeek's `^`), where the history has got
+    /// to: in front for a connection turned round as it starts, later for one turned round by
+    /// what it carried. The letters already written keep their case, and the "seen" bits stay
+    /// with the role, not the host, as in Zeek's `Connection::FlipRoles`.
     pub fn flip(&mut self) {
-        self.letters.insert_front(b'^');
+        self.letters.push(b'^');
     }
 
-    /// Whether [`Self::flip`] was called: the history starts with `^`.
-    pub fn was_flipped(&self) -> bool {
-        self.as_str().starts_with('^')
+    /// Whether the history is this one letter and nothing else (cheap: no string made).
+    pub fn is_only(&self, letter: u8) -> bool {
+        matches!(&self.letters, Letters::Inline { len: 1, bytes } if bytes[0] == letter)
+    }
+
+    /// Turns the history `H` (a connection opened by a SYN+ACK) into `^h`: the SYN+ACK's sender
+    /// turned out to be the responder. The "seen" bits stay as they were, as in Zeek.
+    pub fn replace_with_flipped_synack(&mut self) {
+        debug_assert!(self.is_only(b'H'));
+        self.letters = Letters::default();
+        self.letters.push(b'^');
+        self.letters.push(b'h');
     }
 
     /// The letters, e.g. `ShADadFf`.
@@ -182,16 +184,30 @@ mod tests {
         }
         assert_eq!(h.as_str().len(), 30);
         h.flip();
-        assert!(h.as_str().starts_with("^S"));
+        assert!(h.as_str().ends_with('^'));
         assert_eq!(h.as_str().len(), 31);
     }
 
     #[test]
-    fn flip_marks_front() {
+    fn flip_marks_where_the_history_has_got_to() {
         let mut h = History::default();
-        h.once('D', true);
         h.flip();
+        h.once('D', true);
         assert_eq!(h.as_str(), "^D");
-        assert!(h.was_flipped());
+        h.flip();
+        h.once('D', true);
+        h.once('D', false);
+        assert_eq!(h.as_str(), "^D^d", "D was seen from the originator's role already");
+    }
+
+    #[test]
+    fn a_synack_first_is_rewritten() {
+        let mut h = History::default();
+        h.once_slot('S', 'H', true);
+        assert!(h.is_only(b'H'));
+        h.replace_with_flipped_synack();
+        h.once('A', true);
+        assert_eq!(h.as_str(), "^hA");
+        assert!(!h.is_only(b'H'));
     }
 }

@@ -137,8 +137,9 @@ impl ConnTable {
             conn.orig_is_lo = !conn.orig_is_lo;
             std::mem::swap(&mut conn.orig_stats, &mut conn.resp_stats);
         }
-        // Counted by the pre-flip direction, as Zeek's ConnSize does.
-        count(conn, is_orig, ip.wire_len, seg.payload_len);
+        // Counted for the sender's role after any flip, as Zeek hands its children the
+        // corrected direction (`TCPAnalyzer::DeliverPacket`).
+        count(conn, is_orig != outcome.flipped, ip.wire_len, seg.payload_len);
         if outcome.touch {
             conn.last = conn.last.max(ts);
         }

@@ -56,7 +56,8 @@ pub fn orient(seg: &TcpSegment) -> Orientation {
 pub struct Outcome {
     /// The connection's last-activity time moves to this segment.
     pub touch: bool,
-    /// Originator and responder swapped (a SYN seen after its SYN+ACK).
+    /// Originator and responder swapped: a SYN seen after its SYN+ACK, or a SYN+ACK that opened
+    /// the connection answered by an ACK or data.
     pub flipped: bool,
 }
 
@@ -223,9 +224,18 @@ impl TcpConn {
 
         init_endpoint(ep, f.syn(), base, base.advance(seg_len));
         let (rel_seq, _) = ep.relative(base, ep.last_seq, ep.seq_wraps);
-        update_history(hist, ep, is_orig, seg, rel_seq);
+        // A connection that opened with a SYN+ACK and now carries an ACK or data, from either
+        // side, was no stealth scan: the SYN+ACK's sender is the responder (Zeek's
+        // `TCP_Endpoint::CheckHistory`). This segment's letter is then written for its new role;
+        // the state machine below still sees it as sent by its old one, as Zeek's does.
+        let synack_first = !f.syn() && !f.fin() && !f.rst() && (len > 0 || f.ack()) && hist.is_only(b'H');
+        if synack_first {
+            hist.replace_with_flipped_synack();
+        }
+        let hist_is_orig = is_orig != synack_first;
+        update_history(hist, ep, hist_is_orig, seg, rel_seq);
         if seg.window == 0 && !f.rst() && peer.state != State::Closed && ep.state != State::Reset {
-            hist.counted('W', is_orig);
+            hist.counted('W', hist_is_orig);
             let t = self.phases.side_mut(is_orig).trouble_mut();
             t.zero_windows = t.zero_windows.saturating_add(1);
         }
@@ -247,7 +257,7 @@ impl TcpConn {
             }
         }
         if update_last_seq(ep, base.advance(seg_len), seg) {
-            hist.counted('T', is_orig);
+            hist.counted('T', hist_is_orig);
             let t = self.phases.side_mut(is_orig).trouble_mut();
             t.rexmit_pkts = t.rexmit_pkts.saturating_add(1);
             t.rexmit_bytes += len as u64;
@@ -255,7 +265,14 @@ impl TcpConn {
 
         let was_inactive = ep.state == State::Inactive;
         let peer_was_active = peer.state != State::Inactive;
-        let (do_close, flipped) = state_machine(ep, peer, is_orig, orig_state, seg);
+        // After a flip above, Zeek reads the new originator's state: the old responder's.
+        let orig_state = match (synack_first, is_orig) {
+            (false, _) => orig_state,
+            (true, true) => peer.state,
+            (true, false) => ep.state,
+        };
+        let (do_close, reversed) = state_machine(ep, peer, is_orig, orig_state, seg);
+        let flipped = synack_first || reversed;
         if !f.rst() && seg_len > u32::from(f.syn()) {
             let first = base.advance(u32::from(f.syn()));
             if ep.coverage.seen(first, base.advance(seg_len)) && len > 0 {
@@ -267,7 +284,7 @@ impl TcpConn {
             let missed = peer.coverage.acked(seg.ack);
             if missed > 0 && clean(ep) && clean(peer) {
                 // The peer's data that this ACK covers but the capture never showed.
-                hist.counted('G', !is_orig);
+                hist.counted('G', !hist_is_orig);
                 self.phases.side_mut(!is_orig).trouble_mut().missed_bytes += missed;
             }
         }
@@ -280,8 +297,10 @@ impl TcpConn {
         if do_close {
             self.connection_closed(is_orig, ts);
         }
-        if flipped {
+        if reversed {
             hist.flip();
+        }
+        if flipped {
             std::mem::swap(&mut self.orig, &mut self.resp);
             self.phases.flip();
         }

@@ -12,15 +12,26 @@ struct Run {
     hist: History,
 }
 
+/// Runs a script whose roles stay as they start.
 fn run(script: &str) -> Run {
+    let (r, flips) = run_flipping(script);
+    assert_eq!(flips, 0, "these scripts keep the roles they start with");
+    r
+}
+
+/// Runs a script in which the roles may swap: `C` and `S` stay the same hosts, whichever is the
+/// originator. Returns the run and how many times the roles swapped.
+fn run_flipping(script: &str) -> (Run, u32) {
     let mut tcp = TcpConn::new(Timestamp::default());
     let mut hist = History::default();
     let mut now = 0u64;
+    let mut client_is_orig = true;
+    let mut flips = 0;
     for (i, step) in script.split(';').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
         let mut words = step.split_whitespace();
         let is_orig = match words.next() {
-            Some("C>S") => true,
-            Some("S>C") => false,
+            Some("C>S") => client_is_orig,
+            Some("S>C") => !client_is_orig,
             other => panic!("step {i}: direction C>S or S>C, got {other:?}"),
         };
         let mut seg = TcpSegment {
@@ -56,10 +67,12 @@ fn run(script: &str) -> Run {
                 }
             }
         }
-        let out = tcp.segment(Timestamp::from_nanos(now), is_orig, &seg, &mut hist);
-        assert!(!out.flipped, "these scripts keep the roles they start with");
+        if tcp.segment(Timestamp::from_nanos(now), is_orig, &seg, &mut hist).flipped {
+            client_is_orig = !client_is_orig;
+            flips += 1;
+        }
     }
-    Run { tcp, hist }
+    (Run { tcp, hist }, flips)
 }
 
 impl Run {
@@ -129,6 +142,42 @@ mod opening {
         assert_eq!(r.state(), ConnState::OTH);
         assert_eq!(r.history(), "Da");
         assert_eq!(r.handshake(), HandshakeState::NotSeen);
+    }
+
+    /// Scripts start from the first packet's sender: `C` here is whoever sent the SYN+ACK.
+    #[test]
+    fn synack_first_then_ack_flips_to_the_synack_receiver() {
+        let (r, flips) =
+            run_flipping("C>S SA seq=500 ack=101; S>C A seq=101 ack=501; S>C PA seq=101 ack=501 len=10; C>S A seq=501 ack=111");
+        assert_eq!(flips, 1);
+        assert_eq!(r.history(), "^hADa");
+        assert_eq!(
+            r.tcp.phases.handshake(false).state,
+            HandshakeState::NotSeen,
+            "the SYN came before the capture"
+        );
+    }
+
+    #[test]
+    fn synack_first_then_data_from_its_sender_flips_too() {
+        let (r, flips) = run_flipping("C>S SA seq=500 ack=101; C>S PA seq=501 ack=101 len=5");
+        assert_eq!(flips, 1);
+        assert_eq!(r.history(), "^hd");
+    }
+
+    #[test]
+    fn synack_first_then_rst_stays_a_scan() {
+        let (r, flips) = run_flipping("C>S SA seq=500 ack=101; S>C R seq=101");
+        assert_eq!(flips, 0);
+        assert_eq!(r.history(), "Hr");
+    }
+
+    #[test]
+    fn syn_after_its_synack_swaps_and_marks() {
+        let (r, flips) = run_flipping("C>S SA seq=500 ack=101; S>C S seq=100; S>C A seq=101 ack=501");
+        assert_eq!(flips, 1);
+        assert_eq!(r.state(), ConnState::S1);
+        assert_eq!(r.history(), "Hs^A");
     }
 
     #[test]
