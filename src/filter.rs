@@ -420,6 +420,7 @@ mod tests {
             resp: addr(resp),
             conn_state: state,
             history: "".into(),
+            service: None,
             ts: 0.0,
             duration: 2.0,
             orig_pkts: 3,

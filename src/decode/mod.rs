@@ -22,7 +22,7 @@ use frag::Fragment;
 pub use link::LINK_RAW;
 use link::{ethernet, link, ppp, Net};
 use transport::{tcp, udp, udp_payload};
-pub use transport::{TcpFlags, TcpOptions, TcpSegment, UdpDatagram};
+pub use transport::{PayloadHead, TcpFlags, TcpOptions, TcpSegment, UdpDatagram, HEAD_LEN};
 use tunnel::{Encap, TunnelKind};
 
 /// A decoded frame: the tunnels it came through, outermost first, and what was inside.

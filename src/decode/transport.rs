@@ -135,6 +135,8 @@ pub struct TcpSegment {
     pub payload_len: u32,
     /// The options read from the header; those the snap length cut are missing.
     pub options: TcpOptions,
+    /// The first payload bytes the capture kept.
+    pub head: PayloadHead,
 }
 
 /// A UDP header's ports and payload length.
@@ -148,6 +150,42 @@ pub struct UdpDatagram {
     /// cut them; what was captured when the field is below 8 (0 for jumbograms and offloaded
     /// captures).
     pub payload_len: u32,
+    /// The first payload bytes the capture kept.
+    pub head: PayloadHead,
+}
+
+/// How many payload bytes a segment or datagram carries along: enough for the rules that
+/// recognise an application protocol by its first bytes (`flow::app`), fixed so that a packet
+/// stays one plain value on its way to the connection table.
+pub const HEAD_LEN: usize = 32;
+
+/// The first payload bytes of a segment or datagram, as captured (fewer when the payload or the
+/// snap length is shorter).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct PayloadHead {
+    len: u8,
+    bytes: [u8; HEAD_LEN],
+}
+
+impl PayloadHead {
+    /// The head of `payload`.
+    pub fn of(payload: &[u8]) -> Self {
+        let n = payload.len().min(HEAD_LEN);
+        let mut bytes = [0; HEAD_LEN];
+        bytes[..n].copy_from_slice(&payload[..n]);
+        PayloadHead { len: n as u8, bytes }
+    }
+
+    /// The bytes kept.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for PayloadHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PayloadHead({:?})", self.bytes().escape_ascii().to_string())
+    }
 }
 
 /// Reads a TCP header. `missing` is how many payload bytes the capture did not keep.
@@ -170,6 +208,7 @@ pub(super) fn tcp(b: &[u8], missing: u32) -> Result<TcpSegment, Skip> {
         window: be16(h, tcp::WIN_SIZE).expect("in the header"),
         payload_len,
         options,
+        head: PayloadHead::of(b.get(header_len..).unwrap_or_default()),
     })
 }
 
@@ -207,7 +246,12 @@ pub(super) fn udp(b: &[u8]) -> Option<UdpDatagram> {
     let len = u32::from(be16(h, udp::LENGTH)?);
     // A zero length (jumbograms, TSO captures) falls back to what was captured.
     let payload_len = if len >= 8 { len - 8 } else { b.len() as u32 - 8 };
-    Some(UdpDatagram { src_port: be16(h, udp::SRC_PORT)?, dst_port: be16(h, udp::DST_PORT)?, payload_len })
+    Some(UdpDatagram {
+        src_port: be16(h, udp::SRC_PORT)?,
+        dst_port: be16(h, udp::DST_PORT)?,
+        payload_len,
+        head: PayloadHead::of(udp_payload(b).get(..payload_len as usize).unwrap_or(udp_payload(b))),
+    })
 }
 
 /// The payload of a UDP datagram whose header `udp` read.

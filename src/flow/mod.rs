@@ -1,5 +1,6 @@
 //! Sockets, socket pairs and the connection table.
 
+pub mod app;
 pub mod history;
 pub mod inventory;
 pub mod key;
@@ -68,6 +69,9 @@ pub struct Conn {
     pub orig_is_lo: bool,
     /// Why the connection ended; `CaptureEnd` until it does.
     pub end: EndReason,
+    /// What the payload showed: services, and the state of the role rules (in the padding
+    /// before `first`).
+    pub app: app::AppState,
     /// Time of its first packet.
     pub first: Timestamp,
     /// Time of its latest packet; as in Zeek, TCP segments after both sides closed do not move it.

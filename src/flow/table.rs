@@ -10,9 +10,11 @@ use indexmap::map::raw_entry_v1::RawEntryMut;
 use indexmap::map::{MutableKeys, RawEntryApiV1};
 use indexmap::{IndexMap, IndexSet};
 
+use super::app::AppState;
 use super::history::History;
 use super::key::{PairKey, TunnelId, TunnelKey, MAX_TUNNEL_ID};
 use super::{Conn, DirStats, EndReason, TunnelInfo};
+use crate::decode::tunnel::TunnelKind;
 use crate::decode::{Hop, Ip, TcpSegment, UdpDatagram};
 use crate::tcp::{self, TcpConn};
 use crate::types::{Addr, Duration, Proto, Timestamp};
@@ -136,10 +138,21 @@ impl ConnTable {
         if outcome.flipped {
             conn.orig_is_lo = !conn.orig_is_lo;
             std::mem::swap(&mut conn.orig_stats, &mut conn.resp_stats);
+            conn.app.flipped();
         }
         // Counted for the sender's role after any flip, as Zeek hands its children the
         // corrected direction (`TCPAnalyzer::DeliverPacket`).
-        count(conn, is_orig != outcome.flipped, ip.wire_len, seg.payload_len);
+        let is_orig = is_orig != outcome.flipped;
+        if seg.payload_len > 0 {
+            let sent = [conn.orig_stats.payload_bytes, conn.resp_stats.payload_bytes];
+            let (head, len) = (seg.head.bytes(), seg.payload_len);
+            if conn.tcp.partial() {
+                conn.app.partial_payload(is_orig, sent, head, len);
+            } else {
+                conn.app.payload(Proto::Tcp, is_orig, sent, head, len);
+            }
+        }
+        count(conn, is_orig, ip.wire_len, seg.payload_len);
         if outcome.touch {
             conn.last = conn.last.max(ts);
         }
@@ -176,10 +189,22 @@ impl ConnTable {
         let conn = self.conn_mut(at);
         ctx.note(conn);
         let is_orig = src_is_lo == conn.orig_is_lo;
+        let sent = [conn.orig_stats.payload_bytes, conn.resp_stats.payload_bytes];
         count(conn, is_orig, ip.wire_len, d.payload_len);
         conn.last = conn.last.max(ts);
         // Zeek marks every datagram as data, even an empty one.
         conn.history.once('D', is_orig);
+        match ctx.carries {
+            Some(kind) => conn.app.carried(kind, is_orig),
+            None => {
+                conn.app.payload(Proto::Udp, is_orig, sent, d.head.bytes(), d.payload_len);
+                let resp = conn.resp();
+                let multicast = resp.ip.is_multicast();
+                if conn.app.udp_flip(is_orig, resp.port, multicast, d.head.bytes(), d.payload_len) {
+                    flip_udp(conn, is_orig, ip.wire_len);
+                }
+            }
+        }
         conn.id
     }
 
@@ -371,6 +396,8 @@ pub struct Context<'a> {
     pub hops: &'a [Hop],
     /// Ids of the outer (UDP) connections that carried it.
     pub parents: &'a [u64],
+    /// For a tunnel's outer datagram, the tunnel it carries.
+    pub carries: Option<TunnelKind>,
 }
 
 impl Context<'_> {
@@ -393,6 +420,27 @@ impl Context<'_> {
     }
 }
 
+/// Swaps a UDP flow's roles after its datagram from `was_orig` turned out to be the server's
+/// (the DNS and NTP rules of `app`). As in Zeek, the letters written stay; the packet and IP
+/// bytes of this datagram stay with the role it was sent in, since Zeek's ConnSize counts it
+/// after the swap by the old direction, while its payload bytes (the UDP analyzer's own count,
+/// taken before) go with the sender.
+fn flip_udp(conn: &mut Conn, was_orig: bool, ip_len: u32) {
+    conn.orig_is_lo = !conn.orig_is_lo;
+    std::mem::swap(&mut conn.orig_stats, &mut conn.resp_stats);
+    let (sender, other) = if was_orig {
+        (&mut conn.resp_stats, &mut conn.orig_stats)
+    } else {
+        (&mut conn.orig_stats, &mut conn.resp_stats)
+    };
+    sender.pkts -= 1;
+    sender.ip_bytes -= u64::from(ip_len);
+    other.pkts += 1;
+    other.ip_bytes += u64::from(ip_len);
+    conn.history.flip();
+    conn.app.flipped();
+}
+
 /// Zeek never flips a flow sent to the broadcast address: the sender is the one asking.
 fn is_broadcast(ip: std::net::IpAddr) -> bool {
     ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
@@ -411,6 +459,7 @@ fn new_conn(id: u64, proto: Proto, key: PairKey, ts: Timestamp, orig_is_lo: bool
         history: History::default(),
         tcp: TcpConn::new(ts),
         tunnel: None,
+        app: AppState::default(),
         end: EndReason::CaptureEnd,
     }
 }
@@ -428,7 +477,7 @@ mod tests {
 
     fn datagram(table: &mut ConnTable, src_port: u16, hint: Option<Hint>) -> u64 {
         let ip = Ip { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), wire_len: 28 };
-        let d = UdpDatagram { src_port, dst_port: 9999, payload_len: 0 };
+        let d = UdpDatagram { src_port, dst_port: 9999, payload_len: 0, head: Default::default() };
         table.udp(Timestamp::from_nanos(1), &ip, &d, &Context::default(), hint)
     }
 

@@ -21,12 +21,12 @@ pub(super) fn deliver(
     let mut parents = Vec::new();
     for (i, hop) in packet.hops.iter().enumerate() {
         if let Some(d) = &hop.udp {
-            let ctx = Context { tunnel, hops: &packet.hops[..i], parents: &parents };
+            let ctx = Context { tunnel, hops: &packet.hops[..i], parents: &parents, carries: Some(hop.kind) };
             parents.push(table.udp(packet.ts, &hop.ip, d, &ctx, None));
         }
         tunnel = Some(TunnelKey::new(hop.kind, hop.ip.src, hop.ip.dst));
     }
-    let ctx = Context { tunnel, hops: &packet.hops, parents: &parents };
+    let ctx = Context { tunnel, hops: &packet.hops, parents: &parents, carries: None };
     if let Some((ip, transport)) = packet.inner {
         let conn_id = match &transport {
             super::Transport::Tcp(seg) => table.tcp(packet.ts, &ip, seg, &ctx, packet.hint),

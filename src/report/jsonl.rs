@@ -67,6 +67,7 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
     w.addr(key!("resp"), c.resp);
     w.word(key!("conn_state"), c.conn_state.code());
     w.text(key!("history"), &c.history);
+    w.opt(key!("service"), c.service, |o, key, s| o.word(key, &s.to_string()));
     w.key(key!("ts"));
     let ts_at = w.buf.len();
     w.number(c.ts);

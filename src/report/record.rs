@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::tunnel::TunnelKind;
+use crate::flow::app::Services;
 use crate::flow::{Conn, EndReason};
 use crate::tcp::phases::{Handshake, Teardown};
 use crate::tcp::verdict::ConnState;
@@ -25,6 +26,8 @@ pub struct ConnRecord {
     pub conn_state: ConnState,
     /// Zeek's history letters (upper case originator, lower case responder; `^` when flipped).
     pub history: String,
+    /// The application protocols its payload showed, Zeek's `service` (`null` when none).
+    pub service: Option<Services>,
     /// Time of the first packet, in seconds since the Unix epoch.
     pub ts: f64,
     /// From the first packet to the last, in seconds (as Zeek: packets after both sides closed
@@ -151,6 +154,7 @@ impl ConnRecord {
             resp: c.resp(),
             conn_state,
             history: c.history.as_str().to_string(),
+            service: Some(c.app.services()).filter(|s| !s.is_empty()),
             ts: c.first.as_secs_f64(),
             duration: c.duration().as_secs_f64(),
             orig_pkts: c.orig_stats.pkts,

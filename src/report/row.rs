@@ -74,6 +74,8 @@ flat_row! { c =>
     conn_state: &'static str as Utf8 Plain = c.conn_state.code(),
     /// Zeek's history letters.
     history: &'a str as Utf8 Plain = &c.history,
+    /// Zeek's service names, joined by ','.
+    service: Option<String> as Utf8 Plain = c.service.map(|s| s.to_string()),
     /// First packet.
     ts: f64 as Float64 Time = c.ts,
     /// Last packet minus first.

@@ -90,6 +90,7 @@ fn row(buf: &mut Vec<u8>, c: &ConnRecord, seed: u64) {
         };
         let missed = c.data.as_ref().map_or(0, |d| d.orig_missed_bytes + d.resp_missed_bytes);
         let history = if c.history.is_empty() { "-" } else { &c.history };
+        let service = c.service.map_or("-".to_string(), |s| s.to_string());
         let ip_proto = match c.proto {
             Proto::Tcp => 6,
             Proto::Udp => 17,
@@ -102,7 +103,7 @@ fn row(buf: &mut Vec<u8>, c: &ConnRecord, seed: u64) {
         };
         writeln!(
             buf,
-            "{:.6}\t{}\t{}\t{}\t{}\t{}\t{}\t-\t{duration}\t{orig_bytes}\t{resp_bytes}\t{}\t-\t-\t{missed}\t{history}\t{}\t{}\t{}\t{}\t{parents}\t{ip_proto}",
+            "{:.6}\t{}\t{}\t{}\t{}\t{}\t{}\t{service}\t{duration}\t{orig_bytes}\t{resp_bytes}\t{}\t-\t-\t{missed}\t{history}\t{}\t{}\t{}\t{}\t{parents}\t{ip_proto}",
             c.ts,
             uid(seed, c.id),
             c.orig.ip,

@@ -76,6 +76,16 @@ pub struct TcpConn {
     pub phases: Phases,
 }
 
+/// Zeek's `is_partial` and `first_packet_seen`: whether the connection's start was seen, which
+/// its application analyzers require.
+#[derive(Clone, Copy, Debug, Default)]
+struct Start {
+    /// The start was not seen.
+    partial: bool,
+    /// A segment of each role was seen: [originator, responder].
+    seen: [bool; 2],
+}
+
 /// Zeek's connection timers, evaluated lazily when the next packet of the pair arrives.
 #[derive(Clone, Debug)]
 struct Timers {
@@ -94,6 +104,8 @@ struct Timers {
     /// or was never seen, or neither side was seen. Kept after each segment from the endpoints'
     /// states so that `expired` need not read them.
     expirable: bool,
+    /// Not a timer: kept here, where the timers' fields leave room for it.
+    start: Start,
 }
 
 impl TcpConn {
@@ -123,6 +135,7 @@ impl TcpConn {
                 left_handshake: false,
                 prev_packet: first,
                 expirable: true,
+                start: Start::default(),
             },
         }
     }
@@ -216,6 +229,14 @@ impl TcpConn {
         let seg_len = if f.rst() { 0 } else { len } + u32::from(f.syn()) + u32::from(f.fin());
         self.timers.prev_packet = ts;
         self.phases.segment(ts, is_orig, seg);
+        // Zeek's `SetPartialStatus`: a connection is partial unless the originator's first
+        // segment is a pure SYN and the responder's first has SYN set.
+        let start = &mut self.timers.start;
+        if is_orig && !start.seen[0] {
+            start.partial = !f.syn() || f.ack();
+        } else if !is_orig && !start.seen[1] && !start.partial {
+            start.partial = !f.syn();
+        }
 
         let both_closed = self.orig.did_close && self.resp.did_close;
         let orig_state = self.orig.state;
@@ -271,7 +292,12 @@ impl TcpConn {
             (true, true) => peer.state,
             (true, false) => ep.state,
         };
-        let (do_close, reversed) = state_machine(ep, peer, is_orig, orig_state, seg);
+        let t = state_machine(ep, peer, is_orig, orig_state, seg);
+        if t.late_start {
+            self.timers.start.partial = false;
+            self.timers.start.seen[usize::from(!is_orig)] = true;
+        }
+        let (do_close, reversed) = (t.close, t.reversed);
         let flipped = synack_first || reversed;
         if !f.rst() && seg_len > u32::from(f.syn()) {
             let first = base.advance(u32::from(f.syn()));
@@ -301,9 +327,17 @@ impl TcpConn {
             hist.flip();
         }
         if flipped {
+            // Zeek's flips start the connection afresh: no longer partial, and the new
+            // originator counts as seen.
             std::mem::swap(&mut self.orig, &mut self.resp);
             self.phases.flip();
+            let start = &mut self.timers.start;
+            start.seen.swap(0, 1);
+            start.partial = false;
+            start.seen[0] = true;
         }
+        // Zeek's `CheckPIA_FirstPacket`, by the direction the segment came in as.
+        self.timers.start.seen[usize::from(!is_orig)] = true;
         self.timers.expirable = expirable(&self.orig, &self.resp);
         Outcome { touch: outcome_touch, flipped }
     }
@@ -327,6 +361,11 @@ impl TcpConn {
         } else if ep.prev_state != State::Inactive {
             self.timers.expire_from = Some(now.plus(SESSION_TIMER));
         }
+    }
+
+    /// Whether the connection's start was not seen (Zeek's `IsPartial`).
+    pub fn partial(&self) -> bool {
+        self.timers.start.partial
     }
 
     /// Zeek's conn_state from both endpoints' states and sizes and the history `hist`.
@@ -467,18 +506,22 @@ fn close_or_reset(ep: &mut Endpoint, f: TcpFlags) -> bool {
     f.fin() || f.rst()
 }
 
+/// What a segment did in `state_machine`, besides the endpoints' states.
+#[derive(Default)]
+struct Transition {
+    /// The sender closed or reset.
+    close: bool,
+    /// The SYN arrived after its SYN+ACK: the roles swap.
+    reversed: bool,
+    /// An ACK after a SYN+ACK whose SYN was missed establishes the connection (Zeek then no
+    /// longer treats it as partial).
+    late_start: bool,
+}
+
 /// Zeek's `UpdateStateMachine`, by the sender's state before this segment.
-/// Returns (the sender closed or reset, the roles flipped).
-fn state_machine(
-    ep: &mut Endpoint,
-    peer: &mut Endpoint,
-    is_orig: bool,
-    orig_state: State,
-    seg: &TcpSegment,
-) -> (bool, bool) {
+fn state_machine(ep: &mut Endpoint, peer: &mut Endpoint, is_orig: bool, orig_state: State, seg: &TcpSegment) -> Transition {
     let f = seg.flags;
-    let mut do_close = false;
-    let mut flipped = false;
+    let mut t = Transition::default();
     match ep.state {
         State::Inactive => {
             if f.syn() {
@@ -487,7 +530,7 @@ fn state_machine(
                 } else {
                     if !f.ack() && peer.state == State::SynAckSent && seg.seq == ep.start {
                         // The SYN arrived after its SYN+ACK: the roles were guessed wrong.
-                        flipped = true;
+                        t.reversed = true;
                         peer.set_state(State::Established);
                     }
                     if peer.state == State::SynSent {
@@ -496,18 +539,19 @@ fn state_machine(
                     ep.set_state(State::Established);
                 }
             }
-            do_close = close_or_reset(ep, f);
+            t.close = close_or_reset(ep, f);
             if ep.state == State::Inactive {
                 if !is_orig && seg.payload_len == 0 && orig_state == State::SynSent {
                     // An ACK before the SYN+ACK (some stacks): stay inactive.
                 } else if f.ack() && peer.state == State::Established {
                     ep.set_state(State::Established);
+                    t.late_start = true;
                 } else {
                     ep.set_state(State::Partial);
                 }
             }
         }
-        State::SynSent | State::SynAckSent => do_close = close_or_reset(ep, f),
+        State::SynSent | State::SynAckSent => t.close = close_or_reset(ep, f),
         State::Established | State::Partial => {
             if f.syn() && ep.state == State::Partial && peer.state == State::Inactive && !f.ack() {
                 ep.set_state(State::SynSent);
@@ -517,22 +561,22 @@ fn state_machine(
                 if peer.state == State::Reset && peer.prev_state == State::Closed {
                     peer.set_state(State::Closed); // FIN then RST then FIN: a normal close
                 }
-                do_close = true;
+                t.close = true;
             }
             if f.rst() {
                 ep.set_state(State::Reset);
-                do_close = true;
+                t.close = true;
             }
         }
         State::Closed => {
             if f.rst() && peer.state != State::Closed {
                 ep.set_state(State::Reset);
-                do_close = true;
+                t.close = true;
             }
         }
         State::Reset => {}
     }
-    (do_close, flipped)
+    t
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ fn run_flipping(script: &str) -> (Run, u32) {
             window: 1000,
             payload_len: 0,
             options: TcpOptions::default(),
+            head: Default::default(),
         };
         now += 1_000_000;
         for w in words {
@@ -181,6 +182,15 @@ mod opening {
     }
 
     #[test]
+    fn a_connection_is_partial_unless_its_start_was_seen() {
+        assert!(!run(HANDSHAKE).tcp.partial());
+        assert!(run("C>S PA seq=101 ack=501 len=10; S>C A seq=501 ack=111").tcp.partial());
+        assert!(run("C>S S seq=100; S>C A seq=500 ack=101").tcp.partial(), "the answer carries no SYN");
+        let (r, _) = run_flipping("C>S SA seq=500 ack=101; S>C A seq=101 ack=501");
+        assert!(!r.tcp.partial(), "the SYN+ACK's answer starts it, as in Zeek");
+    }
+
+    #[test]
     fn retransmitted_syn_is_not_reuse_but_new_isn_is() {
         let r = run("C>S S seq=100");
         let syn = |seq| TcpSegment {
@@ -192,6 +202,7 @@ mod opening {
             window: 1,
             payload_len: 0,
             options: TcpOptions::default(),
+            head: Default::default(),
         };
         assert!(!r.tcp.starts_new_connection(&syn(100)));
         assert!(r.tcp.starts_new_connection(&syn(9999)));
