@@ -398,12 +398,18 @@ fn per_file_outputs_are_named_after_each_input() {
     names.sort();
     assert_eq!(
         names,
-        ["ipv6.pcap.csv", "snaplen96.pcap.gz.csv", "teardowns.pcap.csv", "udp_and_reuse.pcapng.csv"]
+        [
+            "ipv6.pcap.csv",
+            "services.pcap.csv",
+            "snaplen96.pcap.gz.csv",
+            "teardowns.pcap.csv",
+            "udp_and_reuse.pcapng.csv"
+        ]
     );
     let rows = std::fs::read_to_string(out_dir.join("teardowns.pcap.csv")).unwrap().lines().count();
     assert_eq!(rows, 1 + 12, "header and one row per connection, ids from 1 in each file");
     let printed = stdout(&sockscope(&["summary", "--per-file", samples().to_str().unwrap()]));
-    assert_eq!(printed.matches("== ").count(), 4, "{printed}");
+    assert_eq!(printed.matches("== ").count(), 5, "{printed}");
 }
 
 #[cfg(feature = "parquet")]

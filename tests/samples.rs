@@ -127,3 +127,30 @@ fn snaplen_truncated_packets_keep_their_payload_length() {
         );
     }
 }
+
+/// samples/services.pcap (tools/traffic.py `services`): each application protocol the script
+/// spoke is named, the unknown one is not, and the DNS and NTP flows that opened with the
+/// server's message are turned round to the side that asked.
+#[test]
+fn services_and_payload_role_rules() {
+    let conns = jsonl(&run("services.pcap", "jsonl"));
+    let by_port = |port: u64| {
+        let found: Vec<_> = conns.iter().filter(|c| c["resp"]["port"] == port).collect();
+        assert_eq!(found.len(), 1, "one connection to port {port}");
+        found[0].clone()
+    };
+    for (port, service) in
+        [(8080, "http"), (8443, "ssl"), (2222, "ssh"), (2525, "smtp"), (53, "dns"), (123, "ntp")]
+    {
+        assert_eq!(by_port(port)["service"], service, "port {port}");
+    }
+    assert!(by_port(7777)["service"].is_null(), "bytes of no protocol");
+    for port in [53, 123] {
+        let flow = by_port(port);
+        // 127.0.0.1 spoke first, as the server: the flow belongs to the client, 127.0.0.2.
+        assert_eq!(flow["orig"]["ip"], "127.0.0.2", "port {port}");
+        assert_eq!(flow["resp"]["ip"], "127.0.0.1", "port {port}");
+        assert_eq!(flow["history"], "D^d", "port {port}");
+        assert_eq!(flow["conn_state"], "SF", "port {port}");
+    }
+}

@@ -8,7 +8,7 @@
 # against the scenario table in traffic.py (`traffic.py verify`).
 #
 # Requirements (Debian/Ubuntu):
-#   apt-get update && apt-get install -y tcpdump iproute2 nftables python3 gzip
+#   apt-get update && apt-get install -y tcpdump iproute2 nftables python3 gzip openssl
 #   optional: apt-get install -y wireshark-common   # editcap (pcapng), capinfos
 #             (without editcap, traffic.py converts pcap -> pcapng itself)
 #   iptables works instead of nftables for the one DROP rule.
@@ -71,6 +71,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# ONLY="services ipv6" tools/record.sh records just those captures (no final check).
+ONLY=${ONLY:-}
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
 # run CMD... inside the current capture namespace (or on the host)
 run() {
     if [ "$HOST_LO" = 1 ]; then "$@"; else ip netns exec "$NS" "$@"; fi
@@ -93,7 +97,7 @@ drop_ns() {
 # packet); the sample ports only when sharing the host's lo.
 FILTER=()
 if [ "$HOST_LO" = 1 ]; then
-    FILTER=("(tcp or udp) and (portrange 9001-9011 or port 5300 or port 8081 or port 8096 or port 8086 or port 5306)")
+    FILTER=("(tcp or udp) and (portrange 9001-9011 or port 5300 or port 8081 or port 8096 or port 8086 or port 5306 or port 8080 or port 8443 or port 2222 or port 2525 or port 7777 or port 53 or port 123)")
 fi
 
 start_tcpdump() { # FILE SNAPLEN
@@ -150,6 +154,7 @@ unblock_syn_9008() {
 }
 
 # --- 1. teardowns.pcap ------------------------------------------------------
+if want teardowns; then
 say "teardowns.pcap (scenarios a-k on ports 9001-9011)"
 new_ns teardowns
 block_syn_9008
@@ -171,8 +176,10 @@ wait "$TPID" || die "traffic.py teardowns failed"
 unblock_syn_9008
 drop_ns
 cp "$F" "$OUT/teardowns.pcap"
+fi
 
 # --- 2. udp_and_reuse.pcapng --------------------------------------------------
+if want udp_and_reuse; then
 say "udp_and_reuse.pcapng (UDP 5300, TCP+UDP 8081)"
 new_ns udp
 F="$WORK/udp_and_reuse.pcap"
@@ -188,8 +195,10 @@ else
     say "editcap not found (apt-get install -y wireshark-common); converting with traffic.py"
     python3 "$TRAFFIC" pcap2pcapng "$F" "$OUT/udp_and_reuse.pcapng"
 fi
+fi
 
 # --- 3. snaplen96.pcap.gz -----------------------------------------------------
+if want snaplen96; then
 say "snaplen96.pcap.gz (TCP 8096, snaplen 96)"
 new_ns snap
 F="$WORK/snaplen96.pcap"
@@ -198,8 +207,10 @@ run python3 "$TRAFFIC" snaplen96
 stop_tcpdump "$F"
 drop_ns
 gzip -9 -n -c "$F" > "$OUT/snaplen96.pcap.gz"
+fi
 
 # --- 4. ipv6.pcap -------------------------------------------------------------
+if want ipv6; then
 say "ipv6.pcap (TCP [::1]:8086, UDP [::1]:5306)"
 new_ns v6
 F="$WORK/ipv6.pcap"
@@ -208,8 +219,25 @@ run python3 "$TRAFFIC" ipv6
 stop_tcpdump "$F"
 drop_ns
 cp "$F" "$OUT/ipv6.pcap"
+fi
 
-chmod 644 "$OUT/teardowns.pcap" "$OUT/udp_and_reuse.pcapng" "$OUT/snaplen96.pcap.gz" "$OUT/ipv6.pcap"
+# --- 5. services.pcap ---------------------------------------------------------
+if want services; then
+say "services.pcap (HTTP 8080, TLS 8443, SSH 2222, SMTP 2525, TCP 7777, DNS 53, NTP 123)"
+command -v openssl >/dev/null || die "openssl not found: apt-get install -y openssl"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || die "openssl could not make a certificate"
+new_ns services
+F="$WORK/services.pcap"
+start_tcpdump "$F" 0
+run python3 "$TRAFFIC" services --cert "$WORK/cert.pem" --key "$WORK/key.pem"
+stop_tcpdump "$F"
+drop_ns
+cp "$F" "$OUT/services.pcap"
+fi
+
+[ -n "$ONLY" ] && { say "done (only: $ONLY)"; exit 0; }
+chmod 644 "$OUT/teardowns.pcap" "$OUT/udp_and_reuse.pcapng" "$OUT/snaplen96.pcap.gz" "$OUT/ipv6.pcap" "$OUT/services.pcap"
 
 # --- check and write expected.json --------------------------------------------
 say "verifying captures against traffic.py SCENARIOS"

@@ -8,6 +8,7 @@ loopback interface and calls this script to produce the traffic:
     traffic.py udp_and_reuse
     traffic.py snaplen96
     traffic.py ipv6
+    traffic.py services --cert PEM --key PEM
     traffic.py pcap2pcapng IN.pcap OUT.pcapng   (fallback when editcap is missing)
     traffic.py verify SAMPLES_DIR [--write]     (check captures, write expected.json)
 
@@ -665,6 +666,129 @@ def run_ipv6(_args):
 
 
 # ---------------------------------------------------------------------------
+# services.pcap: application protocols by their first bytes, and the DNS and
+# NTP role rules.  Real sockets on loopback; the protocol messages are the
+# protocols' own first messages (HTTP via http.server/urllib, TLS via the ssl
+# module, the rest written out here).
+# ---------------------------------------------------------------------------
+
+def dns_message(response):
+    """A DNS message for example.org A: a query, or its response (QR set)."""
+    flags = 0x8180 if response else 0x0100
+    header = struct.pack("!HHHHHH", 0x5353, flags, 1, 1 if response else 0, 0, 0)
+    question = b"\x07example\x03org\x00" + struct.pack("!HH", 1, 1)
+    answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([93, 184, 215, 14])
+    return header + question + (answer if response else b"")
+
+
+def ntp_message(mode):
+    """A 48-byte NTPv4 packet in `mode` (3 client, 4 server)."""
+    return bytes([(4 << 3) | mode, 2 if mode == 4 else 0, 6, 0xec]) + bytes(44)
+
+
+def udp_pair(a, b, port, messages):
+    """Sends `messages` ((from_a, bytes) ...) between a:port and b:port, in order."""
+    sa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sa.bind((a, port))
+    sb.bind((b, port))
+    for from_a, data in messages:
+        src, dst, dst_addr = (sa, sb, b) if from_a else (sb, sa, a)
+        src.sendto(data, (dst_addr, port))
+        dst.settimeout(5)
+        dst.recvfrom(2048)
+        time.sleep(0.02)
+    sa.close()
+    sb.close()
+
+
+def banner_exchange(port, cport, server_first, client_first):
+    """A TCP connection: the server sends `server_first`, the client `client_first`."""
+    ls = listener(port)
+
+    def srv(c):
+        c.sendall(server_first)
+        recv_exact(c, len(client_first))
+        time.sleep(0.05)
+        c.close()
+
+    t = run_server(ls, srv)
+    s = client(port, cport)
+    recv_exact(s, len(server_first))
+    s.sendall(client_first)
+    recv_until_eof(s)
+    s.close()
+    finish(t)
+    ls.close()
+
+
+def run_services(args):
+    import http.server
+    import ssl
+    import urllib.request
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body>sockscope sample</body></html>\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    log("HTTP 127.0.0.1:8080")
+    httpd = http.server.HTTPServer((V4, 8080), Page)
+    t = threading.Thread(target=httpd.handle_request)
+    t.start()
+    # The client port is the kernel's: urllib does not bind one.
+    urllib.request.urlopen(f"http://{V4}:8080/", timeout=5).read()
+    finish(t)
+    httpd.server_close()
+    time.sleep(GAP)
+
+    log("TLS 127.0.0.1:8443")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(args.cert, args.key)
+    ls = listener(8443)
+
+    def tls_srv(c):
+        with ctx.wrap_socket(c, server_side=True) as tc:
+            tc.recv(64)
+            tc.sendall(b"pong")
+
+    t = run_server(ls, tls_srv)
+    cctx = ssl.create_default_context()
+    cctx.check_hostname = False
+    cctx.verify_mode = ssl.CERT_NONE
+    with cctx.wrap_socket(client(8443, 46001), server_hostname="localhost") as tc:
+        tc.sendall(b"ping")
+        tc.recv(64)
+    finish(t)
+    ls.close()
+    time.sleep(GAP)
+
+    log("SSH banners 127.0.0.1:2222, SMTP 127.0.0.1:2525, unknown 127.0.0.1:7777")
+    banner_exchange(2222, 46002, b"SSH-2.0-sockscope_sample\r\n", b"SSH-2.0-sockscope_client\r\n")
+    time.sleep(GAP)
+    banner_exchange(2525, 46003, b"220 mail.example.org ESMTP\r\n", b"EHLO client.example.org\r\n")
+    time.sleep(GAP)
+    banner_exchange(7777, 46004, b"\x00\x01hello", b"\x02\x03world")
+    time.sleep(GAP)
+
+    log("DNS 127.0.0.1:53 <-> 127.0.0.2:53, a response first")
+    udp_pair(V4, "127.0.0.2", 53, [(True, dns_message(True)), (False, dns_message(False)),
+                                   (True, dns_message(True))])
+    time.sleep(GAP)
+    log("NTP 127.0.0.1:123 <-> 127.0.0.2:123, server mode first")
+    udp_pair(V4, "127.0.0.2", 123, [(True, ntp_message(4)), (False, ntp_message(3)),
+                                    (True, ntp_message(4))])
+    log("services done")
+
+
+# ---------------------------------------------------------------------------
 # Minimal capture reader (pcap, pcapng, optionally gzip-compressed)
 # ---------------------------------------------------------------------------
 
@@ -1096,6 +1220,10 @@ def main():
     sub.add_parser("udp_and_reuse").set_defaults(fn=run_udp_and_reuse)
     sub.add_parser("snaplen96").set_defaults(fn=run_snaplen96)
     sub.add_parser("ipv6").set_defaults(fn=run_ipv6)
+    sv = sub.add_parser("services")
+    sv.add_argument("--cert", required=True)
+    sv.add_argument("--key", required=True)
+    sv.set_defaults(fn=run_services)
     c = sub.add_parser("pcap2pcapng")
     c.add_argument("input")
     c.add_argument("output")

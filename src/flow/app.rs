@@ -296,7 +296,10 @@ impl AppState {
         let c = code(s);
         match self.found {
             [0, _] => self.found[0] = c,
-            [first, 0] if first != c && (matches!(s, Service::Ssl | Service::Dtls) || first == code(Service::Http)) => {
+            [first, 0]
+                if first != c
+                    && (matches!(s, Service::Ssl | Service::Dtls) || first == code(Service::Http)) =>
+            {
                 self.found[1] = c
             }
             _ => {}
@@ -328,7 +331,15 @@ impl AppState {
         self.look(Proto::Tcp, is_orig, sent, head, payload_len, true);
     }
 
-    fn look(&mut self, proto: Proto, is_orig: bool, sent: [u64; 2], head: &[u8], payload_len: u32, partial: bool) {
+    fn look(
+        &mut self,
+        proto: Proto,
+        is_orig: bool,
+        sent: [u64; 2],
+        head: &[u8],
+        payload_len: u32,
+        partial: bool,
+    ) {
         if sent[usize::from(!is_orig)] >= LOOK_BYTES || head.is_empty() {
             return;
         }
@@ -360,7 +371,8 @@ impl AppState {
         };
         if self.flags & due_here != 0 {
             self.flags &= !due_here;
-            let record = matches!(head, [0x14..=0x17, 0x03, ..]) || head.first().is_some_and(|b| b & 0x80 != 0);
+            let record =
+                matches!(head, [0x14..=0x17, 0x03, ..]) || head.first().is_some_and(|b| b & 0x80 != 0);
             if !record {
                 self.found.iter_mut().filter(|c| **c == code(Service::Ssl)).for_each(|c| *c = 0);
                 self.found.sort_unstable_by_key(|&c| c == 0);
@@ -385,7 +397,14 @@ impl AppState {
     /// (`is_orig`) or the responder: whether the roles are to be swapped now. `resp_port` is
     /// the responder's port, which decides (as in Zeek) which analyzer reads the flow at all;
     /// `resp_multicast` whether the responder's address is a multicast group.
-    pub fn udp_flip(&mut self, is_orig: bool, resp_port: u16, resp_multicast: bool, head: &[u8], payload_len: u32) -> bool {
+    pub fn udp_flip(
+        &mut self,
+        is_orig: bool,
+        resp_port: u16,
+        resp_multicast: bool,
+        head: &[u8],
+        payload_len: u32,
+    ) -> bool {
         match resp_port {
             53 | 137 | 5353 | 5355 if self.flags & DNS_DECIDED == 0 => {
                 let Some(qr) = dns_qr(head, resp_port == 137) else { return false };
@@ -530,13 +549,21 @@ fn udp_service(is_orig: bool, h: &[u8], payload_len: u32) -> Option<Evidence> {
         Service::Dhcp
     } else if is_ntp(h, payload_len) {
         Service::Ntp
-    } else if is_orig && h.len() >= 8 && h[..4] == [0xff; 4] && h[7] == 0x01 && (1132..=1232).contains(&payload_len) {
+    } else if is_orig
+        && h.len() >= 8
+        && h[..4] == [0xff; 4]
+        && h[7] == 0x01
+        && (1132..=1232).contains(&payload_len)
+    {
         // RDP-UDP's SYN datagram: no acknowledgement yet (all ones), the SYN flag, padded.
         return Some(Half(Service::Rdpeudp));
     } else if !is_orig && h.len() >= 8 && h[7] & 0x05 != 0 {
         // The server's answer to it, with SYN or ACK set: Zeek confirms on this one.
         return Some(Half(Service::Rdpeudp));
-    } else if [b"INVITE sip:" as &[u8], b"REGISTER sip:", b"OPTIONS sip:", b"SIP/2.0 "].iter().any(|m| h.starts_with(m)) {
+    } else if [b"INVITE sip:" as &[u8], b"REGISTER sip:", b"OPTIONS sip:", b"SIP/2.0 "]
+        .iter()
+        .any(|m| h.starts_with(m))
+    {
         Service::Sip
     } else if is_snmp(h) {
         Service::Snmp
@@ -557,7 +584,11 @@ fn udp_service(is_orig: bool, h: &[u8], payload_len: u32) -> Option<Evidence> {
 fn is_ntp(h: &[u8], payload_len: u32) -> bool {
     let [first, stratum, poll, ..] = h else { return false };
     let (version, mode) = ((first >> 3) & 7, first & 7);
-    payload_len >= NTP_HEADER && matches!(version, 3 | 4) && (1..=5).contains(&mode) && *stratum <= 16 && *poll <= 17
+    payload_len >= NTP_HEADER
+        && matches!(version, 3 | 4)
+        && (1..=5).contains(&mode)
+        && *stratum <= 16
+        && *poll <= 17
 }
 
 /// A TLS record carrying a ClientHello (from the originator) or a ServerHello (from the
@@ -582,7 +613,8 @@ fn is_quic(h: &[u8], payload_len: u32, is_orig: bool) -> bool {
     let Some(version) = h.get(1..5) else { return false };
     let known = matches!(version, [0, 0, 0, 1] | [0x6b, 0x33, 0x43, 0xcf] | [0xff, 0, 0, _]);
     // QUIC v2 numbers its long-header types one up from v1 (RFC 9369).
-    let kind = if version == [0x6b, 0x33, 0x43, 0xcf] { (((h[0] >> 4) & 3) + 3) % 4 } else { (h[0] >> 4) & 3 };
+    let kind =
+        if version == [0x6b, 0x33, 0x43, 0xcf] { (((h[0] >> 4) & 3) + 3) % 4 } else { (h[0] >> 4) & 3 };
     let fits = if is_orig { kind == 0 && payload_len >= 1200 } else { kind == 0 || kind == 2 };
     h[0] & 0xc0 == 0xc0 && known && fits
 }
@@ -663,7 +695,7 @@ fn is_syslog(h: &[u8]) -> bool {
 /// SMB over TCP: a NetBIOS session message (or direct TCP's zero byte) whose body starts with
 /// the SMB1, SMB2/3 or SMB3 transform signature.
 fn is_smb(h: &[u8]) -> bool {
-    matches!(h, [0x00, _, _, _, 0xff | 0xfe | 0xfd, b'S', b'M', b'B', ..])
+    matches!(h, [0x00, _, _, _, 0xfd..=0xff, b'S', b'M', b'B', ..])
 }
 
 /// DCE/RPC connection-oriented PDU: version 5.0, a known packet type, and the NDR data
@@ -759,7 +791,11 @@ mod tests {
         assert_eq!(tcp(false, &server_hello), Some(Alone(Service::Ssl)));
         assert_eq!(tcp(false, &client_hello), None, "a ClientHello comes from the client");
         assert_eq!(tcp(true, &[0x17, 0x03, 0x03, 0x00, 0x20, 0x01]), None, "application data is no hello");
-        assert_eq!(tcp(true, &[0x80, 0x2e, 0x01, 0x03, 0x01, 0x00]), Some(Alone(Service::Ssl)), "SSLv2 framing");
+        assert_eq!(
+            tcp(true, &[0x80, 0x2e, 0x01, 0x03, 0x01, 0x00]),
+            Some(Alone(Service::Ssl)),
+            "SSLv2 framing"
+        );
     }
 
     #[test]
@@ -934,10 +970,19 @@ mod tests {
             let mut app = AppState::default();
             assert!(!app.udp_flip(true, 53, false, &dns(0x0100, 1), 40));
             assert!(!app.udp_flip(true, 53, false, &dns(0x8180, 1), 40), "decided by the query");
-            assert!(!AppState::default().udp_flip(false, 53, false, &dns(0x8180, 1), 40), "sent by the responder");
-            assert!(!AppState::default().udp_flip(true, 5353, true, &dns(0x8400, 0), 40), "to a multicast group");
+            assert!(
+                !AppState::default().udp_flip(false, 53, false, &dns(0x8180, 1), 40),
+                "sent by the responder"
+            );
+            assert!(
+                !AppState::default().udp_flip(true, 5353, true, &dns(0x8400, 0), 40),
+                "to a multicast group"
+            );
             assert!(!AppState::default().udp_flip(true, 40000, false, &dns(0x8180, 1), 40), "no DNS port");
-            assert!(AppState::default().udp_flip(true, 137, false, &dns(0xa800, 1), 40), "NetBIOS: any opcode");
+            assert!(
+                AppState::default().udp_flip(true, 137, false, &dns(0xa800, 1), 40),
+                "NetBIOS: any opcode"
+            );
         }
 
         #[test]
@@ -950,7 +995,10 @@ mod tests {
             assert!(!app.udp_flip(true, 123, false, &client, 48));
             assert!(app.udp_flip(true, 123, false, &server, 48));
             assert!(!app.udp_flip(true, 123, false, &server, 48), "once");
-            assert!(AppState::default().udp_flip(false, 123, false, &client, 48), "client mode from the responder");
+            assert!(
+                AppState::default().udp_flip(false, 123, false, &client, 48),
+                "client mode from the responder"
+            );
             assert!(!AppState::default().udp_flip(true, 123, false, &server[..20], 20), "a cut header");
         }
 

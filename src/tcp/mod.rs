@@ -519,7 +519,13 @@ struct Transition {
 }
 
 /// Zeek's `UpdateStateMachine`, by the sender's state before this segment.
-fn state_machine(ep: &mut Endpoint, peer: &mut Endpoint, is_orig: bool, orig_state: State, seg: &TcpSegment) -> Transition {
+fn state_machine(
+    ep: &mut Endpoint,
+    peer: &mut Endpoint,
+    is_orig: bool,
+    orig_state: State,
+    seg: &TcpSegment,
+) -> Transition {
     let f = seg.flags;
     let mut t = Transition::default();
     match ep.state {
