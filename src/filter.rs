@@ -8,7 +8,8 @@
 //! ```
 //! Words: `tcp`, `udp`, `tunneled`; `port N`, `host IP`, `net CIDR`, `socket IP:PORT` (either
 //! side); `orig`/`resp` forms (`orig.port=N`, `resp.host=IP`, `resp.net=10.0.0.0/8`); `state=CODE[,CODE...]` (also `!=`, `in`);
-//! `handshake=`, `teardown=` (state), `kind=` (teardown kind), `initiator=`; and comparisons
+//! `handshake=`, `teardown=` (state), `kind=` (teardown kind), `initiator=`, `service=` (one of the
+//! connection's services, or `null` for none); and comparisons
 //! with `= != < <= > >=` on `duration` (seconds), `bytes`, `pkts` (both directions), `rtt`
 //! (seconds). `and` binds tighter than `or`; `not` and parentheses work as usual.
 
@@ -17,6 +18,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::flow::app::Service;
 use crate::report::record::ConnRecord;
 use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
 use crate::tcp::verdict::ConnState;
@@ -52,6 +54,8 @@ pub enum Filter {
     Kind(Option<TeardownKind>),
     /// Who began the teardown (`initiator=`); `None` matches a connection without one.
     Initiator(Option<Initiator>),
+    /// One of the connection's services (`service=`); `None` matches a connection with none.
+    Service(Option<Service>),
     /// A comparison of a quantity with a number; a connection without the quantity (no RTT)
     /// does not match.
     Number(Quantity, Cmp, f64),
@@ -151,6 +155,11 @@ impl Filter {
             Filter::Teardown(want) => c.teardown.as_ref().map(|t| t.state) == *want,
             Filter::Kind(want) => c.teardown.as_ref().and_then(|t| t.kind) == *want,
             Filter::Initiator(want) => c.teardown.as_ref().and_then(|t| t.initiator) == *want,
+            Filter::Service(want) => match (want, c.service) {
+                (Some(s), Some(have)) => have.contains(*s),
+                (Some(_), None) => false,
+                (None, have) => have.is_none(),
+            },
             Filter::Number(q, cmp, want) => {
                 let have = match q {
                     Quantity::Duration => Some(c.duration),
@@ -353,12 +362,13 @@ impl Parser {
                     .collect::<Result<_, _>>()?;
                 negate(cmp, Filter::States(states))
             }
-            "handshake" | "teardown" | "kind" | "initiator" => {
+            "handshake" | "teardown" | "kind" | "initiator" | "service" => {
                 let (cmp, v) = self.value()?;
                 let f = match name.as_str() {
                     "handshake" => Filter::Handshake(word_or_null(&name, &v, &HandshakeState::ALL)?),
                     "teardown" => Filter::Teardown(word_or_null(&name, &v, &TeardownState::ALL)?),
                     "kind" => Filter::Kind(word_or_null(&name, &v, &TeardownKind::ALL)?),
+                    "service" => Filter::Service(word_or_null(&name, &v, &Service::ALL)?),
                     _ => Filter::Initiator(word_or_null(&name, &v, &Initiator::ALL)?),
                 };
                 negate(cmp, f)
@@ -476,6 +486,19 @@ mod tests {
         assert_eq!(count("teardown=null or handshake=NULL"), 0);
         let udp = conn(Proto::Udp, "10.0.0.1:5000", "10.0.0.2:53", ConnState::SF);
         assert!(m("handshake=null and teardown=null and kind=null and initiator=null", &udp));
+    }
+
+    #[test]
+    fn services_from_the_sample() {
+        // services.pcap: http, ssl, ssh, smtp, one TCP connection of no protocol, dns, ntp.
+        let records = crate::report::record::of_sample("services.pcap");
+        let count = |expr: &str| records.iter().filter(|c| m(expr, c)).count();
+        assert_eq!(count("service=http"), 1);
+        assert_eq!(count("service=SSL or service=ssh"), 2);
+        assert_eq!(count("service=null"), 1);
+        assert_eq!(count("service!=null"), 6);
+        assert_eq!(count("udp and service=dns"), 1);
+        assert!(Filter::parse("service=gopher").is_err());
     }
 
     #[test]

@@ -178,6 +178,12 @@ impl Service {
     }
 }
 
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The services a connection was seen to speak (usually none or one; `ftp,ssl` after AUTH TLS).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Services(u32);
