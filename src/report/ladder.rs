@@ -196,8 +196,9 @@ pub fn write(
         }
         None => line,
     };
+    let service = c.service.map_or(String::new(), |s| format!("  service {s}"));
     let heading = format!(
-        "connection {}: {} {} -> {}  {}  history {}  {} packets, {:.6} s",
+        "connection {}: {} {} -> {}  {}  history {}{service}  {} packets, {:.6} s",
         c.id,
         c.proto,
         c.orig,
