@@ -86,11 +86,11 @@ fn format(c: &mut Criterion) {
         Ok(())
     })
     .expect("the sample reads");
-    let records: Vec<_> = conns.iter().map(ConnRecord::new).collect();
+    let records: Vec<_> = conns.iter().map(|c| ConnRecord::new(c, 0)).collect();
     let mut g = c.benchmark_group("format");
     g.throughput(Throughput::Elements(records.len() as u64));
     g.bench_function("record from connection", |b| {
-        b.iter(|| conns.iter().map(|c| black_box(ConnRecord::new(black_box(c))).id).sum::<u64>())
+        b.iter(|| conns.iter().map(|c| black_box(ConnRecord::new(black_box(c), 0)).id).sum::<u64>())
     });
     g.bench_function("JSON line from record", |b| {
         let mut buf = Vec::new();

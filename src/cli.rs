@@ -614,6 +614,7 @@ impl AnalysisArgs {
             jobs,
             end_order,
             progress: None,
+            community_id_seed: 0,
         };
         Analyzer { options, filter: Filter::all(select.filter) }
     }

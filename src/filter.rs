@@ -433,6 +433,7 @@ mod tests {
             data: None,
             tunnel: None,
             end: EndReason::CaptureEnd,
+            community_id: Default::default(),
             file: None,
         }
     }

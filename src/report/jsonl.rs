@@ -164,6 +164,7 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         None => w.null(),
     }
     w.word(key!("end"), c.end.as_str());
+    w.word(key!("community_id"), c.community_id.as_str());
     if let Some(file) = &c.file {
         w.text(key!("file"), file);
     }
