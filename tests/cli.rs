@@ -1006,12 +1006,13 @@ fn show_speaks_wiresharks_language() {
 fn every_format_carries_the_community_id() {
     let f = samples().join("teardowns.pcap");
     let f = f.to_str().unwrap();
-    // cid(6, '127.0.0.1', '127.0.0.1', 40001, 9001).
-    let id = "1:onOhFAZevwxTmCh/q1Ud/h2ftag=";
+    // cid(6, '127.0.0.1', '127.0.0.1', 40001, 9001), then with seed=1.
+    let (id, seeded) = ("1:onOhFAZevwxTmCh/q1Ud/h2ftag=", "1:JIf8Bq/t4hFAxC7wyP7KBE40Wzo=");
     let first = |args: &[&str]| jsonl(&sockscope(args))[0].clone();
     let c = first(&["conns", "--format", "jsonl", f]);
     assert_eq!((c["orig"]["port"].as_u64(), c["resp"]["port"].as_u64()), (Some(40001), Some(9001)));
     assert_eq!(c["community_id"], id);
+    assert_eq!(first(&["conns", "--format", "jsonl", "--community-id-seed", "1", f])["community_id"], seeded);
     let doc: serde_json::Value =
         serde_json::from_str(&stdout(&sockscope(&["conns", "--format", "json", f]))).unwrap();
     assert_eq!(doc["connections"][0]["community_id"], id);
@@ -1022,8 +1023,11 @@ fn every_format_carries_the_community_id() {
     assert!(zeek.lines().any(|l| l.starts_with("#fields\t") && l.ends_with("\tip_proto\tcommunity_id")));
     assert!(zeek.lines().any(|l| l.starts_with("#types\t") && l.ends_with("\tcount\tstring")));
     assert!(zeek.lines().find(|l| !l.starts_with('#')).unwrap().ends_with(&format!("\t6\t{id}")));
-    let show = stdout(&sockscope(&["show", f, "--conn", "1"]));
-    assert!(show.contains(&format!("community id: {id}")), "{show}");
+    let show = stdout(&sockscope(&["show", f, "--conn", "1", "--community-id-seed", "1"]));
+    assert!(show.contains(&format!("community id: {seeded}")), "{show}");
+    // The table has no such column: a seed there would be ignored, so it is refused.
+    let table = sockscope(&["conns", "--format", "table", "--community-id-seed", "1", f]);
+    assert_eq!(table.status.code(), Some(2));
     // IPv6, and equal addresses: the ports decide which end comes first (8086 here).
     // cid(6, '::1', '::1', 45001, 8086) and cid(17, '::1', '::1', 45002, 5306).
     let v6 =
