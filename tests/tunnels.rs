@@ -66,7 +66,7 @@ fn every_tunneled_oracle_connection_is_found_with_its_state_and_parents() {
             let t = &c["tunnel"];
             assert!(!t["path"].as_array().unwrap().is_empty(), "{k}: tunnel path");
             // As Zeek's: the ID names the inner connection, not the tunnel's.
-            assert_eq!(c["community_id"], community_id(c).as_str(), "{k}: community_id");
+            assert_eq!(c["community_id"], community_id(c).to_string(), "{k}: community_id");
             for p in t["parents"].as_array().unwrap() {
                 let parent = by_id[&p.as_u64().unwrap()];
                 assert_eq!(parent["proto"], "udp", "{k}: a parent is the outer UDP flow");

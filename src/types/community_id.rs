@@ -5,6 +5,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use base64::display::Base64Display;
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -12,11 +14,8 @@ use sha1::{Digest, Sha1};
 
 use super::{Addr, Proto};
 
-/// `1:` and the base64 of a 20-byte SHA-1 digest.
-const LEN: usize = 30;
-
-/// A connection's Community ID, `1:` and 28 base64 characters; printed and serialized as that
-/// string. The same for both directions of a connection.
+/// A connection's Community ID: printed and serialized as `1:` and the base64 of its SHA-1
+/// digest (28 characters). The same for both directions of a connection.
 ///
 /// ```
 /// use sockscope::types::{Addr, CommunityId, Proto};
@@ -24,16 +23,19 @@ const LEN: usize = 30;
 /// let client = Addr { ip: "1.2.3.4".parse().unwrap(), port: 1122 };
 /// let server = Addr { ip: "5.6.7.8".parse().unwrap(), port: 3344 };
 /// let id = CommunityId::new(0, Proto::Tcp, client, server);
-/// assert_eq!(id.as_str(), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+/// assert_eq!(id.to_string(), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
 /// assert_eq!(id, CommunityId::new(0, Proto::Tcp, server, client));
 /// ```
 ///
-/// `CommunityId::default()` is the empty string, the spec's value for a flow it cannot name:
-/// what a record read back from JSON lines written without the field holds.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// `CommunityId::default()` prints as the empty string, the spec's value for a flow it cannot
+/// name: what a record read back from JSON lines written without the field holds.
+///
+/// The digest is kept and the text made only where it is printed, and binary serializers (the
+/// records waiting in `report::order`) get the 20 bytes rather than the text.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct CommunityId {
-    /// The ASCII text; all zero for the empty ID.
-    text: [u8; LEN],
+    /// The SHA-1 digest; none for the empty ID.
+    digest: Option<[u8; 20]>,
 }
 
 impl CommunityId {
@@ -55,31 +57,29 @@ impl CommunityId {
         n += put(&mut input[n..], &[proto.number(), 0]);
         n += put(&mut input[n..], &lo.port.to_be_bytes());
         n += put(&mut input[n..], &hi.port.to_be_bytes());
-        let digest = Sha1::digest(&input[..n]);
-        let mut text = [0u8; LEN];
-        text[..2].copy_from_slice(b"1:");
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(digest, &mut text[2..])
-            .expect("20 bytes are 28 base64 characters");
-        debug_assert_eq!(written, LEN - 2);
-        CommunityId { text }
+        CommunityId { digest: Some(Sha1::digest(&input[..n]).into()) }
     }
 
-    /// The ID as printed: `1:` and 28 base64 characters, or empty.
-    pub fn as_str(&self) -> &str {
-        let len = if self.text[0] == 0 { 0 } else { LEN };
-        std::str::from_utf8(&self.text[..len]).expect("base64 is ASCII")
-    }
-
-    /// The ID of its text: empty, or `1:` and 28 base64 characters.
+    /// The ID of its text: empty, or `1:` and the base64 of a 20-byte digest.
     pub fn parse(s: &str) -> Option<CommunityId> {
-        let mut text = [0u8; LEN];
-        match s.len() {
-            0 => {}
-            LEN if s.starts_with("1:") && s[2..].bytes().all(is_base64) => text.copy_from_slice(s.as_bytes()),
-            _ => return None,
+        if s.is_empty() {
+            return Some(CommunityId::default());
         }
-        Some(CommunityId { text })
+        let mut digest = [0u8; 20];
+        let text = s.strip_prefix("1:").filter(|t| t.len() == 28)?;
+        matches!(STANDARD.decode_slice(text, &mut digest), Ok(20))
+            .then_some(CommunityId { digest: Some(digest) })
+    }
+
+    /// Appends the ID's text, as `Display` prints it, without formatting machinery: for the
+    /// JSON lines writer, which prints one for every connection.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        if let Some(digest) = &self.digest {
+            let mut text = *b"1:0000000000000000000000000000";
+            let written = STANDARD.encode_slice(digest, &mut text[2..]).expect("20 bytes are 28 characters");
+            debug_assert_eq!(written, text.len() - 2);
+            out.extend_from_slice(&text);
+        }
     }
 }
 
@@ -89,42 +89,37 @@ fn put(to: &mut [u8], bytes: &[u8]) -> usize {
     bytes.len()
 }
 
-/// A character of standard base64, padding included: a cheap check for every record that waits
-/// (`report::order`) and is read back.
-fn is_base64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
-}
-
-impl Default for CommunityId {
-    fn default() -> Self {
-        CommunityId { text: [0; LEN] }
-    }
-}
-
 impl fmt::Display for CommunityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match &self.digest {
+            Some(digest) => write!(f, "1:{}", Base64Display::new(digest, &STANDARD)),
+            None => Ok(()),
+        }
     }
 }
 
 impl fmt::Debug for CommunityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
+        write!(f, "\"{self}\"")
     }
 }
 
 impl Serialize for CommunityId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_bytes(self.digest.as_ref().map_or(&[], |d| d.as_slice()))
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for CommunityId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// Takes the text from any string, borrowed or not, without allocating.
-        struct Text;
+        /// The text from a human-readable format, the digest's bytes from a binary one.
+        struct Id;
 
-        impl Visitor<'_> for Text {
+        impl Visitor<'_> for Id {
             type Value = CommunityId;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,9 +129,23 @@ impl<'de> Deserialize<'de> for CommunityId {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<CommunityId, E> {
                 CommunityId::parse(s).ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self))
             }
+
+            fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<CommunityId, E> {
+                match b.len() {
+                    0 => Ok(CommunityId::default()),
+                    _ => match b.try_into() {
+                        Ok(digest) => Ok(CommunityId { digest: Some(digest) }),
+                        Err(_) => Err(E::invalid_length(b.len(), &"20 bytes")),
+                    },
+                }
+            }
         }
 
-        d.deserialize_str(Text)
+        if d.is_human_readable() {
+            d.deserialize_str(Id)
+        } else {
+            d.deserialize_bytes(Id)
+        }
     }
 }
 
@@ -202,8 +211,8 @@ mod tests {
         for v in VECTORS {
             let (src, dst) = (addr(v.src.0, v.src.1), addr(v.dst.0, v.dst.1));
             for (a, b) in [(src, dst), (dst, src)] {
-                assert_eq!(CommunityId::new(0, v.proto, a, b).as_str(), v.seed_0, "{a} {b}");
-                assert_eq!(CommunityId::new(1, v.proto, a, b).as_str(), v.seed_1, "{a} {b} seed 1");
+                assert_eq!(CommunityId::new(0, v.proto, a, b).to_string(), v.seed_0, "{a} {b}");
+                assert_eq!(CommunityId::new(1, v.proto, a, b).to_string(), v.seed_1, "{a} {b} seed 1");
             }
         }
     }
@@ -225,9 +234,15 @@ mod tests {
         assert_eq!(json, "\"1:wCb3OG7yAFWelaUydu0D+125CLM=\"");
         assert_eq!(serde_json::from_str::<CommunityId>(&json).unwrap(), id);
         let bytes = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(bytes.len(), 21, "the digest, not its text");
         assert_eq!(postcard::from_bytes::<CommunityId>(&bytes).unwrap(), id);
+        let empty = postcard::to_allocvec(&CommunityId::default()).unwrap();
+        assert_eq!(postcard::from_bytes::<CommunityId>(&empty).unwrap(), CommunityId::default());
         assert_eq!(serde_json::from_str::<CommunityId>("\"\"").unwrap(), CommunityId::default());
-        assert_eq!(CommunityId::default().as_str(), "");
+        assert_eq!(CommunityId::default().to_string(), "");
+        let mut text = Vec::new();
+        id.write_to(&mut text);
+        assert_eq!(text, id.to_string().as_bytes());
         for bad in ["\"2:wCb3OG7yAFWelaUydu0D+125CLM=\"", "\"1:wCb3\"", "\"1:wCb3OG7yAFWelaUydu0D+125CL!=\""]
         {
             assert!(serde_json::from_str::<CommunityId>(bad).is_err(), "{bad}");
