@@ -10,6 +10,7 @@ use sockscope::decode::{self, Decoded};
 use sockscope::flow::table::{ConnTable, Context, Timeouts};
 use sockscope::report::jsonl;
 use sockscope::report::record::ConnRecord;
+use sockscope::types::CommunityId;
 use sockscope::types::Timestamp;
 
 fn frame(client: u16, payload: usize, seq: u32) -> Vec<u8> {
@@ -86,11 +87,22 @@ fn format(c: &mut Criterion) {
         Ok(())
     })
     .expect("the sample reads");
-    let records: Vec<_> = conns.iter().map(ConnRecord::new).collect();
+    let records: Vec<_> = conns.iter().map(|c| ConnRecord::new(c, 0)).collect();
     let mut g = c.benchmark_group("format");
     g.throughput(Throughput::Elements(records.len() as u64));
     g.bench_function("record from connection", |b| {
-        b.iter(|| conns.iter().map(|c| black_box(ConnRecord::new(black_box(c))).id).sum::<u64>())
+        b.iter(|| conns.iter().map(|c| black_box(ConnRecord::new(black_box(c), 0)).id).sum::<u64>())
+    });
+    // Hashed for every record, and its text written on every JSON line.
+    g.bench_function("Community ID hashed and written", |b| {
+        let mut buf = Vec::new();
+        b.iter(|| {
+            buf.clear();
+            for r in &records {
+                CommunityId::new(black_box(0), r.proto, black_box(r.orig), r.resp).write_to(&mut buf);
+            }
+            black_box(buf.len())
+        })
     });
     g.bench_function("JSON line from record", |b| {
         let mut buf = Vec::new();

@@ -170,7 +170,7 @@ impl Analyzer {
         let inputs = inputs::expand(&paths);
         let mut analysis =
             pipeline::analyze(&inputs::timeline(inputs.files), &self.options, observer, &mut |conn| {
-                let record = ConnRecord::new(&conn);
+                let record = ConnRecord::new(&conn, self.options.community_id_seed);
                 let kept = self.keeps(&record);
                 each(&conn, record, kept)
             })?;

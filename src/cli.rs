@@ -72,6 +72,9 @@ pub enum Command {
         /// Write to this file instead of stdout; with --per-file, a directory.
         #[arg(long, short, value_name = "PATH")]
         output: Option<PathBuf>,
+        /// The Community IDs' seed.
+        #[command(flatten)]
+        community_id: CommunityIdArgs,
     },
     /// The socket inventory: each <protocol, IP, port>, its role and its connections.
     ///
@@ -139,6 +142,9 @@ pub enum Command {
         /// Also write the packets drawn to this pcap file (one capture file as input).
         #[arg(long, value_name = "FILE")]
         write_pcap: Option<PathBuf>,
+        /// The Community IDs' seed.
+        #[command(flatten)]
+        community_id: CommunityIdArgs,
     },
     /// What changed between two runs of the same traffic: exit 0 when nothing did (within the
     /// tolerances), 1 when something did, 2 on trouble, as diff(1).
@@ -197,7 +203,7 @@ impl Command {
     /// not, in one line.
     pub fn config(self) -> Result<Config, String> {
         Ok(match self {
-            Command::Conns { input, select, per_file, format, order, wide, local, output } => {
+            Command::Conns { input, select, per_file, format, order, wide, local, output, community_id } => {
                 let format = format.unwrap_or_else(|| Format::of_file(output.as_deref(), per_file.per_file));
                 if format != Format::Table && (wide || local) {
                     let flag = if wide { "--wide" } else { "--local" };
@@ -210,7 +216,14 @@ impl Command {
                         "--format parquet is binary: write it with -o FILE (or redirect stdout)".into()
                     );
                 }
-                let run = input.run(select, per_file, order == Order::End);
+                let seed = community_id.community_id_seed;
+                if format == Format::Table && seed != 0 {
+                    return Err(
+                        "--community-id-seed seeds the machine formats' community_id: the table has no such column".into()
+                    );
+                }
+                let mut run = input.run(select, per_file, order == Order::End);
+                run.analyzer.options.community_id_seed = seed;
                 Config::Conns { run, format, order, wide, clock: clock(local), output }
             }
             Command::Sockets { input, select, per_file, format, output } => {
@@ -240,7 +253,7 @@ impl Command {
                 }
                 Config::Summary { run: input.run(select, per_file, false), json, clock: clock(local) }
             }
-            Command::Show { input, conn, socket_pair, filter, absolute, local, write_pcap } => {
+            Command::Show { input, conn, socket_pair, filter, absolute, local, write_pcap, community_id } => {
                 let one_file = input.files.len() == 1 && input.files[0].is_file();
                 if write_pcap.is_some() && !one_file {
                     return Err(
@@ -257,7 +270,8 @@ impl Command {
                     }
                     (None, None) => Wanted::Matching,
                 };
-                let run = input.run(Select { filter }, PerFile::default(), false);
+                let mut run = input.run(Select { filter }, PerFile::default(), false);
+                run.analyzer.options.community_id_seed = community_id.community_id_seed;
                 Config::Show { run, wanted, absolute, clock: clock(local), write_pcap }
             }
             Command::Diff { old, new, analysis, select, tolerances, format } => {
@@ -592,6 +606,15 @@ pub struct AnalysisArgs {
     pub jobs: usize,
 }
 
+/// The Community IDs' seed, for the subcommands that print the IDs.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct CommunityIdArgs {
+    /// Seed of the connections' Community ID flow hashes (0 to 65535), to match tools set to
+    /// the same seed; 0 is the spec's default and theirs.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
+}
+
 impl Input {
     /// The analysis these arguments ask for, threads resolved.
     fn run(self, select: Select, per_file: PerFile, end_order: bool) -> Run {
@@ -614,6 +637,7 @@ impl AnalysisArgs {
             jobs,
             end_order,
             progress: None,
+            community_id_seed: 0,
         };
         Analyzer { options, filter: Filter::all(select.filter) }
     }

@@ -444,6 +444,7 @@ mod tests {
             data: None,
             tunnel: None,
             end: EndReason::CaptureEnd,
+            community_id: Default::default(),
             file: None,
         }
     }

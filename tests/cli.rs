@@ -996,6 +996,58 @@ fn show_speaks_wiresharks_language() {
     assert_eq!(stdin.status.code(), Some(2));
 }
 
+/// Every format carries the Community ID of the connection, checked against values computed
+/// apart from sockscope, from the spec's pseudo code (Python 3):
+///
+/// ```python
+/// def cid(proto, saddr, daddr, sport, dport, seed=0):
+///     fam = socket.AF_INET6 if ':' in saddr else socket.AF_INET
+///     s, d = socket.inet_pton(fam, saddr), socket.inet_pton(fam, daddr)
+///     if not (s < d or (s == d and sport < dport)):
+///         s, d, sport, dport = d, s, dport, sport
+///     data = struct.pack('!H', seed) + s + d + struct.pack('!BBHH', proto, 0, sport, dport)
+///     return '1:' + base64.b64encode(hashlib.sha1(data).digest()).decode()
+/// ```
+#[test]
+fn every_format_carries_the_community_id() {
+    let f = samples().join("teardowns.pcap");
+    let f = f.to_str().unwrap();
+    // cid(6, '127.0.0.1', '127.0.0.1', 40001, 9001), then with seed=1.
+    let (id, seeded) = ("1:onOhFAZevwxTmCh/q1Ud/h2ftag=", "1:JIf8Bq/t4hFAxC7wyP7KBE40Wzo=");
+    let first = |args: &[&str]| jsonl(&sockscope(args))[0].clone();
+    let c = first(&["conns", "--format", "jsonl", f]);
+    assert_eq!((c["orig"]["port"].as_u64(), c["resp"]["port"].as_u64()), (Some(40001), Some(9001)));
+    assert_eq!(c["community_id"], id);
+    assert_eq!(first(&["conns", "--format", "jsonl", "--community-id-seed", "1", f])["community_id"], seeded);
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout(&sockscope(&["conns", "--format", "json", f]))).unwrap();
+    assert_eq!(doc["connections"][0]["community_id"], id);
+    let csv = stdout(&sockscope(&["conns", "--format", "csv", f]));
+    let (header, row) = (csv.lines().next().unwrap(), csv.lines().nth(1).unwrap());
+    assert!(header.ends_with(",community_id,file") && row.ends_with(&format!(",{id},")), "{header}\n{row}");
+    let zeek = stdout(&sockscope(&["conns", "--format", "zeek", f]));
+    assert!(zeek.lines().any(|l| l.starts_with("#fields\t") && l.ends_with("\tip_proto\tcommunity_id")));
+    assert!(zeek.lines().any(|l| l.starts_with("#types\t") && l.ends_with("\tcount\tstring")));
+    assert!(zeek.lines().find(|l| !l.starts_with('#')).unwrap().ends_with(&format!("\t6\t{id}")));
+    let show = stdout(&sockscope(&["show", f, "--conn", "1", "--community-id-seed", "1"]));
+    assert!(show.contains(&format!("community id: {seeded}")), "{show}");
+    // The table has no such column: a seed there would be ignored, so it is refused.
+    let table = sockscope(&["conns", "--format", "table", "--community-id-seed", "1", f]);
+    assert_eq!(table.status.code(), Some(2));
+    // IPv6, and equal addresses: the ports decide which end comes first (8086 here).
+    // cid(6, '::1', '::1', 45001, 8086) and cid(17, '::1', '::1', 45002, 5306).
+    let v6 =
+        jsonl(&sockscope(&["conns", "--format", "jsonl", samples().join("ipv6.pcap").to_str().unwrap()]));
+    assert_eq!(
+        (&v6[0]["resp"]["port"], &v6[0]["community_id"]),
+        (&8086.into(), &"1:FzpKPAEvrdfQLOyOmivtsAD0FL0=".into())
+    );
+    assert_eq!(
+        (&v6[1]["proto"], &v6[1]["community_id"]),
+        (&"udp".into(), &"1:4D/j1UCrGXTOrI4ukC470xr52uo=".into())
+    );
+}
+
 /// `show --write-pcap` copies just the drawn connections' packets; read back (by sockscope, and
 /// by tshark and tcpdump where installed), they are the same connections.
 #[test]

@@ -7,6 +7,17 @@ use std::path::Path;
 
 use common::*;
 use serde_json::Value;
+use sockscope::types::{Addr, CommunityId, Proto};
+
+/// The Community ID of a JSON record's own sockets.
+fn community_id(c: &Value) -> CommunityId {
+    let addr = |s: &Value| Addr {
+        ip: s["ip"].as_str().unwrap().parse().unwrap(),
+        port: s["port"].as_u64().unwrap().try_into().unwrap(),
+    };
+    let proto = Proto::parse(c["proto"].as_str().unwrap()).unwrap();
+    CommunityId::new(0, proto, addr(&c["orig"]), addr(&c["resp"]))
+}
 
 /// Tunneled rows of a Zeek conn.log: key -> (conn_state, number of parents).
 fn tunneled_rows(log: &Path) -> Vec<(String, String, usize)> {
@@ -54,9 +65,12 @@ fn every_tunneled_oracle_connection_is_found_with_its_state_and_parents() {
             assert_eq!(c["conn_state"], state.as_str(), "{}: {k}", f.display());
             let t = &c["tunnel"];
             assert!(!t["path"].as_array().unwrap().is_empty(), "{k}: tunnel path");
+            // As Zeek's: the ID names the inner connection, not the tunnel's.
+            assert_eq!(c["community_id"], community_id(c).to_string(), "{k}: community_id");
             for p in t["parents"].as_array().unwrap() {
                 let parent = by_id[&p.as_u64().unwrap()];
                 assert_eq!(parent["proto"], "udp", "{k}: a parent is the outer UDP flow");
+                assert_ne!(parent["community_id"], c["community_id"], "{k}: the parent's own ID");
             }
             checked += 1;
         }

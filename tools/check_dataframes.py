@@ -68,6 +68,12 @@ pd = pandas.read_parquet(parquet)
 check("parquet ts is a UTC datetime in pandas", str(pd["ts"].dtype).startswith("datetime64") and "UTC" in str(pd["ts"].dtype))
 check("parquet duration is a timedelta in pandas", str(pd["duration"].dtype).startswith("timedelta64"))
 check("csv tunnel_parents is text in polars", polars.read_csv(paths["csv"]).schema["tunnel_parents"] == polars.String)
+ids = [
+    list(pandas.read_json(paths["jsonl"], lines=True)["community_id"]),
+    list(pandas.read_csv(paths["csv"])["community_id"]),
+    list(pd["community_id"]),
+]
+check("community_id is one text in every format", ids[0] == ids[1] == ids[2] and all(i.startswith("1:") for i in ids[0]))
 
 # The README's per-file recipe, its query run as written.
 readme = open(os.path.join(root, "README.md")).read()

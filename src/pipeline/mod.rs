@@ -164,6 +164,9 @@ pub struct Options {
     /// Bytes read so far over all files, for a progress display (updated every few thousand
     /// records).
     pub progress: Option<Arc<AtomicU64>>,
+    /// The seed of the records' Community IDs (0, the spec's default, unless the sites whose
+    /// IDs are compared agreed on another).
+    pub community_id_seed: u16,
 }
 
 impl Default for Options {
@@ -175,6 +178,7 @@ impl Default for Options {
             jobs: 1,
             end_order: false,
             progress: None,
+            community_id_seed: 0,
         }
     }
 }

@@ -165,6 +165,10 @@ pub fn conn_line(buf: &mut Vec<u8>, c: &ConnRecord) {
         None => w.null(),
     }
     w.word(key!("end"), c.end.as_str());
+    w.key(key!("community_id"));
+    w.buf.push(b'"');
+    c.community_id.write_to(w.buf);
+    w.buf.push(b'"');
     if let Some(file) = &c.file {
         w.text(key!("file"), file);
     }

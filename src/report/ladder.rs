@@ -225,6 +225,8 @@ pub fn write(
     writeln!(out, "first packet: {}", clock.stamp(c.ts))?;
     // Never wrapped: it is for pasting into Wireshark whole.
     writeln!(out, "wireshark: {}", display_filter(c))?;
+    // For finding the connection in Zeek, Suricata or other logs that carry the ID.
+    writeln!(out, "community id: {}", c.community_id)?;
     let columns = format!("{:>7}  {:>10}  {:>9}  ", "pkt", "time", "delta");
     let header = match narrow {
         Some(_) => format!("{columns}dir  client {} / server {}", c.orig, c.resp),

@@ -9,7 +9,7 @@ use crate::flow::app::Services;
 use crate::flow::{Conn, EndReason};
 use crate::tcp::phases::{Handshake, Teardown};
 use crate::tcp::verdict::ConnState;
-use crate::types::{Addr, Proto};
+use crate::types::{Addr, CommunityId, Proto};
 
 /// A connection as every format prints it (`conns --format jsonl` has its fields and names).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -56,6 +56,10 @@ pub struct ConnRecord {
     pub tunnel: Option<TunnelRecord>,
     /// Why the record ended.
     pub end: EndReason,
+    /// The Community ID of the connection's 5-tuple (of the inner connection in a tunnel, as
+    /// Zeek's); empty when read back from JSON lines written without it.
+    #[serde(default)]
+    pub community_id: CommunityId,
     /// The capture the connection came from, when several are read each on its own
     /// (`--per-file`). JSON lines leave it out when there is none.
     #[serde(default)]
@@ -116,8 +120,8 @@ pub struct DataPhase {
 }
 
 impl ConnRecord {
-    /// The record of an ended connection.
-    pub fn new(c: &Conn) -> Self {
+    /// The record of an ended connection; its Community ID hashed with `community_id_seed`.
+    pub fn new(c: &Conn, community_id_seed: u16) -> Self {
         let (orig_bytes, resp_bytes) = match c.tcp() {
             Some(t) => t.seq_bytes(),
             None => (c.orig_stats.payload_bytes, c.resp_stats.payload_bytes),
@@ -147,11 +151,12 @@ impl ConnRecord {
             }
             None => (None, None, None),
         };
+        let (orig, resp) = (c.orig(), c.resp());
         ConnRecord {
             id: c.id,
             proto: c.proto,
-            orig: c.orig(),
-            resp: c.resp(),
+            orig,
+            resp,
             conn_state,
             history: c.history.as_str().to_string(),
             service: Some(c.app.services()).filter(|s| !s.is_empty()),
@@ -171,6 +176,7 @@ impl ConnRecord {
                 parents: t.parents.clone(),
             }),
             end: c.end,
+            community_id: CommunityId::new(community_id_seed, c.proto, orig, resp),
             file: None,
         }
     }
@@ -182,7 +188,7 @@ pub fn of_sample(name: &str) -> Vec<ConnRecord> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name);
     let mut records = Vec::new();
     crate::pipeline::analyze(&[path], &Default::default(), None, &mut |c| {
-        records.push(ConnRecord::new(&c));
+        records.push(ConnRecord::new(&c, 0));
         Ok(())
     })
     .expect("the samples analyze");
@@ -198,6 +204,16 @@ mod tests {
     use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
     use crate::tcp::verdict::ConnState;
     use crate::types::Proto;
+
+    #[test]
+    fn lines_written_without_a_community_id_read_back() {
+        let record = &super::of_sample("teardowns.pcap")[0];
+        assert!(record.community_id.to_string().starts_with("1:"));
+        let mut line = serde_json::to_value(record).unwrap();
+        line.as_object_mut().unwrap().remove("community_id");
+        let old: super::ConnRecord = serde_json::from_value(line).unwrap();
+        assert_eq!(old.community_id.to_string(), "", "the spec's ID of a flow it cannot name");
+    }
 
     fn serde_name(v: impl Serialize) -> String {
         serde_json::to_value(v).unwrap().as_str().expect("a word").to_string()

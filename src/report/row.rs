@@ -176,6 +176,8 @@ flat_row! { c =>
     }),
     /// Why the record ended.
     end: &'static str as Utf8 Plain = c.end.as_str(),
+    /// The Community ID of the 5-tuple.
+    community_id: String as Utf8 Plain = c.community_id.to_string(),
     /// The capture it came from, with `--per-file`.
     file: Option<&'a str> as Utf8 Plain = c.file.as_deref(),
 }

@@ -5,9 +5,8 @@ use std::io::{self, Write};
 use super::record::ConnRecord;
 use super::Exporter;
 use crate::pipeline::Analysis;
-use crate::types::Proto;
 
-const FIELDS: [(&str, &str); 22] = [
+const FIELDS: [(&str, &str); 23] = [
     ("ts", "time"),
     ("uid", "string"),
     ("id.orig_h", "addr"),
@@ -30,6 +29,8 @@ const FIELDS: [(&str, &str); 22] = [
     ("resp_ip_bytes", "count"),
     ("tunnel_parents", "set[string]"),
     ("ip_proto", "count"),
+    // Where Zeek's community-id logging (policy/protocols/conn/community-id-logging) adds it.
+    ("community_id", "string"),
 ];
 
 /// Connections as a conn.log: Zeek's own columns, so that Zeek's tools read it.
@@ -91,10 +92,6 @@ fn row(buf: &mut Vec<u8>, c: &ConnRecord, seed: u64) {
         let missed = c.data.as_ref().map_or(0, |d| d.orig_missed_bytes + d.resp_missed_bytes);
         let history = if c.history.is_empty() { "-" } else { &c.history };
         let service = c.service.map_or("-".to_string(), |s| s.to_string());
-        let ip_proto = match c.proto {
-            Proto::Tcp => 6,
-            Proto::Udp => 17,
-        };
         let parents = match &c.tunnel {
             // IP-level tunnels (IP-in-IP, GRE) have no outer connection: name the tunnel itself.
             Some(t) if t.parents.is_empty() => uid(seed, u64::MAX - c.id),
@@ -103,7 +100,7 @@ fn row(buf: &mut Vec<u8>, c: &ConnRecord, seed: u64) {
         };
         writeln!(
             buf,
-            "{:.6}\t{}\t{}\t{}\t{}\t{}\t{}\t{service}\t{duration}\t{orig_bytes}\t{resp_bytes}\t{}\t-\t-\t{missed}\t{history}\t{}\t{}\t{}\t{}\t{parents}\t{ip_proto}",
+            "{:.6}\t{}\t{}\t{}\t{}\t{}\t{}\t{service}\t{duration}\t{orig_bytes}\t{resp_bytes}\t{}\t-\t-\t{missed}\t{history}\t{}\t{}\t{}\t{}\t{parents}\t{}\t{}",
             c.ts,
             uid(seed, c.id),
             c.orig.ip,
@@ -116,6 +113,8 @@ fn row(buf: &mut Vec<u8>, c: &ConnRecord, seed: u64) {
             c.orig_ip_bytes,
             c.resp_pkts,
             c.resp_ip_bytes,
+            c.proto.number(),
+            c.community_id,
         )
         .expect("rows format into memory");
     }

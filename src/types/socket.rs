@@ -24,6 +24,14 @@ impl Proto {
         }
     }
 
+    /// Its IP protocol number: 6 or 17.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+
     /// The protocol of its name as printed.
     pub fn parse(s: &str) -> Option<Proto> {
         match s {
