@@ -70,3 +70,103 @@ fn ip_over_infiniband() {
     // tcpdump: the client's last data segment is "seq 1338:1438".
     assert_eq!(ssh.sum::<u64>(), 1438);
 }
+
+/// The connections of `conns --format jsonl` as (proto, orig ip:port, resp ip:port, state,
+/// history, orig packets/bytes, resp packets/bytes).
+fn conns(file: &str) -> Vec<String> {
+    jsonl(&sockscope(&["conns", "--format", "jsonl", file]))
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}:{} {}:{} {} {} {}/{} {}/{}",
+                c["proto"].as_str().unwrap(),
+                c["orig"]["ip"].as_str().unwrap(),
+                c["orig"]["port"],
+                c["resp"]["ip"].as_str().unwrap(),
+                c["resp"]["port"],
+                c["conn_state"].as_str().unwrap(),
+                c["history"].as_str().unwrap(),
+                c["orig_pkts"],
+                c["orig_bytes"],
+                c["resp_pkts"],
+                c["resp_bytes"],
+            )
+        })
+        .collect()
+}
+
+/// Zeek's `wlanmon.pcap` (802.11, LINKTYPE 105) and `radiotap.pcap` (the same frames after
+/// radiotap headers whose Flags say each frame ends in its FCS): a DNS exchange and an mDNS
+/// announcement in QoS and plain data frames through LLC/SNAP, as Zeek's conn.log baselines
+/// (`core.wlanmon`, `core.radiotap`) have them.
+#[test]
+fn ieee80211_and_radiotap() {
+    for name in ["wlanmon.pcap", "radiotap.pcap"] {
+        let f = data(name);
+        let f = f.to_str().unwrap();
+        assert_eq!(
+            conns(f),
+            [
+                "udp 172.17.156.76:61738 208.67.220.220:53 SF Dd 1/35 1/128",
+                "udp fe80::a667:6ff:fef7:ec54:5353 ff02::fb:5353 S0 D 1/280 0/0",
+            ],
+            "{name}"
+        );
+        let p = packets(f);
+        assert_eq!((&p["total"], &p["udp"], &p["skipped"]), (&3.into(), &3.into(), &0.into()), "{name}: {p}");
+    }
+}
+
+/// tcpdump's `ieee802.11_htc.pcap`: a QoS data frame with the Order flag, so an HT control
+/// field before its LLC/SNAP header, holding a DHCP discover (tcpdump's `ieee802.11_htc.out`:
+/// "0.0.0.0.68 > 255.255.255.255.67: BOOTP/DHCP, Request ... length 300").
+#[test]
+fn ieee80211_ht_control() {
+    let f = data("ieee802.11_htc.pcap");
+    assert_eq!(conns(f.to_str().unwrap()), ["udp 0.0.0.0:68 255.255.255.255:67 S0 D 1/300 0/0"]);
+}
+
+/// tcpdump's `ieee802.11_exthdr.pcap`: radiotap headers with an extended present bitmap before
+/// management frames (12 probe requests and responses, 2 authentications, 2 associations), 8
+/// ACKs and 2 null data frames, as tcpdump decodes them.
+#[test]
+fn radiotap_extended_bitmaps_management_and_control() {
+    let p = packets(data("ieee802.11_exthdr.pcap").to_str().unwrap());
+    assert_eq!((&p["total"], &p["other"]), (&26.into(), &26.into()), "{p}");
+    let kinds = &p["other_by_kind"];
+    assert_eq!(
+        (&kinds["802.11 management"], &kinds["802.11 control"], &kinds["802.11 data without payload"]),
+        (&16.into(), &8.into(), &2.into()),
+        "{p}"
+    );
+}
+
+/// tcpdump's `ieee802.11_rx-stbc.pcap`: three QoS data frames with the Protected flag (tcpdump
+/// prints their CCMP header: "Data IV: 11 Pad 20 KeyID 0").
+#[test]
+fn ieee80211_protected() {
+    let p = packets(data("ieee802.11_rx-stbc.pcap").to_str().unwrap());
+    assert_eq!((&p["total"], &p["other_by_kind"]["802.11 protected"]), (&3.into(), &3.into()), "{p}");
+}
+
+/// aircrack-ng's `wpa.cap` (Prism headers, LINKTYPE 119): a beacon, a WPA handshake's four
+/// EAPOL frames (ethertype 0x888e under LLC/SNAP), two protected data frames and six ACKs, as
+/// tcpdump decodes them.
+#[test]
+fn prism() {
+    let p = packets(data("wpa-prism.cap").to_str().unwrap());
+    assert_eq!((&p["total"], &p["other"], &p["skipped"]), (&13.into(), &13.into(), &0.into()), "{p}");
+    let kinds = &p["other_by_kind"];
+    assert_eq!(kinds["802.11 management"], 1, "{p}");
+    assert_eq!(kinds["ethertype 0x888e"], 4, "{p}");
+    assert_eq!(kinds["802.11 protected"], 2, "{p}");
+    assert_eq!(kinds["802.11 control"], 6, "{p}");
+}
+
+/// Zeek's `snap-tcp.pcap`: an HTTP exchange in 802.3 frames with LLC/SNAP headers (tcpdump:
+/// "802.3, length 48: LLC, dsap SNAP ... ethertype IPv4").
+#[test]
+fn ieee8023_llc_snap() {
+    let f = data("snap-tcp.pcap");
+    assert_eq!(conns(f.to_str().unwrap()), ["tcp 192.168.1.1:12345 192.168.1.2:80 SF ShADdFf 5/37 3/77"]);
+}
