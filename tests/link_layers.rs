@@ -163,6 +163,25 @@ fn prism() {
     assert_eq!(kinds["802.11 control"], 6, "{p}");
 }
 
+/// libtrace's `100_packets.erf`, its records in a pcap file of LINKTYPE_ERF: Ethernet records
+/// (type 2), read the same as the Ethernet frames inside them (tcpdump reads those as 92 TCP
+/// segments, 7 UDP datagrams and an ESP packet).
+#[test]
+fn erf() {
+    let p = packets(data("erf-100_packets.pcap").to_str().unwrap());
+    assert_eq!(
+        (&p["total"], &p["tcp"], &p["udp"], &p["other_by_kind"]["ip protocol 50"]),
+        (&100.into(), &92.into(), &7.into(), &1.into()),
+        "{p}"
+    );
+    let conns = conns(data("erf-100_packets.pcap").to_str().unwrap());
+    // tcpdump: "51.1.160.192.3017 > 97.89.225.174.2745: Flags [S] ..." and no answer.
+    assert!(
+        conns.iter().any(|c| c.starts_with("tcp 51.1.160.192:3017 97.89.225.174:2745 S0 S 1/0")),
+        "{conns:?}"
+    );
+}
+
 /// Zeek's `snap-tcp.pcap`: an HTTP exchange in 802.3 frames with LLC/SNAP headers (tcpdump:
 /// "802.3, length 48: LLC, dsap SNAP ... ethertype IPv4").
 #[test]

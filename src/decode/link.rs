@@ -1,6 +1,6 @@
 //! Link layers down to the network layer: Ethernet with VLAN stacks, MPLS, PPPoE, FabricPath,
 //! LLC/SNAP, Linux cooked captures (SLL, SLL2), BSD loopback,
-//! PPP, Cisco HDLC, IP over InfiniBand, Linux NFLOG; 802.11 and its radio headers in
+//! PPP, Cisco HDLC, IP over InfiniBand, Linux NFLOG, ERF; 802.11 and its radio headers in
 //! `wlan`. Walked here because etherparse stops at three VLAN tags and knows neither MPLS nor
 //! PPP.
 
@@ -26,6 +26,7 @@ pub(super) const LINK_PRISM: u32 = 119;
 pub(super) const LINK_RADIOTAP: u32 = 127;
 pub(super) const LINK_AVS: u32 = 163;
 pub(super) const LINK_PPI: u32 = 192;
+pub(super) const LINK_ERF: u32 = 197;
 pub(super) const LINK_IPV4: u32 = 228;
 pub(super) const LINK_IPV6: u32 = 229;
 pub(super) const LINK_NFLOG: u32 = 239;
@@ -150,6 +151,31 @@ mod llc {
     pub const PAYLOAD: usize = 8;
 }
 
+/// ERF, the Endace record format of DAG cards, as libpcap presents it (LINKTYPE_ERF): a 16-byte
+/// record header (timestamp, type, flags, record and wire lengths, loss counter), extension
+/// headers, then the frame.
+mod erf {
+    pub const TYPE: usize = 8;
+    pub const HEADER: usize = 16;
+    /// In the type and in each extension header's first byte: another extension header follows.
+    pub const MORE: u8 = 0x80;
+    pub const EXTENSION: usize = 8;
+    /// Ethernet records put an offset and a pad byte before the frame.
+    pub const ETH_PAD: usize = 2;
+    /// Record types (Endace's erftypes.h): Ethernet, HDLC on Packet over SONET (PPP or Cisco
+    /// HDLC), IP, each HDLC and Ethernet also with colour or hash in the loss counter.
+    pub const HDLC_POS: u8 = 1;
+    pub const ETH: u8 = 2;
+    pub const COLOR_HDLC_POS: u8 = 10;
+    pub const COLOR_ETH: u8 = 11;
+    pub const DSM_COLOR_HDLC_POS: u8 = 15;
+    pub const DSM_COLOR_ETH: u8 = 16;
+    pub const COLOR_HASH_POS: u8 = 19;
+    pub const COLOR_HASH_ETH: u8 = 20;
+    pub const IPV4: u8 = 22;
+    pub const IPV6: u8 = 23;
+}
+
 /// The network layer found under the link layer.
 pub(super) enum Net<'a> {
     Ip(&'a [u8]),
@@ -185,6 +211,7 @@ pub(super) fn link(link_type: u32, data: &[u8]) -> Result<Net<'_>, Skip> {
         LINK_PPI => wlan::ppi(data),
         LINK_PRISM => wlan::prism(data),
         LINK_AVS => wlan::avs(data),
+        LINK_ERF => erf(data),
         n => Err(Skip::UnsupportedLinkType(n)),
     }
 }
@@ -291,6 +318,33 @@ pub(super) fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
 fn typed(data: &[u8], field: Field, payload: usize) -> Result<Net<'_>, Skip> {
     let (ty, rest) = next_type(data, field, payload)?;
     ether_type(ty, rest, 0)
+}
+
+/// An ERF record: past its header and extension headers, a frame of the kind its type names.
+fn erf(data: &[u8]) -> Result<Net<'_>, Skip> {
+    let ty = *data.get(erf::TYPE).ok_or(Skip::TruncatedLinkHeader)?;
+    let mut at = erf::HEADER;
+    let mut more = ty & erf::MORE != 0;
+    while more {
+        more = data.get(at).ok_or(Skip::TruncatedLinkHeader)? & erf::MORE != 0;
+        at += erf::EXTENSION;
+    }
+    let body = data.get(at..).ok_or(Skip::TruncatedLinkHeader)?;
+    match ty & !erf::MORE {
+        erf::ETH | erf::COLOR_ETH | erf::DSM_COLOR_ETH | erf::COLOR_HASH_ETH => {
+            ethernet(body.get(erf::ETH_PAD..).ok_or(Skip::TruncatedLinkHeader)?)
+        }
+        // PPP in HDLC framing starts with its all-stations address; Cisco HDLC does not.
+        erf::HDLC_POS | erf::COLOR_HDLC_POS | erf::DSM_COLOR_HDLC_POS | erf::COLOR_HASH_POS => {
+            if body.first() == Some(&0xff) {
+                ppp(body)
+            } else {
+                typed(body, chdlc::PROTOCOL, chdlc::PAYLOAD)
+            }
+        }
+        erf::IPV4 | erf::IPV6 => Ok(Net::Ip(body)),
+        t => Ok(Net::Other(Other::ErfType(t))),
+    }
 }
 
 /// The IP packet an NFLOG record carries. Its records' lengths are in the capturing host's

@@ -114,6 +114,8 @@ pub enum Other {
     WlanProtected,
     /// An 802.11 data frame carrying an A-MSDU (several packets in one frame).
     WlanAmsdu,
+    /// An ERF record of a type that carries neither Ethernet, PPP/HDLC nor IP (ATM, AAL5 ...).
+    ErfType(u8),
 }
 
 impl fmt::Display for Other {
@@ -134,6 +136,7 @@ impl fmt::Display for Other {
             Other::WlanNoData => write!(f, "802.11 data without payload"),
             Other::WlanProtected => write!(f, "802.11 protected"),
             Other::WlanAmsdu => write!(f, "802.11 a-msdu"),
+            Other::ErfType(t) => write!(f, "erf type {t}"),
         }
     }
 }
@@ -144,7 +147,7 @@ pub enum Skip {
     /// A LINKTYPE_* value the decoder does not read.
     UnsupportedLinkType(u32),
     /// A link-layer header (Ethernet, VLAN tag, MPLS label, PPPoE, SLL, loopback, PPP, 802.11,
-    /// LLC/SNAP, a radio header ...) cut short.
+    /// LLC/SNAP, a radio header, ERF ...) cut short.
     TruncatedLinkHeader,
     /// More than 8 stacked VLAN tags.
     TooManyVlanTags,
@@ -830,6 +833,51 @@ mod tests {
         assert!(matches!(dec(LINK_AVS, &bad), Decoded::Skipped(Skip::BadPrismHeader)));
         assert!(matches!(dec(LINK_PRISM, &bad), Decoded::Skipped(Skip::BadPrismHeader)));
         assert!(matches!(dec(LINK_AVS, &framed[..40]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+    }
+
+    /// An ERF record header of `ty` (with `extensions` extension headers), then `body`.
+    fn erf(ty: u8, extensions: usize, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![0u8; 16];
+        r[8] = if extensions > 0 { ty | 0x80 } else { ty };
+        let rlen = (16 + 8 * extensions + body.len()) as u16;
+        r[10..12].copy_from_slice(&rlen.to_be_bytes());
+        for i in 0..extensions {
+            let mut ext = [0u8; 8];
+            ext[0] = if i + 1 < extensions { 0x80 | 3 } else { 3 };
+            r.extend_from_slice(&ext);
+        }
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn erf_records_by_type() {
+        let ip = ipv4_tcp(3);
+        let eth = [&[0u8, 0][..], &ethernet(ETH_IPV4, &ip)].concat();
+        for ty in [2, 11, 16, 20] {
+            for extensions in [0, 1, 3] {
+                let record = erf(ty, extensions, &eth);
+                assert_eq!(tcp_of(dec(LINK_ERF, &record)).payload_len, 3, "type {ty}, {extensions} ext");
+            }
+        }
+        for ty in [22, 23] {
+            assert!(matches!(dec(LINK_ERF, &erf(ty, 1, &ip)), Decoded::Tcp(..)));
+        }
+        let ppp = [&[0xff, 0x03, 0x00, 0x21][..], &ip].concat();
+        let chdlc = [&[0x0f, 0x00, 0x08, 0x00][..], &ip].concat();
+        for ty in [1, 10, 15, 19] {
+            assert!(matches!(dec(LINK_ERF, &erf(ty, 0, &ppp)), Decoded::Tcp(..)), "type {ty}");
+            assert!(matches!(dec(LINK_ERF, &erf(ty, 0, &chdlc)), Decoded::Tcp(..)), "type {ty}");
+        }
+        assert!(matches!(dec(LINK_ERF, &erf(3, 0, &[0; 52])), Decoded::Other(Other::ErfType(3))));
+        // Cut in the header, in an extension header, in the pad.
+        let record = erf(2, 2, &eth);
+        for cut in [8, 20, 33] {
+            assert!(
+                matches!(dec(LINK_ERF, &record[..cut]), Decoded::Skipped(Skip::TruncatedLinkHeader)),
+                "{cut}"
+            );
+        }
     }
 
     #[test]
