@@ -189,3 +189,48 @@ fn ieee8023_llc_snap() {
     let f = data("snap-tcp.pcap");
     assert_eq!(conns(f.to_str().unwrap()), ["tcp 192.168.1.1:12345 192.168.1.2:80 SF ShADdFf 5/37 3/77"]);
 }
+
+/// Zeek's `pbb.pcap`: 802.1ah (PBB) frames in a VLAN; Zeek's `core.pbb` baseline has the TCP
+/// connection "10.199.249.11 49601 10.199.249.12 49416 tcp - 0.002215 209 0 SF ... ShADFaf 5 421
+/// 3 132" and an OSPF and a VRRP packet, which are other here (as are an ARP and a CFM frame).
+#[test]
+fn pbb() {
+    let f = data("pbb.pcap");
+    let f = f.to_str().unwrap();
+    assert_eq!(conns(f), ["tcp 10.199.249.11:49601 10.199.249.12:49416 SF ShADFaf 5/209 3/0"]);
+    let p = packets(f);
+    let kinds = &p["other_by_kind"];
+    assert_eq!(
+        (&kinds["ip protocol 89"], &kinds["ip protocol 112"], &kinds["arp"]),
+        (&1.into(), &1.into(), &1.into())
+    );
+    assert_eq!((&p["total"], &p["tcp"], &p["skipped"]), (&12.into(), &8.into(), &0.into()), "{p}");
+}
+
+/// Zeek's `vntag.pcap` (VN-Tag, then a VLAN tag, then IP protocol 253, which Zeek's `core.vntag`
+/// baseline logs as 3 packets of unknown transport) and `vntag_vlan_sandwich_clean.pcap` (a VLAN
+/// tag, VN-Tag, another VLAN tag, then a TCP SYN-ACK from 10.10.10.1:443).
+#[test]
+fn vntag() {
+    let p = packets(data("vntag.pcap").to_str().unwrap());
+    assert_eq!((&p["total"], &p["other_by_kind"]["ip protocol 253"]), (&3.into(), &3.into()), "{p}");
+    let f = data("vntag_vlan_sandwich_clean.pcap");
+    let c = jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]));
+    assert_eq!(c.len(), 1);
+    let ends = [&c[0]["orig"], &c[0]["resp"]].map(|e| format!("{}:{}", e["ip"].as_str().unwrap(), e["port"]));
+    assert!(
+        ends.contains(&"10.10.10.1:443".to_string()) && ends.contains(&"10.10.10.2:56960".to_string()),
+        "{ends:?}"
+    );
+}
+
+/// tcpdump's MACsec captures: an ICMP echo in a frame with integrity only, read through its
+/// SecTAG (tcpdump: "flags I, sci ..., ethertype IPv4 (0x0800), 192.168.113.1 > 192.168.113.2:
+/// ICMP echo request"), and an encrypted one ("flags ECI"), which cannot be read.
+#[test]
+fn macsec() {
+    let p = packets(data("macsec-integonly.pcap").to_str().unwrap());
+    assert_eq!((&p["total"], &p["other_by_kind"]["icmp"]), (&1.into(), &1.into()), "{p}");
+    let p = packets(data("macsec-encrypted.pcap").to_str().unwrap());
+    assert_eq!((&p["total"], &p["other_by_kind"]["macsec (encrypted)"]), (&1.into(), &1.into()), "{p}");
+}

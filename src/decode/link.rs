@@ -1,5 +1,5 @@
 //! Link layers down to the network layer: Ethernet with VLAN stacks, MPLS, PPPoE, FabricPath,
-//! LLC/SNAP, Linux cooked captures (SLL, SLL2), BSD loopback,
+//! PBB, VN-Tag, E-Tag, MACsec and LLC/SNAP, Linux cooked captures (SLL, SLL2), BSD loopback,
 //! PPP, Cisco HDLC, IP over InfiniBand, Linux NFLOG, ERF; 802.11 and its radio headers in
 //! `wlan`. Walked here because etherparse stops at three VLAN tags and knows neither MPLS nor
 //! PPP.
@@ -44,6 +44,10 @@ pub(super) const ETH_MPLS_MULTI: u16 = 0x8848;
 pub(super) const ETH_PPPOE_DISC: u16 = 0x8863;
 pub(super) const ETH_PPPOE_SESS: u16 = 0x8864;
 pub(super) const ETH_FABRICPATH: u16 = 0x8903;
+pub(super) const ETH_PBB: u16 = 0x88e7;
+pub(super) const ETH_VNTAG: u16 = 0x8926;
+pub(super) const ETH_ETAG: u16 = 0x893f;
+pub(super) const ETH_MACSEC: u16 = 0x88e5;
 /// Below this, the field where an ethertype would be is an 802.3 length: an LLC header follows.
 const ETH_MIN_TYPE: u16 = 0x0600;
 
@@ -134,6 +138,39 @@ mod fabricpath {
     use super::Field;
     pub const ETHERTYPE: Field = 14..16;
     pub const PAYLOAD: usize = 16;
+}
+
+/// IEEE 802.1ah (PBB): the I-Tag, then the customer's frame from its addresses.
+mod pbb {
+    use super::Field;
+    pub const ETHERTYPE: Field = 16..18;
+    pub const PAYLOAD: usize = 18;
+}
+
+/// Cisco VN-Tag: 4 bytes of tag, then an ethertype.
+mod vntag {
+    use super::Field;
+    pub const ETHERTYPE: Field = 4..6;
+    pub const PAYLOAD: usize = 6;
+}
+
+/// IEEE 802.1BR E-Tag: 6 bytes of tag, then an ethertype.
+mod etag {
+    use super::Field;
+    pub const ETHERTYPE: Field = 6..8;
+    pub const PAYLOAD: usize = 8;
+}
+
+/// IEEE 802.1AE MACsec SecTAG: TCI and association number, short length, packet number, then
+/// the secure channel identifier when the TCI says so.
+mod macsec {
+    pub const TCI: usize = 0;
+    pub const TCI_SC: u8 = 0x20;
+    /// Encrypted, or changed text: either way the user data cannot be read.
+    pub const TCI_E_OR_C: u8 = 0x0c;
+    pub const SECTAG: usize = 6;
+    pub const SCI: usize = 8;
+    pub const ETHERTYPE_LEN: usize = 2;
 }
 
 /// IEEE 802.2 LLC: DSAP, SSAP, control; with SNAP, an OUI and an ethertype follow.
@@ -232,19 +269,24 @@ fn next_type(data: &[u8], field: Field, payload: usize) -> Result<(u16, &[u8]), 
     Ok((ty, data.get(payload..).ok_or(Skip::TruncatedLinkHeader)?))
 }
 
-/// Follows an ethertype through VLAN tags, frames inside frames (FabricPath, Ethernet over MPLS), LLC/SNAP and PPPoE down to IP. A loop rather than
+/// Follows an ethertype through tags (VLAN, VN-Tag, E-Tag, clear MACsec), frames inside frames
+/// (PBB, FabricPath, Ethernet over MPLS), LLC/SNAP and PPPoE down to IP. A loop rather than
 /// recursion, so that a frame of nested headers cannot exhaust the stack: each round consumes
 /// bytes, so it ends.
 fn ether_type(mut ty: u16, mut rest: &[u8], mut tags: usize) -> Result<Net<'_>, Skip> {
     loop {
         match ty {
             ETH_IPV4 | ETH_IPV6 => return Ok(Net::Ip(rest)),
-            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
+            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD | ETH_VNTAG | ETH_ETAG => {
                 tags += 1;
                 if tags > MAX_VLAN_TAGS {
                     return Err(Skip::TooManyVlanTags);
                 }
-                (ty, rest) = next_type(rest, vlan::ETHERTYPE, vlan::PAYLOAD)?;
+                (ty, rest) = match ty {
+                    ETH_VNTAG => next_type(rest, vntag::ETHERTYPE, vntag::PAYLOAD)?,
+                    ETH_ETAG => next_type(rest, etag::ETHERTYPE, etag::PAYLOAD)?,
+                    _ => next_type(rest, vlan::ETHERTYPE, vlan::PAYLOAD)?,
+                };
             }
             ETH_MPLS | ETH_MPLS_MULTI => {
                 let payload = mpls(rest)?;
@@ -265,6 +307,17 @@ fn ether_type(mut ty: u16, mut rest: &[u8], mut tags: usize) -> Result<Net<'_>, 
             }
             ETH_PPPOE_DISC => return Ok(Net::Other(Other::PppControl)),
             ETH_FABRICPATH => (ty, rest) = next_type(rest, fabricpath::ETHERTYPE, fabricpath::PAYLOAD)?,
+            ETH_PBB => (ty, rest) = next_type(rest, pbb::ETHERTYPE, pbb::PAYLOAD)?,
+            ETH_MACSEC => {
+                let tci = *rest.get(macsec::TCI).ok_or(Skip::TruncatedLinkHeader)?;
+                if tci & macsec::TCI_E_OR_C != 0 {
+                    return Ok(Net::Other(Other::Macsec));
+                }
+                let sectag =
+                    if tci & macsec::TCI_SC != 0 { macsec::SECTAG + macsec::SCI } else { macsec::SECTAG };
+                (ty, rest) =
+                    next_type(rest, sectag..sectag + macsec::ETHERTYPE_LEN, sectag + macsec::ETHERTYPE_LEN)?;
+            }
             ETH_ARP => return Ok(Net::Other(Other::Arp)),
             t if t < ETH_MIN_TYPE => {
                 let header = rest.get(llc::HEADER).ok_or(Skip::TruncatedLinkHeader)?;

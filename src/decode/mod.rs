@@ -116,6 +116,8 @@ pub enum Other {
     WlanAmsdu,
     /// An ERF record of a type that carries neither Ethernet, PPP/HDLC nor IP (ATM, AAL5 ...).
     ErfType(u8),
+    /// A MACsec frame whose user data is encrypted (or otherwise changed).
+    Macsec,
 }
 
 impl fmt::Display for Other {
@@ -137,6 +139,7 @@ impl fmt::Display for Other {
             Other::WlanProtected => write!(f, "802.11 protected"),
             Other::WlanAmsdu => write!(f, "802.11 a-msdu"),
             Other::ErfType(t) => write!(f, "erf type {t}"),
+            Other::Macsec => write!(f, "macsec (encrypted)"),
         }
     }
 }
@@ -149,7 +152,7 @@ pub enum Skip {
     /// A link-layer header (Ethernet, VLAN tag, MPLS label, PPPoE, SLL, loopback, PPP, 802.11,
     /// LLC/SNAP, a radio header, ERF ...) cut short.
     TruncatedLinkHeader,
-    /// More than 8 stacked VLAN tags.
+    /// More than 8 stacked VLAN tags (VN-Tags and E-Tags counted with them).
     TooManyVlanTags,
     /// An NFLOG record whose length is below its own header's.
     BadNflogRecord,
@@ -878,6 +881,76 @@ mod tests {
                 "{cut}"
             );
         }
+    }
+
+    #[test]
+    fn bridge_tags_and_frames_in_frames() {
+        let ip = ipv4_tcp(1);
+        let inner = ethernet(ETH_IPV4, &ip);
+        // PBB: the I-Tag, then the customer's frame.
+        let pbb = ethernet(ETH_PBB, &[&[0x00, 0x01, 0x02, 0x03][..], &inner].concat());
+        assert!(matches!(dec(LINK_ETHERNET, &pbb), Decoded::Tcp(..)));
+        // VN-Tag and E-Tag, then an ethertype (here a VLAN tag first).
+        let vlan = [&[0x00, 0x05][..], &ETH_IPV4.to_be_bytes(), &ip].concat();
+        let vntag = ethernet(ETH_VNTAG, &[&[0x80, 0, 0, 0x0b][..], &ETH_VLAN.to_be_bytes(), &vlan].concat());
+        assert!(matches!(dec(LINK_ETHERNET, &vntag), Decoded::Tcp(..)));
+        let etag = ethernet(ETH_ETAG, &[&[0u8; 6][..], &ETH_IPV4.to_be_bytes(), &ip].concat());
+        assert!(matches!(dec(LINK_ETHERNET, &etag), Decoded::Tcp(..)));
+        // VN-Tags and E-Tags count with VLAN tags.
+        let mut deep = Vec::new();
+        for i in 0..=MAX_VLAN_TAGS {
+            let next = if i == MAX_VLAN_TAGS { ETH_IPV4 } else { ETH_ETAG };
+            deep.extend_from_slice(&[0u8; 6]);
+            deep.extend_from_slice(&next.to_be_bytes());
+        }
+        deep.extend_from_slice(&ip);
+        assert!(matches!(
+            dec(LINK_ETHERNET, &ethernet(ETH_ETAG, &deep)),
+            Decoded::Skipped(Skip::TooManyVlanTags)
+        ));
+        for cut in [16, 19] {
+            assert!(matches!(dec(LINK_ETHERNET, &etag[..cut]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+        }
+        assert!(matches!(dec(LINK_ETHERNET, &pbb[..30]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+    }
+
+    /// Frames nested in frames are walked in a loop: a frame made of thousands of PBB headers
+    /// (each one a frame of its own) ends without exhausting the stack.
+    #[test]
+    fn nested_frames_do_not_recurse() {
+        let mut frame = ethernet(ETH_IPV4, &ipv4_tcp(1));
+        let mut pbb = Vec::with_capacity(20 * 100_000);
+        for _ in 0..100_000 {
+            pbb.extend_from_slice(&[0u8; 12]);
+            pbb.extend_from_slice(&ETH_PBB.to_be_bytes());
+            pbb.extend_from_slice(&[0u8; 4]);
+        }
+        pbb.append(&mut frame);
+        assert!(matches!(dec(LINK_ETHERNET, &pbb), Decoded::Tcp(..)));
+    }
+
+    #[test]
+    fn macsec_in_the_clear_is_read_and_encrypted_is_other() {
+        let ip = ipv4_tcp(1);
+        // Integrity only (E and C clear), with and without an SCI; an ICV trails the data.
+        for (tci, sci) in [(0x00u8, 0usize), (0x20, 8)] {
+            let mut sectag = vec![tci, 0, 0, 0, 0, 1];
+            sectag.extend(std::iter::repeat_n(0u8, sci));
+            let body = [&sectag[..], &ETH_IPV4.to_be_bytes(), &ip, &[0xcc; 16]].concat();
+            assert!(
+                matches!(dec(LINK_ETHERNET, &ethernet(ETH_MACSEC, &body)), Decoded::Tcp(..)),
+                "tci {tci:02x}"
+            );
+        }
+        for tci in [0x2c, 0x0c, 0x08, 0x04] {
+            let body = [&[tci, 0, 0, 0, 0, 1][..], &[0u8; 8], &[0x5a; 40]].concat();
+            assert!(matches!(
+                dec(LINK_ETHERNET, &ethernet(ETH_MACSEC, &body)),
+                Decoded::Other(Other::Macsec)
+            ));
+        }
+        let cut = ethernet(ETH_MACSEC, &[0x20, 0, 0, 0, 0, 1, 0, 0]);
+        assert!(matches!(dec(LINK_ETHERNET, &cut), Decoded::Skipped(Skip::TruncatedLinkHeader)));
     }
 
     #[test]
