@@ -234,3 +234,21 @@ fn macsec() {
     let p = packets(data("macsec-encrypted.pcap").to_str().unwrap());
     assert_eq!((&p["total"], &p["other_by_kind"]["macsec (encrypted)"]), (&1.into(), &1.into()), "{p}");
 }
+
+/// tcpdump's `esp_truncated.pcap`, whose file header's link-type field is 0x40000001: bits above
+/// the LINKTYPE that libpcap ignores (no FCS-length flag among them), so Ethernet, as tcpdump
+/// reads it ("IP 0.254.92.182.4500 > 255.127.255.121.8472: UDP-encap").
+#[test]
+fn pcap_link_type_field_upper_bits() {
+    let f = data("esp_truncated.pcap");
+    let c = jsonl(&sockscope(&["conns", "--format", "jsonl", f.to_str().unwrap()]));
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (&c[0]["proto"], &c[0]["orig"]["port"], &c[0]["resp"]["port"]),
+        (&"udp".into(), &4500.into(), &8472.into())
+    );
+    assert_eq!(
+        (&c[0]["orig"]["ip"], &c[0]["resp"]["ip"]),
+        (&"0.254.92.182".into(), &"255.127.255.121".into())
+    );
+}
