@@ -35,7 +35,7 @@ mod dot11 {
     pub const QOS_AMSDU: u8 = 0x80;
 }
 
-/// Radiotap (https://www.radiotap.org): version, pad, length (little-endian), then present
+/// Radiotap (<https://www.radiotap.org>): version, pad, length (little-endian), then present
 /// bitmaps, each saying by bit 31 that another follows, then the fields they announce, each
 /// aligned to its size from the header's start.
 mod radiotap {
