@@ -370,6 +370,10 @@ pub(super) fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
 /// A link header that names its payload by an ethertype at `field`, the payload from `payload`.
 fn typed(data: &[u8], field: Field, payload: usize) -> Result<Net<'_>, Skip> {
     let (ty, rest) = next_type(data, field, payload)?;
+    // The usual frame goes no further: the walk's loop keeps state it would not use.
+    if ty == ETH_IPV4 || ty == ETH_IPV6 {
+        return Ok(Net::Ip(rest));
+    }
     ether_type(ty, rest, 0)
 }
 
