@@ -737,9 +737,9 @@ mod tests {
         let aligned = [&[0u8; 4][..], &tsft].concat();
         let ext = radiotap(&[0x8000_0003, 0x0000_0001], &aligned, &with_fcs);
         assert!(matches!(dec(LINK_RADIOTAP, &ext), Decoded::Tcp(..)));
-        // Flags alone, the FCS flag and the padding flag: the header padded to 28 bytes.
-        let padded = [&frame[..24], &[0u8; 0], &frame[24..]].concat();
-        let pad = radiotap(&[0x0000_0002], &[0x30, 0], &[&padded[..], &[0u8; 4]].concat());
+        // Flags alone, the FCS and padding flags: a 24-byte MAC header needs no padding; a QoS
+        // one of 26 bytes is padded to 28.
+        let pad = radiotap(&[0x0000_0002], &[0x30, 0], &with_fcs);
         assert!(matches!(dec(LINK_RADIOTAP, &pad), Decoded::Tcp(..)));
         let qos = wlan_data(0x88, 0x01, &[0, 0, 0, 0], &ipv4_tcp(2)); // 26 + 2 bytes of padding
         let pad = radiotap(&[0x0000_0002], &[0x20, 0], &qos);
