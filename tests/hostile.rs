@@ -101,8 +101,43 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_frames_never_panic_the_decoder(link in prop_oneof![Just(0u32), Just(1), Just(9), Just(12), Just(50), Just(101), Just(108), Just(104), Just(113), Just(239), Just(242), Just(276), any::<u32>()],
+    fn arbitrary_frames_never_panic_the_decoder(link in prop_oneof![Just(0u32), Just(1), Just(9), Just(12), Just(50), Just(101), Just(108), Just(104), Just(105), Just(113), Just(119), Just(127), Just(163), Just(192), Just(197), Just(239), Just(242), Just(276), any::<u32>()],
                                                bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode::decode(link, &bytes, true);
+    }
+
+    /// Radio headers, ERF records and 802.11 data frames that pass their first checks (version,
+    /// magic, a length within the frame, the data type), then junk: the walks behind those
+    /// checks meet it too.
+    #[test]
+    fn plausible_link_headers_then_junk_never_panic_the_decoder(
+        kind in 0usize..6,
+        len in 0u16..96,
+        mut bytes in proptest::collection::vec(any::<u8>(), 8..200),
+    ) {
+        let link = match kind {
+            0 | 1 => {
+                bytes[0] = 0;
+                bytes[2..4].copy_from_slice(&len.to_le_bytes());
+                if kind == 0 { 127 } else { 192 }
+            }
+            2 => {
+                bytes[..4].copy_from_slice(&0x44u32.to_le_bytes());
+                bytes[4..8].copy_from_slice(&u32::from(len).to_le_bytes());
+                119
+            }
+            3 => {
+                bytes[..4].copy_from_slice(&0x8021_1001u32.to_be_bytes());
+                bytes[4..8].copy_from_slice(&u32::from(len).to_be_bytes());
+                163
+            }
+            4 => 197,
+            _ => {
+                bytes[0] = if len % 2 == 0 { 0x08 } else { 0x88 };
+                bytes[1] &= !0x40;
+                105
+            }
+        };
         let _ = decode::decode(link, &bytes, true);
     }
 

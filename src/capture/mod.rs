@@ -232,6 +232,23 @@ pub(crate) struct FrameMeta {
     orig_len: u32,
 }
 
+impl FrameMeta {
+    /// The frame without the `fcs` bytes of frame check sequence its link layer ends in, as far
+    /// as they were captured. The wire length loses them too, so that a frame cut by the snap
+    /// length still reads as cut and one captured whole as whole.
+    fn without_fcs(mut self, fcs: u32) -> Self {
+        if fcs == 0 {
+            return self;
+        }
+        let captured = u32::try_from(self.data_len).unwrap_or(u32::MAX);
+        let missing = self.orig_len.saturating_sub(captured);
+        let trimmed = fcs.saturating_sub(missing).min(captured);
+        self.data_len -= trimmed as usize;
+        self.orig_len = self.orig_len.saturating_sub(fcs).max(captured - trimmed);
+        self
+    }
+}
+
 pub(crate) enum Step {
     Frame(FrameMeta),
     Bad(&'static str),
@@ -244,5 +261,87 @@ fn open_reason(e: &io::Error) -> String {
         io::ErrorKind::NotFound => "no such file".into(),
         io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => format!("cannot open: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::io::Cursor;
+    use std::time::Duration;
+
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceDescriptionOption,
+    };
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::DataLink;
+
+    use super::*;
+
+    /// The (captured, original) lengths of every frame of an in-memory capture.
+    fn lengths(bytes: Vec<u8>) -> Vec<(usize, u32)> {
+        let mut reader = CaptureReader::new(Box::new(Cursor::new(bytes))).unwrap();
+        let mut out = Vec::new();
+        while let Some(record) = reader.next_record().unwrap() {
+            if let Record::Frame(f) = record {
+                out.push((f.data.len(), f.orig_len));
+            }
+        }
+        out
+    }
+
+    /// A pcapng file: an interface with `if_fcslen` (when given), then frames of (captured
+    /// bytes, original length).
+    fn pcapng(fcslen: Option<u8>, frames: &[(usize, u32)]) -> Vec<u8> {
+        let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+        let options = fcslen.map(InterfaceDescriptionOption::IfFcsLen).into_iter().collect();
+        let idb = InterfaceDescriptionBlock { linktype: DataLink::ETHERNET, snaplen: 0, options };
+        w.write_pcapng_block(idb).unwrap();
+        for &(captured, original_len) in frames {
+            let epb = EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: Duration::from_secs(1),
+                original_len,
+                data: Cow::Owned(vec![0; captured]),
+                options: vec![],
+            };
+            w.write_pcapng_block(epb).unwrap();
+        }
+        w.into_inner()
+    }
+
+    #[test]
+    fn pcapng_if_fcslen_trims_the_captured_fcs() {
+        let frames = [(64, 64), (60, 100), (62, 64), (2, 2)];
+        // 32 bits, as the pcapng draft counts; 4, as a writer counting bytes would put it.
+        for fcslen in [32, 4] {
+            assert_eq!(lengths(pcapng(Some(fcslen), &frames)), [(60, 60), (60, 96), (60, 60), (0, 0)]);
+        }
+        assert_eq!(lengths(pcapng(None, &frames)), frames);
+        assert_eq!(lengths(pcapng(Some(0), &frames)), frames);
+    }
+
+    /// A pcap file whose header's link-type field is `field`, with one frame of 64 bytes.
+    fn pcap(field: u32) -> Vec<u8> {
+        let mut f = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0];
+        f.extend_from_slice(&field.to_le_bytes());
+        f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 64, 0, 0, 0]);
+        f.extend_from_slice(&[0; 64]);
+        f
+    }
+
+    #[test]
+    fn pcap_link_type_field_upper_bits() {
+        // The FCS length known (bit 26), 2 units of 16 bits: 4 bytes.
+        let mut reader = CaptureReader::new(Box::new(Cursor::new(pcap(0x2400_0001)))).unwrap();
+        match reader.next_record().unwrap() {
+            Some(Record::Frame(f)) => assert_eq!((f.link_type, f.data.len(), f.orig_len), (1, 60, 60)),
+            _ => panic!("a frame"),
+        }
+        // A length without the flag says nothing; reserved bits are not part of the link type.
+        assert_eq!(lengths(pcap(0x2000_0001)), [(64, 64)]);
+        let mut reader = CaptureReader::new(Box::new(Cursor::new(pcap(0x0300_0001)))).unwrap();
+        assert!(matches!(reader.next_record().unwrap(), Some(Record::Frame(f)) if f.link_type == 1));
     }
 }

@@ -16,10 +16,21 @@ pub(crate) const MODIFIED_MAGICS: [[u8; 4]; 2] = [[0x34, 0xcd, 0xb2, 0xa1], [0xa
 /// Its record header: the classic one, then interface index, protocol, packet type, padding.
 const MODIFIED_RECORD_HEADER_LEN: usize = 24;
 
+/// The file header's link-type field: the LINKTYPE in its low 16 bits; above, as libpcap reads
+/// it (pcap/pcap.h, LT_FCS_LENGTH), a flag saying the FCS length is known and that length in
+/// its top 4 bits, in 16-bit units. The bits between are reserved.
+const LINK_TYPE_MASK: u32 = 0xffff;
+const FCS_LEN_KNOWN: u32 = 0x0400_0000;
+const FCS_LEN_SHIFT: u32 = 28;
+
 pub(crate) struct PcapFormat {
     parser: PcapParser,
     /// The file is in the modified format.
     modified: bool,
+    /// The LINKTYPE of every record.
+    link_type: u32,
+    /// Bytes of FCS at the end of every frame.
+    fcs: u32,
 }
 
 impl PcapFormat {
@@ -36,7 +47,9 @@ impl PcapFormat {
         match PcapParser::new(&header) {
             Ok((_, parser)) => {
                 buf.consume(FILE_HEADER_LEN);
-                Ok(PcapFormat { parser, modified })
+                let field: u32 = parser.header().datalink.into();
+                let fcs = if field & FCS_LEN_KNOWN != 0 { (field >> FCS_LEN_SHIFT) * 2 } else { 0 };
+                Ok(PcapFormat { parser, modified, link_type: field & LINK_TYPE_MASK, fcs })
             }
             Err(PcapParseError::IncompleteBuffer(..)) => {
                 Err(CaptureError::at(0, "pcap file header cut short"))
@@ -64,13 +77,13 @@ impl PcapFormat {
                         ts: Timestamp::from_nanos(
                             (raw.ts_sec as u64 * 1_000_000_000).saturating_add(ts_nanos as u64),
                         ),
-                        link_type: header.datalink.into(),
+                        link_type: self.link_type,
                         data_start: buf.pos() + RECORD_HEADER_LEN,
                         data_len: raw.incl_len as usize,
                         orig_len: raw.orig_len.max(raw.incl_len),
                     };
                     buf.consume(consumed);
-                    return Ok(Step::Frame(meta));
+                    return Ok(Step::Frame(meta.without_fcs(self.fcs)));
                 }
                 // The record body length excludes its header.
                 Err(PcapParseError::IncompleteBuffer(n, _)) if avail.len() >= RECORD_HEADER_LEN => {
@@ -107,13 +120,13 @@ impl PcapFormat {
                             ts: Timestamp::from_nanos(
                                 (u64::from(sec) * 1_000_000_000).saturating_add(u64::from(usec) * 1000),
                             ),
-                            link_type: header.datalink.into(),
+                            link_type: self.link_type,
                             data_start: buf.pos() + MODIFIED_RECORD_HEADER_LEN,
                             data_len: incl_len as usize,
                             orig_len: orig_len.max(incl_len),
                         };
                         buf.consume(needed);
-                        return Ok(Step::Frame(meta));
+                        return Ok(Step::Frame(meta.without_fcs(self.fcs)));
                     }
                     needed
                 }

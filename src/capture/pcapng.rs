@@ -1,7 +1,9 @@
 //! pcapng: blocks of any type; packets come from Enhanced, Simple and (obsolete) Packet blocks.
 //! pcap-file frames the blocks and keeps the section/interface state (link types, if_tsresol,
-//! if_tsoffset); packet block bodies are read here, laxly, so one odd block is one skipped packet.
+//! if_tsoffset, if_fcslen); packet block bodies are read here, laxly, so one odd block is one
+//! skipped packet.
 
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{PcapNgParseError, PcapNgParser};
 use pcap_file::Endianness;
 
@@ -12,12 +14,16 @@ use super::{CaptureError, FrameMeta, Step, Timestamp};
 const PACKET_BLOCK: u32 = 0x2;
 const SIMPLE_PACKET_BLOCK: u32 = 0x3;
 const ENHANCED_PACKET_BLOCK: u32 = 0x6;
+const INTERFACE_DESCRIPTION_BLOCK: u32 = 0x1;
+const SECTION_HEADER_BLOCK: u32 = 0x0a0d_0d0a;
 const BLOCK_HEADER_LEN: usize = 8;
 
 pub(crate) struct PcapNgFormat {
     parser: PcapNgParser,
     /// Simple packet blocks carry no timestamp: they get the previous packet's.
     last_ts: Timestamp,
+    /// Bytes of FCS at the end of each interface's frames (if_fcslen), by interface index.
+    fcs: Vec<u32>,
 }
 
 /// A packet block that cannot be attributed: counted, not fatal.
@@ -33,7 +39,9 @@ impl PcapNgFormat {
                 Ok((rest, parser)) => {
                     let consumed = avail.len() - rest.len();
                     buf.consume(consumed);
-                    return Ok(PcapNgFormat { parser, last_ts: Timestamp::default() });
+                    let mut format = PcapNgFormat { parser, last_ts: Timestamp::default(), fcs: Vec::new() };
+                    format.interfaces_changed();
+                    return Ok(format);
                 }
                 Err(PcapNgParseError::IncompleteBuffer(..)) => block_len_hint(avail, Endianness::Big),
                 Err(e) => {
@@ -74,6 +82,21 @@ impl PcapNgFormat {
         }
     }
 
+    /// Reads again what the interfaces say of their frames, after a block that declared or
+    /// forgot interfaces.
+    fn interfaces_changed(&mut self) {
+        let fcs_len = |options: &[InterfaceDescriptionOption<'_>]| {
+            options.iter().find_map(|o| match o {
+                // In bits (the pcapng draft; Wireshark reads it so), but a writer that meant
+                // bytes wrote 2 or 4, which are no number of whole bytes in bits.
+                InterfaceDescriptionOption::IfFcsLen(n) if n % 8 == 0 => Some(u32::from(*n / 8)),
+                InterfaceDescriptionOption::IfFcsLen(n) => Some(u32::from(*n)),
+                _ => None,
+            })
+        };
+        self.fcs = self.parser.interfaces().iter().map(|idb| fcs_len(&idb.options).unwrap_or(0)).collect();
+    }
+
     /// A frame for packet blocks, a bad-record step for broken ones, `None` for other blocks.
     fn packet(&mut self, type_: u32, body: &[u8], body_start: usize, e: Endianness) -> Option<Step> {
         let u32_at = |i: usize| -> Option<u32> {
@@ -102,6 +125,10 @@ impl PcapNgFormat {
                 let orig = u32_at(0)?;
                 Some((0, None, orig, orig, 4))
             })(),
+            INTERFACE_DESCRIPTION_BLOCK | SECTION_HEADER_BLOCK => {
+                self.interfaces_changed();
+                return None;
+            }
             _ => return None,
         };
         let Some((iface, ts_raw, cap_len, orig_len, data_off)) = fields else {
@@ -121,13 +148,14 @@ impl PcapNgFormat {
         self.last_ts = ts;
         // A captured length past the block is cut to the block (a partial packet, not an error).
         let data_len = (cap_len as usize).min(body.len().saturating_sub(data_off));
-        Some(Step::Frame(FrameMeta {
+        let meta = FrameMeta {
             ts,
             link_type,
             data_start: body_start + data_off,
             data_len,
             orig_len: orig_len.max(data_len as u32),
-        }))
+        };
+        Some(Step::Frame(meta.without_fcs(self.fcs.get(iface as usize).copied().unwrap_or(0))))
     }
 }
 

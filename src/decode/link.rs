@@ -1,9 +1,11 @@
-//! Link layers down to the network layer: Ethernet with VLAN stacks, MPLS, PPPoE and
-//! FabricPath, Linux cooked captures (SLL, SLL2), BSD loopback, PPP, Cisco HDLC, IP over
-//! InfiniBand, Linux NFLOG. Walked here because
-//! etherparse stops at three VLAN tags and knows neither MPLS nor PPP.
+//! Link layers down to the network layer: Ethernet with VLAN stacks, MPLS, PPPoE, FabricPath,
+//! PBB, VN-Tag, E-Tag, MACsec and LLC/SNAP, Linux cooked captures (SLL, SLL2), BSD loopback,
+//! PPP, Cisco HDLC, IP over InfiniBand, Linux NFLOG, ERF; 802.11 and its radio headers in
+//! `wlan`. Walked here because etherparse stops at three VLAN tags and knows neither MPLS nor
+//! PPP.
 
 use super::field::{be16, Field};
+use super::wlan;
 use super::{Other, Skip};
 
 // LINKTYPE_* values (https://www.tcpdump.org/linktypes.html).
@@ -17,8 +19,14 @@ pub(super) const LINK_C_HDLC: u32 = 104;
 /// LINKTYPE_RAW: an IPv4 or IPv6 packet with no link-layer header (how reassembled datagrams
 /// are decoded again).
 pub const LINK_RAW: u32 = 101;
+pub(super) const LINK_IEEE802_11: u32 = 105;
 pub(super) const LINK_LOOP: u32 = 108;
 pub(super) const LINK_LINUX_SLL: u32 = 113;
+pub(super) const LINK_PRISM: u32 = 119;
+pub(super) const LINK_RADIOTAP: u32 = 127;
+pub(super) const LINK_AVS: u32 = 163;
+pub(super) const LINK_PPI: u32 = 192;
+pub(super) const LINK_ERF: u32 = 197;
 pub(super) const LINK_IPV4: u32 = 228;
 pub(super) const LINK_IPV6: u32 = 229;
 pub(super) const LINK_NFLOG: u32 = 239;
@@ -36,6 +44,12 @@ pub(super) const ETH_MPLS_MULTI: u16 = 0x8848;
 pub(super) const ETH_PPPOE_DISC: u16 = 0x8863;
 pub(super) const ETH_PPPOE_SESS: u16 = 0x8864;
 pub(super) const ETH_FABRICPATH: u16 = 0x8903;
+pub(super) const ETH_PBB: u16 = 0x88e7;
+pub(super) const ETH_VNTAG: u16 = 0x8926;
+pub(super) const ETH_ETAG: u16 = 0x893f;
+pub(super) const ETH_MACSEC: u16 = 0x88e5;
+/// Below this, the field where an ethertype would be is an 802.3 length: an LLC header follows.
+const ETH_MIN_TYPE: u16 = 0x0600;
 
 pub(super) const MAX_VLAN_TAGS: usize = 8;
 const MAX_MPLS_LABELS: usize = 16;
@@ -118,9 +132,85 @@ mod pppoe {
     pub const PAYLOAD: usize = 6;
 }
 
-/// Cisco FabricPath: after the outer header's ethertype, the FTag and TTL, then a frame.
+/// Cisco FabricPath: after the outer header's ethertype, the FTag and TTL, then the inner
+/// frame's addresses and ethertype.
 mod fabricpath {
-    pub const FRAME: usize = 2;
+    use super::Field;
+    pub const ETHERTYPE: Field = 14..16;
+    pub const PAYLOAD: usize = 16;
+}
+
+/// IEEE 802.1ah (PBB): the I-Tag, then the customer's frame from its addresses.
+mod pbb {
+    use super::Field;
+    pub const ETHERTYPE: Field = 16..18;
+    pub const PAYLOAD: usize = 18;
+}
+
+/// Cisco VN-Tag: 4 bytes of tag, then an ethertype.
+mod vntag {
+    use super::Field;
+    pub const ETHERTYPE: Field = 4..6;
+    pub const PAYLOAD: usize = 6;
+}
+
+/// IEEE 802.1BR E-Tag: 6 bytes of tag, then an ethertype.
+mod etag {
+    use super::Field;
+    pub const ETHERTYPE: Field = 6..8;
+    pub const PAYLOAD: usize = 8;
+}
+
+/// IEEE 802.1AE MACsec SecTAG: TCI and association number, short length, packet number, then
+/// the secure channel identifier when the TCI says so.
+mod macsec {
+    pub const TCI: usize = 0;
+    pub const TCI_SC: u8 = 0x20;
+    /// Encrypted, or changed text: either way the user data cannot be read.
+    pub const TCI_E_OR_C: u8 = 0x0c;
+    pub const SECTAG: usize = 6;
+    pub const SCI: usize = 8;
+    pub const ETHERTYPE_LEN: usize = 2;
+}
+
+/// IEEE 802.2 LLC: DSAP, SSAP, control; with SNAP, an OUI and an ethertype follow.
+mod llc {
+    use super::Field;
+    pub const HEADER: Field = 0..3;
+    pub const SNAP: [u8; 3] = [0xaa, 0xaa, 0x03];
+    /// The IP SAP (RFC 948) in an unnumbered information frame.
+    pub const IP: [u8; 3] = [0x06, 0x06, 0x03];
+    pub const OUI: Field = 3..6;
+    /// Ethertypes under the encapsulated-Ethernet OUI (RFC 1042) and the 802.1H bridge tunnel.
+    pub const OUI_ETHERNET: [u8; 3] = [0x00, 0x00, 0x00];
+    pub const OUI_BRIDGE_TUNNEL: [u8; 3] = [0x00, 0x00, 0xf8];
+    pub const ETHERTYPE: Field = 6..8;
+    pub const PAYLOAD: usize = 8;
+}
+
+/// ERF, the Endace record format of DAG cards, as libpcap presents it (LINKTYPE_ERF): a 16-byte
+/// record header (timestamp, type, flags, record and wire lengths, loss counter), extension
+/// headers, then the frame.
+mod erf {
+    pub const TYPE: usize = 8;
+    pub const HEADER: usize = 16;
+    /// In the type and in each extension header's first byte: another extension header follows.
+    pub const MORE: u8 = 0x80;
+    pub const EXTENSION: usize = 8;
+    /// Ethernet records put an offset and a pad byte before the frame.
+    pub const ETH_PAD: usize = 2;
+    /// Record types (Endace's erftypes.h): Ethernet, HDLC on Packet over SONET (PPP or Cisco
+    /// HDLC), IP, each HDLC and Ethernet also with colour or hash in the loss counter.
+    pub const HDLC_POS: u8 = 1;
+    pub const ETH: u8 = 2;
+    pub const COLOR_HDLC_POS: u8 = 10;
+    pub const COLOR_ETH: u8 = 11;
+    pub const DSM_COLOR_HDLC_POS: u8 = 15;
+    pub const DSM_COLOR_ETH: u8 = 16;
+    pub const COLOR_HASH_POS: u8 = 19;
+    pub const COLOR_HASH_ETH: u8 = 20;
+    pub const IPV4: u8 = 22;
+    pub const IPV6: u8 = 23;
 }
 
 /// The network layer found under the link layer.
@@ -131,7 +221,7 @@ pub(super) enum Net<'a> {
 
 pub(super) fn link(link_type: u32, data: &[u8]) -> Result<Net<'_>, Skip> {
     match link_type {
-        LINK_ETHERNET => ethernet(data, 0),
+        LINK_ETHERNET => ethernet(data),
         LINK_RAW | LINK_RAW_12 | LINK_RAW_14 | LINK_IPV4 | LINK_IPV6 => Ok(Net::Ip(data)),
         LINK_NULL | LINK_LOOP => {
             let family: [u8; 4] =
@@ -153,58 +243,109 @@ pub(super) fn link(link_type: u32, data: &[u8]) -> Result<Net<'_>, Skip> {
         LINK_NFLOG => nflog(data),
         LINK_C_HDLC => typed(data, chdlc::PROTOCOL, chdlc::PAYLOAD),
         LINK_IPOIB => typed(data, ipoib::ETHERTYPE, ipoib::PAYLOAD),
+        LINK_IEEE802_11 => wlan::ieee80211(data, false),
+        LINK_RADIOTAP => wlan::radiotap(data),
+        LINK_PPI => wlan::ppi(data),
+        LINK_PRISM => wlan::prism(data),
+        LINK_AVS => wlan::avs(data),
+        LINK_ERF => erf(data),
         n => Err(Skip::UnsupportedLinkType(n)),
     }
 }
 
-/// An Ethernet frame; `tags` VLAN tags were already seen around it.
-pub(super) fn ethernet(data: &[u8], tags: usize) -> Result<Net<'_>, Skip> {
-    let ty = be16(data, ethernet::ETHERTYPE).ok_or(Skip::TruncatedLinkHeader)?;
-    ether_type(ty, &data[ethernet::PAYLOAD..], tags)
+/// An Ethernet frame.
+pub(super) fn ethernet(data: &[u8]) -> Result<Net<'_>, Skip> {
+    typed(data, ethernet::ETHERTYPE, ethernet::PAYLOAD)
 }
 
-/// Follows an ethertype through VLAN tags, MPLS labels and PPPoE down to IP.
+/// What follows an 802.3 length field: an LLC header (an 802.11 data frame's payload too).
+pub(super) fn llc(data: &[u8]) -> Result<Net<'_>, Skip> {
+    ether_type(0, data, 0)
+}
+
+/// The ethertype at `field` of a header and what follows the header, from `payload`.
+fn next_type(data: &[u8], field: Field, payload: usize) -> Result<(u16, &[u8]), Skip> {
+    let ty = be16(data, field).ok_or(Skip::TruncatedLinkHeader)?;
+    Ok((ty, data.get(payload..).ok_or(Skip::TruncatedLinkHeader)?))
+}
+
+/// Follows an ethertype through tags (VLAN, VN-Tag, E-Tag, clear MACsec), frames inside frames
+/// (PBB, FabricPath, Ethernet over MPLS), LLC/SNAP and PPPoE down to IP. A loop rather than
+/// recursion, so that a frame of nested headers cannot exhaust the stack: each round consumes
+/// bytes, so it ends.
 fn ether_type(mut ty: u16, mut rest: &[u8], mut tags: usize) -> Result<Net<'_>, Skip> {
     loop {
         match ty {
             ETH_IPV4 | ETH_IPV6 => return Ok(Net::Ip(rest)),
-            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
+            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD | ETH_VNTAG | ETH_ETAG => {
                 tags += 1;
                 if tags > MAX_VLAN_TAGS {
                     return Err(Skip::TooManyVlanTags);
                 }
-                ty = be16(rest, vlan::ETHERTYPE).ok_or(Skip::TruncatedLinkHeader)?;
-                rest = &rest[vlan::PAYLOAD..];
+                (ty, rest) = match ty {
+                    ETH_VNTAG => next_type(rest, vntag::ETHERTYPE, vntag::PAYLOAD)?,
+                    ETH_ETAG => next_type(rest, etag::ETHERTYPE, etag::PAYLOAD)?,
+                    _ => next_type(rest, vlan::ETHERTYPE, vlan::PAYLOAD)?,
+                };
             }
-            ETH_MPLS | ETH_MPLS_MULTI => return mpls(rest),
+            ETH_MPLS | ETH_MPLS_MULTI => {
+                let payload = mpls(rest)?;
+                // MPLS does not say what it carries; IP announces itself in its version nibble.
+                match payload.first().map(|b| b >> 4) {
+                    Some(4) | Some(6) => return Ok(Net::Ip(payload)),
+                    Some(0) => {
+                        let frame = payload.get(mpls::CONTROL_WORD..).ok_or(Skip::TruncatedLinkHeader)?;
+                        (ty, rest) = next_type(frame, ethernet::ETHERTYPE, ethernet::PAYLOAD)?;
+                        tags = 0;
+                    }
+                    _ => return Ok(Net::Other(Other::EtherType(ETH_MPLS))),
+                }
+            }
             ETH_PPPOE_SESS => {
                 let body = rest.get(pppoe::PAYLOAD..).ok_or(Skip::TruncatedLinkHeader)?;
                 return ppp(body);
             }
             ETH_PPPOE_DISC => return Ok(Net::Other(Other::PppControl)),
-            ETH_FABRICPATH => {
-                let inner = rest.get(fabricpath::FRAME..).ok_or(Skip::TruncatedLinkHeader)?;
-                return ethernet(inner, tags);
+            ETH_FABRICPATH => (ty, rest) = next_type(rest, fabricpath::ETHERTYPE, fabricpath::PAYLOAD)?,
+            ETH_PBB => (ty, rest) = next_type(rest, pbb::ETHERTYPE, pbb::PAYLOAD)?,
+            ETH_MACSEC => {
+                let tci = *rest.get(macsec::TCI).ok_or(Skip::TruncatedLinkHeader)?;
+                if tci & macsec::TCI_E_OR_C != 0 {
+                    return Ok(Net::Other(Other::Macsec));
+                }
+                let sectag =
+                    if tci & macsec::TCI_SC != 0 { macsec::SECTAG + macsec::SCI } else { macsec::SECTAG };
+                (ty, rest) =
+                    next_type(rest, sectag..sectag + macsec::ETHERTYPE_LEN, sectag + macsec::ETHERTYPE_LEN)?;
             }
             ETH_ARP => return Ok(Net::Other(Other::Arp)),
-            t if t < 0x0600 => return Ok(Net::Other(Other::Llc)),
+            t if t < ETH_MIN_TYPE => {
+                let header = rest.get(llc::HEADER).ok_or(Skip::TruncatedLinkHeader)?;
+                if header == llc::IP {
+                    return Ok(Net::Ip(&rest[llc::HEADER.end..]));
+                }
+                if header != llc::SNAP {
+                    return Ok(Net::Other(Other::Llc));
+                }
+                let oui = rest.get(llc::OUI).ok_or(Skip::TruncatedLinkHeader)?;
+                if oui != llc::OUI_ETHERNET && oui != llc::OUI_BRIDGE_TUNNEL {
+                    return Ok(Net::Other(Other::Llc));
+                }
+                (ty, rest) = next_type(rest, llc::ETHERTYPE, llc::PAYLOAD)?;
+            }
             t => return Ok(Net::Other(Other::EtherType(t))),
         }
     }
 }
 
-fn mpls(mut rest: &[u8]) -> Result<Net<'_>, Skip> {
+/// The payload under an MPLS label stack.
+fn mpls(mut rest: &[u8]) -> Result<&[u8], Skip> {
     for _ in 0..MAX_MPLS_LABELS {
         let label = rest.get(..mpls::LEN).ok_or(Skip::TruncatedLinkHeader)?;
         let bottom = label[mpls::BOTTOM] & 0x01 != 0;
         rest = &rest[mpls::LEN..];
         if bottom {
-            // MPLS does not say what it carries; IP announces itself in its version nibble.
-            return match rest.first().map(|b| b >> 4) {
-                Some(4) | Some(6) => Ok(Net::Ip(rest)),
-                Some(0) => ethernet(rest.get(mpls::CONTROL_WORD..).ok_or(Skip::TruncatedLinkHeader)?, 0),
-                _ => Ok(Net::Other(Other::EtherType(ETH_MPLS))),
-            };
+            return Ok(rest);
         }
     }
     Err(Skip::TooManyMplsLabels)
@@ -228,8 +369,39 @@ pub(super) fn ppp(data: &[u8]) -> Result<Net<'_>, Skip> {
 
 /// A link header that names its payload by an ethertype at `field`, the payload from `payload`.
 fn typed(data: &[u8], field: Field, payload: usize) -> Result<Net<'_>, Skip> {
-    let proto = be16(data, field).ok_or(Skip::TruncatedLinkHeader)?;
-    ether_type(proto, data.get(payload..).ok_or(Skip::TruncatedLinkHeader)?, 0)
+    let (ty, rest) = next_type(data, field, payload)?;
+    // The usual frame goes no further: the walk's loop keeps state it would not use.
+    if ty == ETH_IPV4 || ty == ETH_IPV6 {
+        return Ok(Net::Ip(rest));
+    }
+    ether_type(ty, rest, 0)
+}
+
+/// An ERF record: past its header and extension headers, a frame of the kind its type names.
+fn erf(data: &[u8]) -> Result<Net<'_>, Skip> {
+    let ty = *data.get(erf::TYPE).ok_or(Skip::TruncatedLinkHeader)?;
+    let mut at = erf::HEADER;
+    let mut more = ty & erf::MORE != 0;
+    while more {
+        more = data.get(at).ok_or(Skip::TruncatedLinkHeader)? & erf::MORE != 0;
+        at += erf::EXTENSION;
+    }
+    let body = data.get(at..).ok_or(Skip::TruncatedLinkHeader)?;
+    match ty & !erf::MORE {
+        erf::ETH | erf::COLOR_ETH | erf::DSM_COLOR_ETH | erf::COLOR_HASH_ETH => {
+            ethernet(body.get(erf::ETH_PAD..).ok_or(Skip::TruncatedLinkHeader)?)
+        }
+        // PPP in HDLC framing starts with its all-stations address; Cisco HDLC does not.
+        erf::HDLC_POS | erf::COLOR_HDLC_POS | erf::DSM_COLOR_HDLC_POS | erf::COLOR_HASH_POS => {
+            if body.first() == Some(&0xff) {
+                ppp(body)
+            } else {
+                typed(body, chdlc::PROTOCOL, chdlc::PAYLOAD)
+            }
+        }
+        erf::IPV4 | erf::IPV6 => Ok(Net::Ip(body)),
+        t => Ok(Net::Other(Other::ErfType(t))),
+    }
 }
 
 /// The IP packet an NFLOG record carries. Its records' lengths are in the capturing host's

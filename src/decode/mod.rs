@@ -15,6 +15,7 @@ mod ip;
 mod link;
 mod transport;
 pub mod tunnel;
+mod wlan;
 
 use etherparse::IpNumber;
 
@@ -101,6 +102,22 @@ pub enum Other {
     NflogFamily(u8),
     /// An NFLOG record that holds no packet (logged with no payload copied).
     NflogWithoutPacket,
+    /// An 802.11 management frame (beacon, probe, association ...).
+    WlanManagement,
+    /// An 802.11 control frame (ACK, RTS, CTS, block ACK ...).
+    WlanControl,
+    /// An 802.11 frame of the extension type (DMG beacon ...).
+    WlanExtension,
+    /// An 802.11 data frame of a subtype without payload (null data, CF-Ack, CF-Poll).
+    WlanNoData,
+    /// An 802.11 data frame with the Protected flag: its payload is encrypted (WEP, TKIP, CCMP).
+    WlanProtected,
+    /// An 802.11 data frame carrying an A-MSDU (several packets in one frame).
+    WlanAmsdu,
+    /// An ERF record of a type that carries neither Ethernet, PPP/HDLC nor IP (ATM, AAL5 ...).
+    ErfType(u8),
+    /// A MACsec frame whose user data is encrypted (or otherwise changed).
+    Macsec,
 }
 
 impl fmt::Display for Other {
@@ -115,6 +132,14 @@ impl fmt::Display for Other {
             Other::PppControl => write!(f, "ppp control"),
             Other::NflogFamily(n) => write!(f, "nflog family {n}"),
             Other::NflogWithoutPacket => write!(f, "nflog record without packet"),
+            Other::WlanManagement => write!(f, "802.11 management"),
+            Other::WlanControl => write!(f, "802.11 control"),
+            Other::WlanExtension => write!(f, "802.11 extension"),
+            Other::WlanNoData => write!(f, "802.11 data without payload"),
+            Other::WlanProtected => write!(f, "802.11 protected"),
+            Other::WlanAmsdu => write!(f, "802.11 a-msdu"),
+            Other::ErfType(t) => write!(f, "erf type {t}"),
+            Other::Macsec => write!(f, "macsec (encrypted)"),
         }
     }
 }
@@ -124,12 +149,26 @@ impl fmt::Display for Other {
 pub enum Skip {
     /// A LINKTYPE_* value the decoder does not read.
     UnsupportedLinkType(u32),
-    /// A link-layer header (Ethernet, VLAN tag, MPLS label, PPPoE, SLL, loopback, PPP) cut short.
+    /// A link-layer header (Ethernet, VLAN tag, MPLS label, PPPoE, SLL, loopback, PPP, 802.11,
+    /// LLC/SNAP, a radio header, ERF ...) cut short.
     TruncatedLinkHeader,
-    /// More than 8 stacked VLAN tags.
+    /// More than 8 stacked VLAN tags (VN-Tags and E-Tags counted with them).
     TooManyVlanTags,
     /// An NFLOG record whose length is below its own header's.
     BadNflogRecord,
+    /// An 802.11 frame of a protocol version other than 0.
+    Bad80211Header,
+    /// A radiotap header of another version, shorter than its fixed part, or whose present
+    /// bitmaps or Flags field run past its length.
+    BadRadiotapHeader,
+    /// A PPI header of another version, shorter than its fixed part, with a field running past
+    /// its length, or wrapping another PPI header.
+    BadPpiHeader,
+    /// A Prism header with an unknown message code or a length below its own fields', or an
+    /// AVS header with a bad magic number or length.
+    BadPrismHeader,
+    /// An 802.11 frame that its radio header (radiotap, PPI) says failed its FCS check.
+    BadFcs,
     /// An MPLS label stack with no bottom-of-stack label in its first 16 labels.
     TooManyMplsLabels,
     /// Fewer bytes than an IP header needs.
@@ -164,6 +203,11 @@ impl fmt::Display for Skip {
             Skip::TruncatedLinkHeader => write!(f, "truncated link-layer header"),
             Skip::TooManyVlanTags => write!(f, "too many VLAN tags"),
             Skip::BadNflogRecord => write!(f, "bad nflog record"),
+            Skip::Bad80211Header => write!(f, "bad 802.11 header"),
+            Skip::BadRadiotapHeader => write!(f, "bad radiotap header"),
+            Skip::BadPpiHeader => write!(f, "bad PPI header"),
+            Skip::BadPrismHeader => write!(f, "bad Prism/AVS header"),
+            Skip::BadFcs => write!(f, "802.11 frame with a bad FCS"),
             Skip::TooManyMplsLabels => write!(f, "too many MPLS labels"),
             Skip::TruncatedIpHeader => write!(f, "truncated IP header"),
             Skip::BadIpHeader => write!(f, "bad IP header"),
@@ -211,7 +255,7 @@ impl Walk {
         self.tunnels.push(hop);
         let inner = match encap {
             Encap::Ip(b) => self.ip(b),
-            Encap::Ethernet(b) => self.net(ethernet(b, 0)),
+            Encap::Ethernet(b) => self.net(ethernet(b)),
             Encap::Ppp(b) => self.net(ppp(b)),
         };
         if matches!(inner, Decoded::Skipped(_)) {
@@ -591,6 +635,344 @@ mod tests {
         let packet = decode(LINK_RAW, &p, true);
         assert_eq!(packet.tunnels.len(), MAX_TUNNEL_DEPTH);
         assert!(matches!(packet.inner, Decoded::Tcp(..)));
+    }
+
+    /// An 802.11 data frame: frame control `fc` and `flags`, zero addresses and sequence,
+    /// `extra` (QoS control, HT control ...), then an LLC/SNAP header naming IPv4, then `ip`.
+    fn wlan_data(fc: u8, flags: u8, extra: &[u8], ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![fc, flags];
+        f.extend_from_slice(&[0u8; 22]);
+        f.extend_from_slice(extra);
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        f.extend_from_slice(ip);
+        f
+    }
+
+    #[test]
+    fn ieee80211_data_frames_through_llc_snap() {
+        let ip = ipv4_tcp(4);
+        // Data, QoS data, QoS data with HT control (Order), four addresses (ToDS and FromDS).
+        let frames = [
+            wlan_data(0x08, 0x01, &[], &ip),
+            wlan_data(0x88, 0x02, &[0x06, 0x00], &ip),
+            wlan_data(0x88, 0x81, &[0x06, 0x00, 1, 2, 3, 4], &ip),
+            wlan_data(0x88, 0x03, &[0u8; 8], &ip),
+            wlan_data(0x08, 0x03, &[0u8; 6], &ip),
+        ];
+        for f in &frames {
+            assert_eq!(tcp_of(dec(LINK_IEEE802_11, f)).payload_len, 4, "{f:02x?}");
+        }
+        // The Order flag adds HT control to QoS frames only.
+        assert_eq!(tcp_of(dec(LINK_IEEE802_11, &wlan_data(0x08, 0x80, &[], &ip))).payload_len, 4);
+        // The 802.1H bridge-tunnel OUI names an ethertype as well; another OUI is LLC.
+        let mut tunnel = wlan_data(0x08, 0x01, &[], &ip);
+        tunnel[24 + 5] = 0xf8;
+        assert!(matches!(dec(LINK_IEEE802_11, &tunnel), Decoded::Tcp(..)));
+        tunnel[24 + 5] = 0x0c;
+        assert!(matches!(dec(LINK_IEEE802_11, &tunnel), Decoded::Other(Other::Llc)));
+    }
+
+    #[test]
+    fn ieee80211_frames_without_readable_payload_are_other() {
+        let ip = ipv4_tcp(0);
+        let kinds = [
+            (wlan_data(0x80, 0x00, &[], &ip), Other::WlanManagement), // beacon
+            (vec![0xd4, 0x00, 0, 0, 1, 2, 3, 4, 5, 6], Other::WlanControl), // ACK
+            (vec![0x0c, 0x00], Other::WlanExtension),
+            (vec![0x48, 0x01], Other::WlanNoData), // null data
+            (vec![0xc8, 0x01], Other::WlanNoData), // QoS null
+            (wlan_data(0x88, 0x42, &[0, 0], &ip), Other::WlanProtected),
+            (wlan_data(0x88, 0x01, &[0x80, 0], &ip), Other::WlanAmsdu),
+        ];
+        for (frame, kind) in kinds {
+            match dec(LINK_IEEE802_11, &frame) {
+                Decoded::Other(o) => assert_eq!(o, kind),
+                d => panic!("{kind}: {d:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ieee80211_damage_is_named() {
+        let frame = wlan_data(0x88, 0x01, &[0, 0], &ipv4_tcp(0));
+        for cut in [0, 1, 20, 25, 27, 30] {
+            assert!(
+                matches!(dec(LINK_IEEE802_11, &frame[..cut]), Decoded::Skipped(Skip::TruncatedLinkHeader)),
+                "cut at {cut}"
+            );
+        }
+        let mut version = frame.clone();
+        version[0] |= 0x01;
+        assert!(matches!(dec(LINK_IEEE802_11, &version), Decoded::Skipped(Skip::Bad80211Header)));
+    }
+
+    /// A radiotap header: `present` words, then `fields`, the header length counted.
+    fn radiotap(present: &[u32], fields: &[u8], frame: &[u8]) -> Vec<u8> {
+        let len = 4 + 4 * present.len() + fields.len();
+        let mut h = vec![0, 0];
+        h.extend_from_slice(&(len as u16).to_le_bytes());
+        for p in present {
+            h.extend_from_slice(&p.to_le_bytes());
+        }
+        h.extend_from_slice(fields);
+        h.extend_from_slice(frame);
+        h
+    }
+
+    #[test]
+    fn radiotap_flags_found_past_extended_bitmaps_and_the_timestamp() {
+        let frame = wlan_data(0x08, 0x01, &[], &ipv4_tcp(2));
+        let with_fcs = [&frame[..], &[0xde, 0xad, 0xbe, 0xef]].concat();
+        // No Flags field: the frame as it is.
+        let plain = radiotap(&[0x0000_0004], &[0x02, 0], &frame);
+        assert_eq!(tcp_of(dec(LINK_RADIOTAP, &plain)).payload_len, 2);
+        // TSFT and Flags after one present word: TSFT at 8, Flags at 16 (FCS at the end).
+        let tsft = [&[0u8; 8][..], &[0x10]].concat();
+        let fcs = radiotap(&[0x0000_0003], &tsft, &with_fcs);
+        assert!(matches!(dec(LINK_RADIOTAP, &fcs), Decoded::Tcp(..)));
+        // Two extended bitmaps: TSFT aligned from 16 to 16, Flags at 24.
+        let ext = radiotap(&[0x8000_0003, 0x8000_0000, 0x0000_0001], &tsft, &with_fcs);
+        assert!(matches!(dec(LINK_RADIOTAP, &ext), Decoded::Tcp(..)));
+        // One extended bitmap: TSFT aligned from 12 to 16.
+        let aligned = [&[0u8; 4][..], &tsft].concat();
+        let ext = radiotap(&[0x8000_0003, 0x0000_0001], &aligned, &with_fcs);
+        assert!(matches!(dec(LINK_RADIOTAP, &ext), Decoded::Tcp(..)));
+        // Flags alone, the FCS and padding flags: a 24-byte MAC header needs no padding; a QoS
+        // one of 26 bytes is padded to 28.
+        let pad = radiotap(&[0x0000_0002], &[0x30, 0], &with_fcs);
+        assert!(matches!(dec(LINK_RADIOTAP, &pad), Decoded::Tcp(..)));
+        let qos = wlan_data(0x88, 0x01, &[0, 0, 0, 0], &ipv4_tcp(2)); // 26 + 2 bytes of padding
+        let pad = radiotap(&[0x0000_0002], &[0x20, 0], &qos);
+        assert!(matches!(dec(LINK_RADIOTAP, &pad), Decoded::Tcp(..)));
+    }
+
+    #[test]
+    fn radiotap_damage_and_bad_fcs_are_named() {
+        let frame = wlan_data(0x08, 0x01, &[], &ipv4_tcp(2));
+        let bad_fcs = radiotap(&[0x0000_0002], &[0x50, 0], &frame);
+        assert!(matches!(dec(LINK_RADIOTAP, &bad_fcs), Decoded::Skipped(Skip::BadFcs)));
+        let mut version = radiotap(&[0], &[], &frame);
+        version[0] = 1;
+        assert!(matches!(dec(LINK_RADIOTAP, &version), Decoded::Skipped(Skip::BadRadiotapHeader)));
+        // Bitmaps announcing more bitmaps than the header holds; Flags past the header's end.
+        let runaway = radiotap(&[0x8000_0000], &[], &frame);
+        assert!(matches!(dec(LINK_RADIOTAP, &runaway), Decoded::Skipped(Skip::BadRadiotapHeader)));
+        let no_flags = radiotap(&[0x0000_0003], &[0u8; 8], &frame);
+        assert!(matches!(dec(LINK_RADIOTAP, &no_flags), Decoded::Skipped(Skip::BadRadiotapHeader)));
+        let short = [0u8, 0, 4, 0, 0, 0, 0, 0];
+        assert!(matches!(dec(LINK_RADIOTAP, &short), Decoded::Skipped(Skip::BadRadiotapHeader)));
+        let long = [0u8, 0, 40, 0, 0, 0, 0, 0];
+        assert!(matches!(dec(LINK_RADIOTAP, &long), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+        let fcs_only = radiotap(&[0x0000_0002], &[0x10, 0], &[1, 2]);
+        assert!(matches!(dec(LINK_RADIOTAP, &fcs_only), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+    }
+
+    /// A PPI header of link type `dlt` with `fields` (type, value), then `frame`.
+    fn ppi(dlt: u32, fields: &[(u16, &[u8])], frame: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (ty, value) in fields {
+            body.extend_from_slice(&ty.to_le_bytes());
+            body.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            body.extend_from_slice(value);
+        }
+        let mut h = vec![0, 0];
+        h.extend_from_slice(&((8 + body.len()) as u16).to_le_bytes());
+        h.extend_from_slice(&dlt.to_le_bytes());
+        h.extend_from_slice(&body);
+        h.extend_from_slice(frame);
+        h
+    }
+
+    #[test]
+    fn ppi_names_the_link_type_and_the_fcs() {
+        let frame = wlan_data(0x08, 0x01, &[], &ipv4_tcp(2));
+        let mut common = [0u8; 20];
+        assert!(matches!(dec(LINK_PPI, &ppi(105, &[(2, &common)], &frame)), Decoded::Tcp(..)));
+        common[8] = 0x01; // FCS at the end
+        let with_fcs = [&frame[..], &[1, 2, 3, 4]].concat();
+        assert!(matches!(dec(LINK_PPI, &ppi(105, &[(7, &[1]), (2, &common)], &with_fcs)), Decoded::Tcp(..)));
+        common[8] = 0x05;
+        assert!(matches!(dec(LINK_PPI, &ppi(105, &[(2, &common)], &frame)), Decoded::Skipped(Skip::BadFcs)));
+        // Another link type inside: Ethernet.
+        let eth = ethernet(ETH_IPV4, &ipv4_tcp(2));
+        assert!(matches!(dec(LINK_PPI, &ppi(1, &[], &eth)), Decoded::Tcp(..)));
+        // Damage: a field past the header, PPI in PPI, another version, a cut header.
+        let mut runaway = ppi(105, &[(2, &common)], &frame);
+        runaway[10] = 0xff;
+        assert!(matches!(dec(LINK_PPI, &runaway), Decoded::Skipped(Skip::BadPpiHeader)));
+        let nested = ppi(192, &[], &ppi(1, &[], &eth));
+        assert!(matches!(dec(LINK_PPI, &nested), Decoded::Skipped(Skip::BadPpiHeader)));
+        let mut version = ppi(1, &[], &eth);
+        version[0] = 2;
+        assert!(matches!(dec(LINK_PPI, &version), Decoded::Skipped(Skip::BadPpiHeader)));
+        let cut = ppi(1, &[], &eth);
+        assert!(matches!(dec(LINK_PPI, &cut[..6]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+    }
+
+    #[test]
+    fn prism_and_avs_headers_then_80211() {
+        let frame = wlan_data(0x08, 0x02, &[], &ipv4_tcp(2));
+        for big_endian in [false, true] {
+            let mut prism = [0u8; 144];
+            let (code, len) = if big_endian {
+                (0x44u32.to_be_bytes(), 144u32.to_be_bytes())
+            } else {
+                (0x44u32.to_le_bytes(), 144u32.to_le_bytes())
+            };
+            prism[..4].copy_from_slice(&code);
+            prism[4..8].copy_from_slice(&len);
+            let framed = [&prism[..], &frame].concat();
+            assert!(matches!(dec(LINK_PRISM, &framed), Decoded::Tcp(..)), "{big_endian}");
+        }
+        let mut avs = [0u8; 64];
+        avs[..4].copy_from_slice(&0x8021_1001u32.to_be_bytes());
+        avs[4..8].copy_from_slice(&64u32.to_be_bytes());
+        let framed = [&avs[..], &frame].concat();
+        assert!(matches!(dec(LINK_AVS, &framed), Decoded::Tcp(..)));
+        // AVS labelled as Prism, as some captures do.
+        assert!(matches!(dec(LINK_PRISM, &framed), Decoded::Tcp(..)));
+        let mut bad = framed.clone();
+        bad[3] = 0x21;
+        assert!(matches!(dec(LINK_AVS, &bad), Decoded::Skipped(Skip::BadPrismHeader)));
+        assert!(matches!(dec(LINK_PRISM, &bad), Decoded::Skipped(Skip::BadPrismHeader)));
+        assert!(matches!(dec(LINK_AVS, &framed[..40]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+    }
+
+    /// An ERF record header of `ty` (with `extensions` extension headers), then `body`.
+    fn erf(ty: u8, extensions: usize, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![0u8; 16];
+        r[8] = if extensions > 0 { ty | 0x80 } else { ty };
+        let rlen = (16 + 8 * extensions + body.len()) as u16;
+        r[10..12].copy_from_slice(&rlen.to_be_bytes());
+        for i in 0..extensions {
+            let mut ext = [0u8; 8];
+            ext[0] = if i + 1 < extensions { 0x80 | 3 } else { 3 };
+            r.extend_from_slice(&ext);
+        }
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn erf_records_by_type() {
+        let ip = ipv4_tcp(3);
+        let eth = [&[0u8, 0][..], &ethernet(ETH_IPV4, &ip)].concat();
+        for ty in [2, 11, 16, 20] {
+            for extensions in [0, 1, 3] {
+                let record = erf(ty, extensions, &eth);
+                assert_eq!(tcp_of(dec(LINK_ERF, &record)).payload_len, 3, "type {ty}, {extensions} ext");
+            }
+        }
+        for ty in [22, 23] {
+            assert!(matches!(dec(LINK_ERF, &erf(ty, 1, &ip)), Decoded::Tcp(..)));
+        }
+        let ppp = [&[0xff, 0x03, 0x00, 0x21][..], &ip].concat();
+        let chdlc = [&[0x0f, 0x00, 0x08, 0x00][..], &ip].concat();
+        for ty in [1, 10, 15, 19] {
+            assert!(matches!(dec(LINK_ERF, &erf(ty, 0, &ppp)), Decoded::Tcp(..)), "type {ty}");
+            assert!(matches!(dec(LINK_ERF, &erf(ty, 0, &chdlc)), Decoded::Tcp(..)), "type {ty}");
+        }
+        assert!(matches!(dec(LINK_ERF, &erf(3, 0, &[0; 52])), Decoded::Other(Other::ErfType(3))));
+        // Cut in the header, in an extension header, in the pad.
+        let record = erf(2, 2, &eth);
+        for cut in [8, 20, 33] {
+            assert!(
+                matches!(dec(LINK_ERF, &record[..cut]), Decoded::Skipped(Skip::TruncatedLinkHeader)),
+                "{cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn bridge_tags_and_frames_in_frames() {
+        let ip = ipv4_tcp(1);
+        let inner = ethernet(ETH_IPV4, &ip);
+        // PBB: the I-Tag, then the customer's frame.
+        let pbb = ethernet(ETH_PBB, &[&[0x00, 0x01, 0x02, 0x03][..], &inner].concat());
+        assert!(matches!(dec(LINK_ETHERNET, &pbb), Decoded::Tcp(..)));
+        // VN-Tag and E-Tag, then an ethertype (here a VLAN tag first).
+        let vlan = [&[0x00, 0x05][..], &ETH_IPV4.to_be_bytes(), &ip].concat();
+        let vntag = ethernet(ETH_VNTAG, &[&[0x80, 0, 0, 0x0b][..], &ETH_VLAN.to_be_bytes(), &vlan].concat());
+        assert!(matches!(dec(LINK_ETHERNET, &vntag), Decoded::Tcp(..)));
+        let etag = ethernet(ETH_ETAG, &[&[0u8; 6][..], &ETH_IPV4.to_be_bytes(), &ip].concat());
+        assert!(matches!(dec(LINK_ETHERNET, &etag), Decoded::Tcp(..)));
+        // VN-Tags and E-Tags count with VLAN tags.
+        let mut deep = Vec::new();
+        for i in 0..=MAX_VLAN_TAGS {
+            let next = if i == MAX_VLAN_TAGS { ETH_IPV4 } else { ETH_ETAG };
+            deep.extend_from_slice(&[0u8; 6]);
+            deep.extend_from_slice(&next.to_be_bytes());
+        }
+        deep.extend_from_slice(&ip);
+        assert!(matches!(
+            dec(LINK_ETHERNET, &ethernet(ETH_ETAG, &deep)),
+            Decoded::Skipped(Skip::TooManyVlanTags)
+        ));
+        for cut in [16, 19] {
+            assert!(matches!(dec(LINK_ETHERNET, &etag[..cut]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+        }
+        assert!(matches!(dec(LINK_ETHERNET, &pbb[..30]), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+    }
+
+    /// Frames nested in frames are walked in a loop: a frame made of thousands of PBB headers
+    /// (each one a frame of its own) ends without exhausting the stack.
+    #[test]
+    fn nested_frames_do_not_recurse() {
+        let mut frame = ethernet(ETH_IPV4, &ipv4_tcp(1));
+        let mut pbb = Vec::with_capacity(20 * 100_000);
+        for _ in 0..100_000 {
+            pbb.extend_from_slice(&[0u8; 12]);
+            pbb.extend_from_slice(&ETH_PBB.to_be_bytes());
+            pbb.extend_from_slice(&[0u8; 4]);
+        }
+        pbb.append(&mut frame);
+        assert!(matches!(dec(LINK_ETHERNET, &pbb), Decoded::Tcp(..)));
+    }
+
+    #[test]
+    fn macsec_in_the_clear_is_read_and_encrypted_is_other() {
+        let ip = ipv4_tcp(1);
+        // Integrity only (E and C clear), with and without an SCI; an ICV trails the data.
+        for (tci, sci) in [(0x00u8, 0usize), (0x20, 8)] {
+            let mut sectag = vec![tci, 0, 0, 0, 0, 1];
+            sectag.extend(std::iter::repeat_n(0u8, sci));
+            let body = [&sectag[..], &ETH_IPV4.to_be_bytes(), &ip, &[0xcc; 16]].concat();
+            assert!(
+                matches!(dec(LINK_ETHERNET, &ethernet(ETH_MACSEC, &body)), Decoded::Tcp(..)),
+                "tci {tci:02x}"
+            );
+        }
+        for tci in [0x2c, 0x0c, 0x08, 0x04] {
+            let body = [&[tci, 0, 0, 0, 0, 1][..], &[0u8; 8], &[0x5a; 40]].concat();
+            assert!(matches!(
+                dec(LINK_ETHERNET, &ethernet(ETH_MACSEC, &body)),
+                Decoded::Other(Other::Macsec)
+            ));
+        }
+        let cut = ethernet(ETH_MACSEC, &[0x20, 0, 0, 0, 0, 1, 0, 0]);
+        assert!(matches!(dec(LINK_ETHERNET, &cut), Decoded::Skipped(Skip::TruncatedLinkHeader)));
+    }
+
+    #[test]
+    fn ieee8023_frames_with_llc_snap_or_the_ip_sap() {
+        let ip = ipv4_tcp(1);
+        let len = |n: usize| n as u16;
+        let snap = [&[0xaa, 0xaa, 0x03, 0, 0, 0][..], &ETH_IPV4.to_be_bytes(), &ip].concat();
+        assert!(matches!(dec(LINK_ETHERNET, &ethernet(len(snap.len()), &snap)), Decoded::Tcp(..)));
+        let sap = [&[0x06, 0x06, 0x03][..], &ip].concat();
+        assert!(matches!(dec(LINK_ETHERNET, &ethernet(len(sap.len()), &sap)), Decoded::Tcp(..)));
+        let arp = [&[0xaa, 0xaa, 0x03, 0, 0, 0][..], &ETH_ARP.to_be_bytes(), &[0; 28]].concat();
+        assert!(matches!(dec(LINK_ETHERNET, &ethernet(len(arp.len()), &arp)), Decoded::Other(Other::Arp)));
+        let stp = [0x42, 0x42, 0x03, 0, 0, 0, 0];
+        assert!(matches!(dec(LINK_ETHERNET, &ethernet(7, &stp)), Decoded::Other(Other::Llc)));
+        let cdp = [0xaa, 0xaa, 0x03, 0x00, 0x00, 0x0c, 0x20, 0x00];
+        assert!(matches!(dec(LINK_ETHERNET, &ethernet(8, &cdp)), Decoded::Other(Other::Llc)));
+        for cut in [&[0xaa, 0xaa][..], &[0xaa, 0xaa, 0x03, 0], &[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08]] {
+            assert!(matches!(
+                dec(LINK_ETHERNET, &ethernet(8, cut)),
+                Decoded::Skipped(Skip::TruncatedLinkHeader)
+            ));
+        }
     }
 
     #[test]
