@@ -223,7 +223,8 @@ impl Command {
                     );
                 }
                 let mut run = input.run(select, per_file, order == Order::End);
-                run.analyzer.options.community_id_seed = seed;
+                // The table prints no Community ID: not hashing one saves the time.
+                run.analyzer.options.community_id_seed = (format != Format::Table).then_some(seed);
                 Config::Conns { run, format, order, wide, clock: clock(local), output }
             }
             Command::Sockets { input, select, per_file, format, output } => {
@@ -235,7 +236,11 @@ impl Command {
                             .into(),
                     );
                 }
-                Config::Sockets { run: input.run(select, per_file, false), format, output }
+                Config::Sockets {
+                    run: input.run(select, per_file, false).without_community_ids(),
+                    format,
+                    output,
+                }
             }
             Command::Summary { input, select, per_file, format, local } => {
                 let json = format == TextFormat::Json;
@@ -251,7 +256,11 @@ impl Command {
                             .into(),
                     );
                 }
-                Config::Summary { run: input.run(select, per_file, false), json, clock: clock(local) }
+                Config::Summary {
+                    run: input.run(select, per_file, false).without_community_ids(),
+                    json,
+                    clock: clock(local),
+                }
             }
             Command::Show { input, conn, socket_pair, filter, absolute, local, write_pcap, community_id } => {
                 let one_file = input.files.len() == 1 && input.files[0].is_file();
@@ -271,7 +280,7 @@ impl Command {
                     (None, None) => Wanted::Matching,
                 };
                 let mut run = input.run(Select { filter }, PerFile::default(), false);
-                run.analyzer.options.community_id_seed = community_id.community_id_seed;
+                run.analyzer.options.community_id_seed = Some(community_id.community_id_seed);
                 Config::Show { run, wanted, absolute, clock: clock(local), write_pcap }
             }
             Command::Diff { old, new, analysis, select, tolerances, format } => {
@@ -280,7 +289,12 @@ impl Command {
             }
             Command::Check { input, select, per_file, rules, junit, markdown } => {
                 let rules = rules.rules()?;
-                Config::Check { run: input.run(select, per_file, false), rules, junit, markdown }
+                Config::Check {
+                    run: input.run(select, per_file, false).without_community_ids(),
+                    rules,
+                    junit,
+                    markdown,
+                }
             }
         })
     }
@@ -418,6 +432,14 @@ pub struct Run {
     pub analyzer: Analyzer,
     /// Each file on its own (`--per-file`).
     pub per_file: bool,
+}
+
+impl Run {
+    /// For a command that prints no Community ID: the records leave it empty, unhashed.
+    fn without_community_ids(mut self) -> Self {
+        self.analyzer.options.community_id_seed = None;
+        self
+    }
 }
 
 /// The connections `show` draws.
@@ -637,7 +659,7 @@ impl AnalysisArgs {
             jobs,
             end_order,
             progress: None,
-            community_id_seed: 0,
+            community_id_seed: Some(0),
         };
         Analyzer { options, filter: Filter::all(select.filter) }
     }

@@ -179,7 +179,7 @@ fn hand_written_json_lines_match_serde_on_every_capture() {
     let mut checked = 0;
     for f in capture_files(&dir) {
         analyze(std::slice::from_ref(&f), &Options::default(), None, &mut |c| {
-            let r = ConnRecord::new(&c, 0);
+            let r = ConnRecord::new(&c, Some(0));
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
             conn_line(&mut ours, &r);
             line(&mut theirs, &r);

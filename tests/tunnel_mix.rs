@@ -237,7 +237,7 @@ fn analyze(path: &Path, jobs: usize) -> (Vec<String>, String) {
     let mut conns = Vec::new();
     let opts = Options { jobs, ..Options::default() };
     let analysis = pipeline::analyze(&[path.to_path_buf()], &opts, None, &mut |c| {
-        conns.push((c.id, serde_json::to_string(&ConnRecord::new(&c, 0)).unwrap()));
+        conns.push((c.id, serde_json::to_string(&ConnRecord::new(&c, Some(0))).unwrap()));
         Ok(())
     })
     .unwrap();

@@ -157,7 +157,7 @@ pub struct UdpDatagram {
 /// How many payload bytes a segment or datagram carries along: enough for the rules that
 /// recognise an application protocol by its first bytes (`flow::app`), fixed so that a packet
 /// stays one plain value on its way to the connection table.
-pub const HEAD_LEN: usize = 32;
+pub const HEAD_LEN: usize = 24;
 
 /// The first payload bytes of a segment or datagram, as captured (fewer when the payload or the
 /// snap length is shorter).
@@ -170,10 +170,13 @@ pub struct PayloadHead {
 impl PayloadHead {
     /// The head of `payload`.
     pub fn of(payload: &[u8]) -> Self {
-        let n = payload.len().min(HEAD_LEN);
+        // The usual case, a payload at least as long as the head, is one fixed-size copy.
+        if let Some(bytes) = payload.first_chunk::<HEAD_LEN>() {
+            return PayloadHead { len: HEAD_LEN as u8, bytes: *bytes };
+        }
         let mut bytes = [0; HEAD_LEN];
-        bytes[..n].copy_from_slice(&payload[..n]);
-        PayloadHead { len: n as u8, bytes }
+        bytes[..payload.len()].copy_from_slice(payload);
+        PayloadHead { len: payload.len() as u8, bytes }
     }
 
     /// The bytes kept.

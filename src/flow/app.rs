@@ -476,67 +476,51 @@ const HTTP_METHODS: [&[u8]; 9] =
     [b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ", b"TRACE "];
 
 /// What a TCP payload from the originator (`is_orig`) or the responder shows, read from its
-/// first bytes. `greeting`: the responder speaks before the originator said anything.
+/// first bytes. `greeting`: the responder speaks before the originator said anything. One
+/// match on the first byte, so that a payload of no protocol costs a few comparisons.
 fn tcp_service(is_orig: bool, greeting: bool, h: &[u8], payload_len: u32) -> Option<Evidence> {
     use Evidence::{Alone, Half};
-    if is_tls_hello(h, is_orig) {
-        return Some(Alone(Service::Ssl));
-    }
-    if h.starts_with(b"SSH-") {
-        return Some(Half(Service::Ssh));
-    }
-    let alone = if is_orig {
-        if HTTP_METHODS.iter().any(|m| h.starts_with(m)) {
-            Service::Http
-        } else if starts_with_word(h, b"EHLO ") || starts_with_word(h, b"HELO ") {
-            Service::Smtp
-        } else if starts_with_word(h, b"USER ") || starts_with_word(h, b"AUTH ") {
-            Service::Ftp
-        } else if starts_with_word(h, b"NICK ") || starts_with_word(h, b"CAP LS") {
-            Service::Irc
-        } else if is_redis_command(h) {
-            Service::Redis
-        } else if is_rdp_request(h) {
-            return Some(Half(Service::Rdp));
-        } else if let Some(e) = both_ways(h) {
-            return Some(e);
-        } else if is_modbus(h, payload_len) {
-            Service::Modbus
-        } else {
-            return None;
-        }
-    } else if is_irc_reply(h) {
-        Service::Irc
-    } else if greeting && h.starts_with(b"* OK") {
-        Service::Imap
-    } else if greeting && h.starts_with(b"+OK") {
-        Service::Pop3
-    } else if greeting && is_mysql_greeting(h) {
-        Service::Mysql
-    } else if h.starts_with(&[3, 0]) && h.get(5).is_some_and(|cc| cc & 0xf0 == 0xd0) {
+    let &first = h.first()?;
+    let found = match (is_orig, first) {
+        (_, 0x16) | (true, 0x80..=0xff) if is_tls_hello(h, is_orig) => Some(Alone(Service::Ssl)),
+        (_, b'S') if h.starts_with(b"SSH-") => Some(Half(Service::Ssh)),
+        (true, b'A'..=b'Z' | b'a'..=b'z') => client_command(h).map(Alone),
+        (true, b'*') if is_redis_command(h) => Some(Alone(Service::Redis)),
+        (true, 3) if is_rdp_request(h) => Some(Half(Service::Rdp)),
         // TPKT with an X.224 connection confirm: RDP's answer.
-        return Some(Half(Service::Rdp));
-    } else {
-        return both_ways(h);
+        (false, 3) if h.get(1) == Some(&0) && h.get(5).is_some_and(|cc| cc & 0xf0 == 0xd0) => {
+            Some(Half(Service::Rdp))
+        }
+        (false, b':') if is_irc_reply(h) => Some(Alone(Service::Irc)),
+        (false, b'*') if greeting && h.starts_with(b"* OK") => Some(Alone(Service::Imap)),
+        (false, b'+') if greeting && h.starts_with(b"+OK") => Some(Alone(Service::Pop3)),
+        (_, 0) if is_smb(h) => Some(Alone(Service::Smb)),
+        // Kerberos over TCP: a 4-byte record length, then the message.
+        (_, 0) if h.len() > 4 && is_kerberos(&h[4..]) => Some(Alone(Service::KrbTcp)),
+        (_, 5) if is_dce_rpc(h) => Some(Alone(Service::DceRpc)),
+        (_, 0x30) if is_ldap(h) => Some(Alone(Service::LdapTcp)),
+        _ => None,
     };
-    Some(Alone(alone))
+    // Two protocols whose first byte is any: a Modbus transaction id, a MySQL packet length.
+    found.or_else(|| match is_orig {
+        true => is_modbus(h, payload_len).then_some(Alone(Service::Modbus)),
+        false => (greeting && is_mysql_greeting(h)).then_some(Alone(Service::Mysql)),
+    })
 }
 
-/// TCP protocols recognised from either side.
-fn both_ways(h: &[u8]) -> Option<Evidence> {
-    let s = if is_smb(h) {
-        Service::Smb
-    } else if is_dce_rpc(h) {
-        Service::DceRpc
-    } else if is_ldap(h) {
-        Service::LdapTcp
-    } else if h.len() > 4 && is_kerberos(&h[4..]) {
-        // Kerberos over TCP: a 4-byte record length, then the message.
-        Service::KrbTcp
+/// A client's first word: an HTTP request method, or an SMTP, FTP or IRC command.
+fn client_command(h: &[u8]) -> Option<Service> {
+    if HTTP_METHODS.iter().any(|m| h.starts_with(m)) {
+        Some(Service::Http)
+    } else if starts_with_word(h, b"EHLO ") || starts_with_word(h, b"HELO ") {
+        Some(Service::Smtp)
+    } else if starts_with_word(h, b"USER ") || starts_with_word(h, b"AUTH ") {
+        Some(Service::Ftp)
+    } else if starts_with_word(h, b"NICK ") || starts_with_word(h, b"CAP LS") {
+        Some(Service::Irc)
     } else {
-        return None;
-    };
-    Some(Evidence::Alone(s))
+        None
+    }
 }
 
 /// What a UDP payload from the originator (`is_orig`) or the responder shows, read from its
@@ -748,8 +732,10 @@ fn is_rdp_request(h: &[u8]) -> bool {
     if cr & 0xf0 != 0xe0 {
         return false;
     }
+    // What of `Cookie: ` the head holds.
     let rest = h.get(11..).unwrap_or_default();
-    rest.starts_with(b"Cookie: ") || rest.starts_with(&[0x01, 0x00, 0x08, 0x00])
+    let cookie = &b"Cookie: "[..rest.len().min(8)];
+    (!cookie.is_empty() && rest.starts_with(cookie)) || rest.starts_with(&[0x01, 0x00, 0x08, 0x00])
 }
 
 #[cfg(test)]

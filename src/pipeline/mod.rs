@@ -165,8 +165,9 @@ pub struct Options {
     /// records).
     pub progress: Option<Arc<AtomicU64>>,
     /// The seed of the records' Community IDs (0, the spec's default, unless the sites whose
-    /// IDs are compared agreed on another).
-    pub community_id_seed: u16,
+    /// IDs are compared agreed on another); `None` leaves the IDs empty, for runs that print
+    /// none (the terminal table, `summary`, `sockets`, `check`), which then do not hash.
+    pub community_id_seed: Option<u16>,
 }
 
 impl Default for Options {
@@ -178,7 +179,7 @@ impl Default for Options {
             jobs: 1,
             end_order: false,
             progress: None,
-            community_id_seed: 0,
+            community_id_seed: Some(0),
         }
     }
 }

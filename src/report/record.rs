@@ -120,8 +120,9 @@ pub struct DataPhase {
 }
 
 impl ConnRecord {
-    /// The record of an ended connection; its Community ID hashed with `community_id_seed`.
-    pub fn new(c: &Conn, community_id_seed: u16) -> Self {
+    /// The record of an ended connection; its Community ID hashed with `community_id_seed`,
+    /// or left empty without one.
+    pub fn new(c: &Conn, community_id_seed: Option<u16>) -> Self {
         let (orig_bytes, resp_bytes) = match c.tcp() {
             Some(t) => t.seq_bytes(),
             None => (c.orig_stats.payload_bytes, c.resp_stats.payload_bytes),
@@ -176,7 +177,8 @@ impl ConnRecord {
                 parents: t.parents.clone(),
             }),
             end: c.end,
-            community_id: CommunityId::new(community_id_seed, c.proto, orig, resp),
+            community_id: community_id_seed
+                .map_or_else(CommunityId::default, |seed| CommunityId::new(seed, c.proto, orig, resp)),
             file: None,
         }
     }
@@ -188,7 +190,7 @@ pub fn of_sample(name: &str) -> Vec<ConnRecord> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name);
     let mut records = Vec::new();
     crate::pipeline::analyze(&[path], &Default::default(), None, &mut |c| {
-        records.push(ConnRecord::new(&c, 0));
+        records.push(ConnRecord::new(&c, Some(0)));
         Ok(())
     })
     .expect("the samples analyze");
