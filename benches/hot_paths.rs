@@ -87,11 +87,11 @@ fn format(c: &mut Criterion) {
         Ok(())
     })
     .expect("the sample reads");
-    let records: Vec<_> = conns.iter().map(|c| ConnRecord::new(c, 0)).collect();
+    let records: Vec<_> = conns.iter().map(|c| ConnRecord::new(c, Some(0))).collect();
     let mut g = c.benchmark_group("format");
     g.throughput(Throughput::Elements(records.len() as u64));
     g.bench_function("record from connection", |b| {
-        b.iter(|| conns.iter().map(|c| black_box(ConnRecord::new(black_box(c), 0)).id).sum::<u64>())
+        b.iter(|| conns.iter().map(|c| black_box(ConnRecord::new(black_box(c), Some(0))).id).sum::<u64>())
     });
     // Hashed for every record, and its text written on every JSON line.
     g.bench_function("Community ID hashed and written", |b| {
