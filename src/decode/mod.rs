@@ -13,6 +13,7 @@ mod field;
 pub mod frag;
 mod ip;
 mod link;
+pub mod payload;
 mod transport;
 pub mod tunnel;
 mod wlan;
@@ -23,7 +24,7 @@ use frag::Fragment;
 pub use link::LINK_RAW;
 use link::{ethernet, link, ppp, Net};
 use transport::{tcp, udp, udp_payload};
-pub use transport::{PayloadHead, TcpFlags, TcpOptions, TcpSegment, UdpDatagram, HEAD_LEN};
+pub use transport::{TcpFlags, TcpOptions, TcpSegment, UdpDatagram};
 use tunnel::{Encap, TunnelKind};
 
 /// A decoded frame: the tunnels it came through, outermost first, and what was inside.

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::field::{be16, be32, Field};
+use super::payload::{self, RoleView, Shape};
 use super::Skip;
 use crate::types::SeqNum;
 
@@ -135,8 +136,8 @@ pub struct TcpSegment {
     pub payload_len: u32,
     /// The options read from the header; those the snap length cut are missing.
     pub options: TcpOptions,
-    /// The first payload bytes the capture kept.
-    pub head: PayloadHead,
+    /// What the payload's first bytes look like.
+    pub shape: Shape,
 }
 
 /// A UDP header's ports and payload length.
@@ -150,45 +151,10 @@ pub struct UdpDatagram {
     /// cut them; what was captured when the field is below 8 (0 for jumbograms and offloaded
     /// captures).
     pub payload_len: u32,
-    /// The first payload bytes the capture kept.
-    pub head: PayloadHead,
-}
-
-/// How many payload bytes a segment or datagram carries along: enough for the rules that
-/// recognise an application protocol by its first bytes (`flow::app`), fixed so that a packet
-/// stays one plain value on its way to the connection table.
-pub const HEAD_LEN: usize = 24;
-
-/// The first payload bytes of a segment or datagram, as captured (fewer when the payload or the
-/// snap length is shorter).
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct PayloadHead {
-    len: u8,
-    bytes: [u8; HEAD_LEN],
-}
-
-impl PayloadHead {
-    /// The head of `payload`.
-    pub fn of(payload: &[u8]) -> Self {
-        // The usual case, a payload at least as long as the head, is one fixed-size copy.
-        if let Some(bytes) = payload.first_chunk::<HEAD_LEN>() {
-            return PayloadHead { len: HEAD_LEN as u8, bytes: *bytes };
-        }
-        let mut bytes = [0; HEAD_LEN];
-        bytes[..payload.len()].copy_from_slice(payload);
-        PayloadHead { len: payload.len() as u8, bytes }
-    }
-
-    /// The bytes kept.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-}
-
-impl fmt::Debug for PayloadHead {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PayloadHead({:?})", self.bytes().escape_ascii().to_string())
-    }
+    /// What the payload's first bytes look like.
+    pub shape: Shape,
+    /// What Zeek's DNS or NTP analyzer reads of it, on their ports.
+    pub roles: RoleView,
 }
 
 /// Reads a TCP header. `missing` is how many payload bytes the capture did not keep.
@@ -211,7 +177,10 @@ pub(super) fn tcp(b: &[u8], missing: u32) -> Result<TcpSegment, Skip> {
         window: be16(h, tcp::WIN_SIZE).expect("in the header"),
         payload_len,
         options,
-        head: PayloadHead::of(b.get(header_len..).unwrap_or_default()),
+        shape: match payload_len {
+            0 => Shape::None,
+            len => payload::tcp(b.get(header_len..).unwrap_or_default(), len),
+        },
     })
 }
 
@@ -249,12 +218,14 @@ pub(super) fn udp(b: &[u8]) -> Option<UdpDatagram> {
     let len = u32::from(be16(h, udp::LENGTH)?);
     // A zero length (jumbograms, TSO captures) falls back to what was captured.
     let payload_len = if len >= 8 { len - 8 } else { b.len() as u32 - 8 };
-    Some(UdpDatagram {
-        src_port: be16(h, udp::SRC_PORT)?,
-        dst_port: be16(h, udp::DST_PORT)?,
-        payload_len,
-        head: PayloadHead::of(udp_payload(b).get(..payload_len as usize).unwrap_or(udp_payload(b))),
-    })
+    let (src_port, dst_port) = (be16(h, udp::SRC_PORT)?, be16(h, udp::DST_PORT)?);
+    // Not the bytes after the UDP length (Ethernet padding).
+    let payload = udp_payload(b).get(..payload_len as usize).unwrap_or(udp_payload(b));
+    let (shape, roles) = match payload_len {
+        0 => (Shape::None, RoleView::None),
+        len => (payload::udp(payload, len), payload::udp_roles(src_port, dst_port, payload, len)),
+    };
+    Some(UdpDatagram { src_port, dst_port, payload_len, shape, roles })
 }
 
 /// The payload of a UDP datagram whose header `udp` read.

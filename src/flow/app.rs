@@ -1,8 +1,8 @@
 //! What a connection's first payload bytes say: which application protocol it speaks (Zeek's
 //! `service`), and, for DNS and NTP, whether originator and responder are the other way round.
 //!
-//! Each rule reads the head of one segment or datagram (`decode::HEAD_LEN` bytes at most),
-//! never the port numbers: a protocol is named because its bytes look like it. Zeek confirms a
+//! Each rule reads what the decoder saw of a segment's or datagram's first bytes
+//! (`decode::payload::Shape`), never the port numbers: a protocol is named because its bytes look like it. Zeek confirms a
 //! service once its analyzer parses the traffic; these rules ask for the fixed parts of each
 //! protocol's first message instead, so they are a little more willing (one well-formed
 //! message is enough) and know no protocol that only deep parsing reveals (NTLM or Kerberos
@@ -12,6 +12,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::decode::payload::{dns_opcode_known, RoleView, Shape, DNS_PORTS, NTP_PORT};
 use crate::decode::tunnel::TunnelKind;
 use crate::types::Proto;
 
@@ -273,6 +274,9 @@ pub struct AppState {
     flags: u8,
 }
 
+const NTP_CLIENT: u8 = 3;
+const NTP_SERVER: u8 = 4;
+
 const DNS_DECIDED: u8 = 1;
 const NTP_FLIPPED: u8 = 2;
 /// TLS was found from one side's hello; the other side's next payload must look like TLS too.
@@ -326,39 +330,31 @@ impl AppState {
 
     /// Looks at a payload from the originator (`is_orig`) or the responder, while its side has
     /// sent fewer than `LOOK_BYTES`; `sent` is what the originator and the responder had sent
-    /// before it (payload bytes), `payload_len` its length on the wire, `head` its first bytes.
-    pub fn payload(&mut self, proto: Proto, is_orig: bool, sent: [u64; 2], head: &[u8], payload_len: u32) {
-        self.look(proto, is_orig, sent, head, payload_len, false);
+    /// before it (payload bytes), `shape` what its first bytes look like.
+    pub fn payload(&mut self, proto: Proto, is_orig: bool, sent: [u64; 2], shape: Shape) {
+        self.look(proto, is_orig, sent, shape, false);
     }
 
     /// As `payload`, for a TCP connection whose start was not seen: most of Zeek's analyzers
     /// ignore such a connection (`IsPartial`); those written in Spicy (LDAP, Redis) do not.
-    pub fn partial_payload(&mut self, is_orig: bool, sent: [u64; 2], head: &[u8], payload_len: u32) {
-        self.look(Proto::Tcp, is_orig, sent, head, payload_len, true);
+    pub fn partial_payload(&mut self, is_orig: bool, sent: [u64; 2], shape: Shape) {
+        self.look(Proto::Tcp, is_orig, sent, shape, true);
     }
 
-    fn look(
-        &mut self,
-        proto: Proto,
-        is_orig: bool,
-        sent: [u64; 2],
-        head: &[u8],
-        payload_len: u32,
-        partial: bool,
-    ) {
-        if sent[usize::from(!is_orig)] >= LOOK_BYTES || head.is_empty() {
+    fn look(&mut self, proto: Proto, is_orig: bool, sent: [u64; 2], shape: Shape, partial: bool) {
+        if sent[usize::from(!is_orig)] >= LOOK_BYTES || shape == Shape::NotCaptured {
             return;
         }
         // A server that speaks first, before its client said anything.
         let greeting = !is_orig && sent[0] == 0;
-        let found = match proto {
-            Proto::Tcp => tcp_service(is_orig, greeting, head, payload_len),
-            Proto::Udp => udp_service(is_orig, head, payload_len),
-        };
+        let found = evidence(shape, is_orig, greeting).map(|e| match (e, proto) {
+            (Evidence::Alone(Service::LdapTcp), Proto::Udp) => Evidence::Alone(Service::LdapUdp),
+            (e, _) => e,
+        });
         let spicy = |e: &Evidence| matches!(e, Evidence::Alone(Service::Redis | Service::LdapTcp));
         let found = found.filter(|e| !partial || spicy(e));
         if proto == Proto::Tcp {
-            self.tls_answer(is_orig, head, found);
+            self.tls_answer(is_orig, shape, found);
         }
         if let Some(e) = found {
             self.evidence(is_orig, e);
@@ -369,7 +365,7 @@ impl AppState {
     /// either hello do; but when the other side answers with something that is no TLS record
     /// (an HTTP error to a ClientHello sent to a web server's plain port), Zeek's analyzer
     /// fails and the service goes again.
-    fn tls_answer(&mut self, is_orig: bool, head: &[u8], found: Option<Evidence>) {
+    fn tls_answer(&mut self, is_orig: bool, shape: Shape, found: Option<Evidence>) {
         let (due_here, due_there) = if is_orig {
             (TLS_ANSWER_DUE_FROM_ORIG, TLS_ANSWER_DUE_FROM_RESP)
         } else {
@@ -377,9 +373,7 @@ impl AppState {
         };
         if self.flags & due_here != 0 {
             self.flags &= !due_here;
-            let record =
-                matches!(head, [0x14..=0x17, 0x03, ..]) || head.first().is_some_and(|b| b & 0x80 != 0);
-            if !record {
+            if !matches!(shape, Shape::TlsClientHello | Shape::TlsServerHello | Shape::TlsRecord) {
                 self.found.iter_mut().filter(|c| **c == code(Service::Ssl)).for_each(|c| *c = 0);
                 self.found.sort_unstable_by_key(|&c| c == 0);
             }
@@ -402,25 +396,23 @@ impl AppState {
     /// Zeek's role rules of its DNS and NTP analyzers, for a UDP datagram from the originator
     /// (`is_orig`) or the responder: whether the roles are to be swapped now. `resp_port` is
     /// the responder's port, which decides (as in Zeek) which analyzer reads the flow at all;
-    /// `resp_multicast` whether the responder's address is a multicast group.
-    pub fn udp_flip(
-        &mut self,
-        is_orig: bool,
-        resp_port: u16,
-        resp_multicast: bool,
-        head: &[u8],
-        payload_len: u32,
-    ) -> bool {
-        match resp_port {
-            53 | 137 | 5353 | 5355 if self.flags & DNS_DECIDED == 0 => {
-                let Some(qr) = dns_qr(head, resp_port == 137) else { return false };
+    /// `resp_multicast` whether the responder's address is a multicast group; `view` what the
+    /// decoder read of the datagram for these rules.
+    pub fn udp_flip(&mut self, is_orig: bool, resp_port: u16, resp_multicast: bool, view: RoleView) -> bool {
+        match view {
+            RoleView::Dns { response, opcode }
+                if DNS_PORTS.contains(&resp_port) && self.flags & DNS_DECIDED == 0 =>
+            {
+                // Zeek's analyzer reads any opcode under NetBIOS, only the ones it knows elsewhere.
+                if resp_port != 137 && !dns_opcode_known(opcode) {
+                    return false;
+                }
                 self.flags |= DNS_DECIDED;
                 // A response sent by the originator, as the flow's first message.
-                is_orig && qr && !resp_multicast
+                is_orig && response && !resp_multicast
             }
-            123 if self.flags & NTP_FLIPPED == 0 => {
-                let mode = ntp_mode(head).filter(|_| payload_len >= NTP_HEADER);
-                let flip = matches!((mode, is_orig), (Some(NTP_SERVER), true) | (Some(NTP_CLIENT), false));
+            RoleView::Ntp { mode } if resp_port == NTP_PORT && self.flags & NTP_FLIPPED == 0 => {
+                let flip = matches!((mode, is_orig), (NTP_SERVER, true) | (NTP_CLIENT, false));
                 if flip {
                     self.flags |= NTP_FLIPPED;
                 }
@@ -443,305 +435,59 @@ impl AppState {
     }
 }
 
-/// A DNS header's QR bit (true for a response), if the bytes are a DNS message Zeek's analyzer
-/// reads: a whole header and an opcode it knows (query, notify, update; any under NetBIOS).
-fn dns_qr(head: &[u8], netbios: bool) -> Option<bool> {
-    let flags = u16::from_be_bytes(head.get(2..4)?.try_into().ok()?);
-    if head.len() < 12 {
-        return None;
-    }
-    let opcode = (flags >> 11) & 0xf;
-    (netbios || matches!(opcode, 0 | 4 | 5)).then_some(flags & 0x8000 != 0)
-}
-
-const NTP_CLIENT: u8 = 3;
-const NTP_SERVER: u8 = 4;
-/// The fixed NTP header of modes 1 to 5 (RFC 5905).
-const NTP_HEADER: u32 = 48;
-
-/// An NTP packet's mode, if its version is one of 1 to 4.
-fn ntp_mode(head: &[u8]) -> Option<u8> {
-    let first = *head.first()?;
-    let version = (first >> 3) & 7;
-    ((1..=4).contains(&version)).then_some(first & 7)
-}
-
-/// Whether `head` starts with `word`, ignoring ASCII case.
-fn starts_with_word(head: &[u8], word: &[u8]) -> bool {
-    head.get(..word.len()).is_some_and(|h| h.eq_ignore_ascii_case(word))
-}
-
-/// HTTP/1.x request methods, each with the space that follows it.
-const HTTP_METHODS: [&[u8]; 9] =
-    [b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ", b"TRACE "];
-
-/// What a TCP payload from the originator (`is_orig`) or the responder shows, read from its
-/// first bytes. `greeting`: the responder speaks before the originator said anything. One
-/// match on the first byte, so that a payload of no protocol costs a few comparisons.
-fn tcp_service(is_orig: bool, greeting: bool, h: &[u8], payload_len: u32) -> Option<Evidence> {
+/// What a payload's shape shows, from the originator (`is_orig`) or the responder.
+/// `greeting`: the responder speaks before the originator said anything.
+fn evidence(shape: Shape, is_orig: bool, greeting: bool) -> Option<Evidence> {
     use Evidence::{Alone, Half};
-    let &first = h.first()?;
-    let found = match (is_orig, first) {
-        (_, 0x16) | (true, 0x80..=0xff) if is_tls_hello(h, is_orig) => Some(Alone(Service::Ssl)),
-        (_, b'S') if h.starts_with(b"SSH-") => Some(Half(Service::Ssh)),
-        (true, b'A'..=b'Z' | b'a'..=b'z') => client_command(h).map(Alone),
-        (true, b'*') if is_redis_command(h) => Some(Alone(Service::Redis)),
-        (true, 3) if is_rdp_request(h) => Some(Half(Service::Rdp)),
-        // TPKT with an X.224 connection confirm: RDP's answer.
-        (false, 3) if h.get(1) == Some(&0) && h.get(5).is_some_and(|cc| cc & 0xf0 == 0xd0) => {
-            Some(Half(Service::Rdp))
+    let s = match (shape, is_orig) {
+        (Shape::TlsClientHello, true) | (Shape::TlsServerHello, false) => Alone(Service::Ssl),
+        (Shape::Ssh, _) => Half(Service::Ssh),
+        (Shape::HttpRequest, true) => Alone(Service::Http),
+        (Shape::SmtpHello, true) => Alone(Service::Smtp),
+        (Shape::FtpCommand, true) => Alone(Service::Ftp),
+        (Shape::IrcCommand, true) | (Shape::IrcReply, false) => Alone(Service::Irc),
+        (Shape::RedisCommand, true) => Alone(Service::Redis),
+        (Shape::RdpRequest, true) | (Shape::RdpConfirm, false) => Half(Service::Rdp),
+        (Shape::ImapGreeting, false) if greeting => Alone(Service::Imap),
+        (Shape::Pop3Ok, false) if greeting => Alone(Service::Pop3),
+        (Shape::MysqlGreeting, false) if greeting => Alone(Service::Mysql),
+        (Shape::Modbus, true) => Alone(Service::Modbus),
+        (Shape::Smb, _) => Alone(Service::Smb),
+        (Shape::KrbTcp, _) => Alone(Service::KrbTcp),
+        (Shape::DceRpc, _) => Alone(Service::DceRpc),
+        (Shape::Ldap, _) => Alone(Service::LdapTcp),
+        (Shape::Dns, _) => Alone(Service::Dns),
+        (Shape::Dhcp, _) => Alone(Service::Dhcp),
+        (Shape::Ntp, _) => Alone(Service::Ntp),
+        (Shape::QuicClientInitial, true) | (Shape::QuicClientInitial | Shape::QuicLongHeader, false) => {
+            Half(Service::Quic)
         }
-        (false, b':') if is_irc_reply(h) => Some(Alone(Service::Irc)),
-        (false, b'*') if greeting && h.starts_with(b"* OK") => Some(Alone(Service::Imap)),
-        (false, b'+') if greeting && h.starts_with(b"+OK") => Some(Alone(Service::Pop3)),
-        (_, 0) if is_smb(h) => Some(Alone(Service::Smb)),
-        // Kerberos over TCP: a 4-byte record length, then the message.
-        (_, 0) if h.len() > 4 && is_kerberos(&h[4..]) => Some(Alone(Service::KrbTcp)),
-        (_, 5) if is_dce_rpc(h) => Some(Alone(Service::DceRpc)),
-        (_, 0x30) if is_ldap(h) => Some(Alone(Service::LdapTcp)),
-        _ => None,
-    };
-    // Two protocols whose first byte is any: a Modbus transaction id, a MySQL packet length.
-    found.or_else(|| match is_orig {
-        true => is_modbus(h, payload_len).then_some(Alone(Service::Modbus)),
-        false => (greeting && is_mysql_greeting(h)).then_some(Alone(Service::Mysql)),
-    })
-}
-
-/// A client's first word: an HTTP request method, or an SMTP, FTP or IRC command.
-fn client_command(h: &[u8]) -> Option<Service> {
-    if HTTP_METHODS.iter().any(|m| h.starts_with(m)) {
-        Some(Service::Http)
-    } else if starts_with_word(h, b"EHLO ") || starts_with_word(h, b"HELO ") {
-        Some(Service::Smtp)
-    } else if starts_with_word(h, b"USER ") || starts_with_word(h, b"AUTH ") {
-        Some(Service::Ftp)
-    } else if starts_with_word(h, b"NICK ") || starts_with_word(h, b"CAP LS") {
-        Some(Service::Irc)
-    } else {
-        None
-    }
-}
-
-/// What a UDP payload from the originator (`is_orig`) or the responder shows, read from its
-/// first bytes.
-fn udp_service(is_orig: bool, h: &[u8], payload_len: u32) -> Option<Evidence> {
-    use Evidence::{Alone, Half};
-    if is_quic(h, payload_len, is_orig) {
-        return Some(Half(Service::Quic));
-    }
-    if is_dtls(h, is_orig) {
-        return Some(Half(Service::Dtls));
-    }
-    let s = if is_dns(h) {
-        Service::Dns
-    } else if is_dhcp(h, payload_len) {
-        Service::Dhcp
-    } else if is_ntp(h, payload_len) {
-        Service::Ntp
-    } else if is_orig
-        && h.len() >= 8
-        && h[..4] == [0xff; 4]
-        && h[7] == 0x01
-        && (1132..=1232).contains(&payload_len)
-    {
-        // RDP-UDP's SYN datagram: no acknowledgement yet (all ones), the SYN flag, padded.
-        return Some(Half(Service::Rdpeudp));
-    } else if !is_orig && h.len() >= 8 && h[7] & 0x05 != 0 {
-        // The server's answer to it, with SYN or ACK set: Zeek confirms on this one.
-        return Some(Half(Service::Rdpeudp));
-    } else if [b"INVITE sip:" as &[u8], b"REGISTER sip:", b"OPTIONS sip:", b"SIP/2.0 "]
-        .iter()
-        .any(|m| h.starts_with(m))
-    {
-        Service::Sip
-    } else if is_snmp(h) {
-        Service::Snmp
-    } else if is_ldap(h) {
-        Service::LdapUdp
-    } else if is_kerberos(h) {
-        Service::Krb
-    } else if is_syslog(h) {
-        Service::Syslog
-    } else {
-        return None;
-    };
-    Some(Alone(s))
-}
-
-/// An NTP packet of version 3 or 4 in mode 1 to 5, with a stratum and a poll interval in
-/// range, as long as the fixed header.
-fn is_ntp(h: &[u8], payload_len: u32) -> bool {
-    let [first, stratum, poll, ..] = h else { return false };
-    let (version, mode) = ((first >> 3) & 7, first & 7);
-    payload_len >= NTP_HEADER
-        && matches!(version, 3 | 4)
-        && (1..=5).contains(&mode)
-        && *stratum <= 16
-        && *poll <= 17
-}
-
-/// A TLS record carrying a ClientHello (from the originator) or a ServerHello (from the
-/// responder); or an SSLv2-framed ClientHello.
-fn is_tls_hello(h: &[u8], is_orig: bool) -> bool {
-    match h {
-        [0x16, 0x03, 0..=4, _, _, kind, ..] => *kind == if is_orig { 1 } else { 2 },
-        [hi, _, 0x01, 0x03, 0..=3, ..] if is_orig => hi & 0x80 != 0,
-        _ => false,
-    }
-}
-
-/// A DTLS handshake record (versions 1.0 and 1.2): a ClientHello from the originator, any
-/// handshake message from the responder.
-fn is_dtls(h: &[u8], is_orig: bool) -> bool {
-    matches!(h, [0x16, 0xfe, 0xff | 0xfd, ..]) && h.get(13).is_some_and(|&kind| !is_orig || kind == 1)
-}
-
-/// A QUIC long-header packet of a known version: from the originator an Initial, in a datagram
-/// as large as a client's Initial must be; from the responder an Initial or a Handshake packet.
-fn is_quic(h: &[u8], payload_len: u32, is_orig: bool) -> bool {
-    let Some(version) = h.get(1..5) else { return false };
-    let known = matches!(version, [0, 0, 0, 1] | [0x6b, 0x33, 0x43, 0xcf] | [0xff, 0, 0, _]);
-    // QUIC v2 numbers its long-header types one up from v1 (RFC 9369).
-    let kind =
-        if version == [0x6b, 0x33, 0x43, 0xcf] { (((h[0] >> 4) & 3) + 3) % 4 } else { (h[0] >> 4) & 3 };
-    let fits = if is_orig { kind == 0 && payload_len >= 1200 } else { kind == 0 || kind == 2 };
-    h[0] & 0xc0 == 0xc0 && known && fits
-}
-
-/// A DNS message: a header with a known opcode, sane counts, and a question that starts with a
-/// label length (or the root).
-fn is_dns(h: &[u8]) -> bool {
-    let Some(qr) = dns_qr(h, false) else { return false };
-    let count = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-    let (questions, answers, authority, additional) = (count(4), count(6), count(8), count(10));
-    let z = h[3] & 0x40 != 0;
-    let label = h.get(12).copied();
-    let records = [answers, authority, additional];
-    if z || questions > 25 || records.iter().any(|&n| n > 1000) || questions + answers == 0 {
-        return false;
-    }
-    match label {
-        Some(l) => l <= 63 && (questions >= 1 || qr),
-        None => qr && questions == 0,
-    }
-}
-
-/// A BOOTP/DHCP message on Ethernet: request or reply, hardware type 1, 6-byte addresses, and
-/// as long as the fixed part and the options cookie.
-fn is_dhcp(h: &[u8], payload_len: u32) -> bool {
-    matches!(h, [1 | 2, 1, 6, hops, ..] if *hops <= 16) && payload_len >= 240
-}
-
-/// SNMP v1, v2c or v3: a BER sequence whose first element is the version.
-fn is_snmp(h: &[u8]) -> bool {
-    let Some(rest) = ber_sequence(h) else { return false };
-    matches!(rest, [0x02, 0x01, 0 | 1 | 3, ..])
-}
-
-/// An LDAP message: a BER sequence holding a message id, then an LDAP application tag.
-fn is_ldap(h: &[u8]) -> bool {
-    let Some(rest) = ber_sequence(h) else { return false };
-    let [0x02, id_len @ 1..=4, ..] = rest else { return false };
-    let op = rest.get(2 + usize::from(*id_len)).copied();
-    op.is_some_and(|t| (0x60..=0x79).contains(&t) || t == 0x42 || t == 0x4a)
-}
-
-/// A Kerberos message: an AS or TGS request or reply, or an error ([APPLICATION n] tags),
-/// then a BER length and a sequence.
-fn is_kerberos(h: &[u8]) -> bool {
-    let [0x6a | 0x6b | 0x6c | 0x6d | 0x7e, rest @ ..] = h else { return false };
-    let skip = match rest.first() {
-        Some(l) if *l < 0x80 => 1,
-        Some(0x81) => 2,
-        Some(0x82) => 3,
-        _ => return false,
-    };
-    rest.get(skip) == Some(&0x30)
-}
-
-/// The bytes after a BER SEQUENCE header (tag 0x30 and a definite length).
-fn ber_sequence(h: &[u8]) -> Option<&[u8]> {
-    let [0x30, len, rest @ ..] = h else { return None };
-    let skip = match len {
-        0..=0x7f => 0,
-        0x81..=0x84 => usize::from(len - 0x80),
+        (Shape::DtlsClientHello, true) | (Shape::DtlsClientHello | Shape::DtlsHandshake, false) => {
+            Half(Service::Dtls)
+        }
+        (Shape::RdpeudpSyn, true) | (Shape::RdpeudpFlags, false) => Half(Service::Rdpeudp),
+        (Shape::Sip, _) => Alone(Service::Sip),
+        (Shape::Snmp, _) => Alone(Service::Snmp),
+        (Shape::Krb, _) => Alone(Service::Krb),
+        (Shape::Syslog, _) => Alone(Service::Syslog),
         _ => return None,
     };
-    rest.get(skip..)
-}
-
-/// Syslog: `<PRI>` with a priority of at most 191.
-fn is_syslog(h: &[u8]) -> bool {
-    let [b'<', rest @ ..] = h else { return false };
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if !(1..=3).contains(&digits) || rest.get(digits) != Some(&b'>') {
-        return false;
-    }
-    let pri: u32 = rest[..digits].iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
-    pri <= 191
-}
-
-/// SMB over TCP: a NetBIOS session message (or direct TCP's zero byte) whose body starts with
-/// the SMB1, SMB2/3 or SMB3 transform signature.
-fn is_smb(h: &[u8]) -> bool {
-    matches!(h, [0x00, _, _, _, 0xfd..=0xff, b'S', b'M', b'B', ..])
-}
-
-/// DCE/RPC connection-oriented PDU: version 5.0, a known packet type, and the NDR data
-/// representation.
-fn is_dce_rpc(h: &[u8]) -> bool {
-    matches!(h, [5, 0, 0 | 2 | 11 | 12 | 13 | 14 | 15, _, 0x10 | 0x00, 0, 0, 0, ..])
-}
-
-/// A MySQL server greeting: packet 0, protocol version 10, then a version string.
-fn is_mysql_greeting(h: &[u8]) -> bool {
-    matches!(h, [_, _, 0, 0, 0x0a, d, ..] if d.is_ascii_digit())
-}
-
-/// An IRC server's message with a numeric reply: `:server 001 ...`.
-fn is_irc_reply(h: &[u8]) -> bool {
-    let [b':', rest @ ..] = h else { return false };
-    let Some(space) = rest.iter().position(|&b| b == b' ') else { return false };
-    match rest.get(space + 1..space + 5) {
-        Some([a, b, c, b' ']) => space > 0 && [a, b, c].iter().all(|d| d.is_ascii_digit()),
-        _ => false,
-    }
-}
-
-/// A Redis command: an array of bulk strings (`*2\r\n$3\r\n...`).
-fn is_redis_command(h: &[u8]) -> bool {
-    let [b'*', rest @ ..] = h else { return false };
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    digits > 0 && rest[digits..].starts_with(b"\r\n$")
-}
-
-/// A Modbus/TCP request: protocol id 0, a length that matches the segment and fits a Modbus
-/// PDU, a unit id and a public function code.
-fn is_modbus(h: &[u8], payload_len: u32) -> bool {
-    let [_, _, 0, 0, hi, lo, _unit, function, ..] = h else { return false };
-    let len = u32::from(u16::from_be_bytes([*hi, *lo]));
-    let public = matches!(function, 1..=8 | 11 | 12 | 15..=17 | 20..=24 | 43);
-    (2..=254).contains(&len) && len + 6 == payload_len && public
-}
-
-/// An RDP connection request: TPKT, an X.224 connection request, and RDP's cookie, routing
-/// token or negotiation request.
-fn is_rdp_request(h: &[u8]) -> bool {
-    let [3, 0, _, _, _, cr, ..] = h else { return false };
-    if cr & 0xf0 != 0xe0 {
-        return false;
-    }
-    // What of `Cookie: ` the head holds.
-    let rest = h.get(11..).unwrap_or_default();
-    let cookie = &b"Cookie: "[..rest.len().min(8)];
-    (!cookie.is_empty() && rest.starts_with(cookie)) || rest.starts_with(&[0x01, 0x00, 0x08, 0x00])
+    Some(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::payload;
     use Evidence::{Alone, Half};
+
+    fn tcp_service(is_orig: bool, greeting: bool, h: &[u8], len: u32) -> Option<Evidence> {
+        evidence(payload::tcp(h, len), is_orig, greeting)
+    }
+
+    fn udp_service(is_orig: bool, h: &[u8], len: u32) -> Option<Evidence> {
+        evidence(payload::udp(h, len), is_orig, false)
+    }
 
     fn tcp(is_orig: bool, h: &[u8]) -> Option<Evidence> {
         tcp_service(is_orig, false, h, h.len() as u32)
@@ -753,6 +499,16 @@ mod tests {
 
     fn udp(is_orig: bool, h: &[u8]) -> Option<Evidence> {
         udp_service(is_orig, h, h.len() as u32)
+    }
+
+    /// The shape of a TCP payload of `len` bytes starting with `h`.
+    fn seg(h: &[u8], len: u32) -> Shape {
+        payload::tcp(h, len)
+    }
+
+    /// What the DNS and NTP rules read of a datagram between two `port`s.
+    fn view(port: u16, h: &[u8], len: u32) -> RoleView {
+        payload::udp_roles(port, port, h, len)
     }
 
     #[test]
@@ -855,9 +611,9 @@ mod tests {
     #[test]
     fn halves_need_both_sides() {
         let mut app = AppState::default();
-        app.payload(Proto::Tcp, true, [0, 0], b"SSH-2.0-x\r\n", 11);
+        app.payload(Proto::Tcp, true, [0, 0], seg(b"SSH-2.0-x\r\n", 11));
         assert!(app.services().is_empty(), "no answer yet");
-        app.payload(Proto::Tcp, false, [11, 0], b"SSH-2.0-y\r\n", 11);
+        app.payload(Proto::Tcp, false, [11, 0], seg(b"SSH-2.0-y\r\n", 11));
         assert_eq!(app.services().to_string(), "ssh");
     }
 
@@ -866,53 +622,53 @@ mod tests {
         let client_hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
         let server_hello = [0x16, 0x03, 0x03, 0x00, 0x5a, 0x02, 0x00, 0x00, 0x56, 0x03, 0x03];
         let mut app = AppState::default();
-        app.payload(Proto::Tcp, true, [0, 0], &client_hello, 512);
+        app.payload(Proto::Tcp, true, [0, 0], seg(&client_hello, 512));
         assert_eq!(app.services().to_string(), "ssl", "a one-sided capture");
-        app.payload(Proto::Tcp, false, [512, 0], &server_hello, 90);
+        app.payload(Proto::Tcp, false, [512, 0], seg(&server_hello, 90));
         assert_eq!(app.services().to_string(), "ssl");
 
         let mut app = AppState::default();
-        app.payload(Proto::Tcp, true, [0, 0], &client_hello, 512);
-        app.payload(Proto::Tcp, false, [512, 0], b"HTTP/1.1 400 Bad Request\r\n", 300);
+        app.payload(Proto::Tcp, true, [0, 0], seg(&client_hello, 512));
+        app.payload(Proto::Tcp, false, [512, 0], seg(b"HTTP/1.1 400 Bad Request\r\n", 300));
         assert!(app.services().is_empty(), "a web server's plain port");
     }
 
     #[test]
     fn the_first_service_stands_and_tls_may_join_it() {
         let mut app = AppState::default();
-        app.payload(Proto::Tcp, true, [0, 0], b"*1\r\n$4\r\nPING\r\n", 14);
-        app.payload(Proto::Tcp, false, [14, 0], b"+PONG\r\n", 7);
-        app.payload(Proto::Tcp, true, [14, 7], b"USER x\r\n", 8);
+        app.payload(Proto::Tcp, true, [0, 0], seg(b"*1\r\n$4\r\nPING\r\n", 14));
+        app.payload(Proto::Tcp, false, [14, 0], seg(b"+PONG\r\n", 7));
+        app.payload(Proto::Tcp, true, [14, 7], seg(b"USER x\r\n", 8));
         assert_eq!(app.services().to_string(), "redis");
 
         let mut app = AppState::default();
-        app.payload(Proto::Tcp, true, [0, 20], b"AUTH TLS\r\n", 10);
-        app.payload(Proto::Tcp, false, [10, 20], b"234 go ahead\r\n", 14);
-        app.payload(Proto::Tcp, true, [10, 34], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], 512);
-        app.payload(Proto::Tcp, false, [522, 34], &[0x16, 0x03, 0x03, 0x00, 0x5a, 0x02], 90);
+        app.payload(Proto::Tcp, true, [0, 20], seg(b"AUTH TLS\r\n", 10));
+        app.payload(Proto::Tcp, false, [10, 20], seg(b"234 go ahead\r\n", 14));
+        app.payload(Proto::Tcp, true, [10, 34], seg(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], 512));
+        app.payload(Proto::Tcp, false, [522, 34], seg(&[0x16, 0x03, 0x03, 0x00, 0x5a, 0x02], 90));
         assert_eq!(app.services().to_string(), "ssl,ftp");
 
         let mut app = AppState::default();
-        app.payload(Proto::Tcp, true, [0, 0], b"CONNECT mail:25 HTTP/1.0\r\n", 27);
-        app.payload(Proto::Tcp, true, [27, 40], b"EHLO x\r\n", 8);
+        app.payload(Proto::Tcp, true, [0, 0], seg(b"CONNECT mail:25 HTTP/1.0\r\n", 27));
+        app.payload(Proto::Tcp, true, [27, 40], seg(b"EHLO x\r\n", 8));
         assert_eq!(app.services().to_string(), "http,smtp", "what a CONNECT carries");
     }
 
     #[test]
     fn a_partial_connection_gets_only_what_zeek_spicy_analyzers_find() {
         let mut app = AppState::default();
-        app.partial_payload(true, [0, 0], b"GET / HTTP/1.1\r\n", 16);
+        app.partial_payload(true, [0, 0], seg(b"GET / HTTP/1.1\r\n", 16));
         assert!(app.services().is_empty());
-        app.partial_payload(true, [16, 0], b"*2\r\n$3\r\nGET\r\n", 40);
+        app.partial_payload(true, [16, 0], seg(b"*2\r\n$3\r\nGET\r\n", 40));
         assert_eq!(app.services().to_string(), "redis");
     }
 
     #[test]
     fn only_the_first_bytes_are_looked_at() {
         let mut app = AppState::default();
-        app.payload(Proto::Tcp, true, [LOOK_BYTES, 0], b"NICK x\r\n", 8);
+        app.payload(Proto::Tcp, true, [LOOK_BYTES, 0], seg(b"NICK x\r\n", 8));
         assert!(app.services().is_empty());
-        app.payload(Proto::Tcp, false, [LOOK_BYTES, LOOK_BYTES - 1], b"\0\0\0\x40\xfeSMB", 68);
+        app.payload(Proto::Tcp, false, [LOOK_BYTES, LOOK_BYTES - 1], seg(b"\0\0\0\x40\xfeSMB", 68));
         assert_eq!(app.services().to_string(), "smb");
     }
 
@@ -953,26 +709,32 @@ mod tests {
         #[test]
         fn dns_response_from_the_originator_first_flips_once() {
             let mut app = AppState::default();
-            assert!(app.udp_flip(true, 53, false, &dns(0x8180, 1), 40));
-            assert!(!app.udp_flip(true, 53, false, &dns(0x8180, 1), 40), "only the first message decides");
+            assert!(app.udp_flip(true, 53, false, view(53, &dns(0x8180, 1), 40)));
+            assert!(
+                !app.udp_flip(true, 53, false, view(53, &dns(0x8180, 1), 40)),
+                "only the first message decides"
+            );
         }
 
         #[test]
         fn dns_query_first_or_multicast_or_other_port_keeps_roles() {
             let mut app = AppState::default();
-            assert!(!app.udp_flip(true, 53, false, &dns(0x0100, 1), 40));
-            assert!(!app.udp_flip(true, 53, false, &dns(0x8180, 1), 40), "decided by the query");
+            assert!(!app.udp_flip(true, 53, false, view(53, &dns(0x0100, 1), 40)));
+            assert!(!app.udp_flip(true, 53, false, view(53, &dns(0x8180, 1), 40)), "decided by the query");
             assert!(
-                !AppState::default().udp_flip(false, 53, false, &dns(0x8180, 1), 40),
+                !AppState::default().udp_flip(false, 53, false, view(53, &dns(0x8180, 1), 40)),
                 "sent by the responder"
             );
             assert!(
-                !AppState::default().udp_flip(true, 5353, true, &dns(0x8400, 0), 40),
+                !AppState::default().udp_flip(true, 5353, true, view(5353, &dns(0x8400, 0), 40)),
                 "to a multicast group"
             );
-            assert!(!AppState::default().udp_flip(true, 40000, false, &dns(0x8180, 1), 40), "no DNS port");
             assert!(
-                AppState::default().udp_flip(true, 137, false, &dns(0xa800, 1), 40),
+                !AppState::default().udp_flip(true, 40000, false, view(40000, &dns(0x8180, 1), 40)),
+                "no DNS port"
+            );
+            assert!(
+                AppState::default().udp_flip(true, 137, false, view(137, &dns(0xa800, 1), 40)),
                 "NetBIOS: any opcode"
             );
         }
@@ -984,24 +746,27 @@ mod tests {
             let mut client = vec![0x23];
             client.resize(48, 0);
             let mut app = AppState::default();
-            assert!(!app.udp_flip(true, 123, false, &client, 48));
-            assert!(app.udp_flip(true, 123, false, &server, 48));
-            assert!(!app.udp_flip(true, 123, false, &server, 48), "once");
+            assert!(!app.udp_flip(true, 123, false, view(123, &client, 48)));
+            assert!(app.udp_flip(true, 123, false, view(123, &server, 48)));
+            assert!(!app.udp_flip(true, 123, false, view(123, &server, 48)), "once");
             assert!(
-                AppState::default().udp_flip(false, 123, false, &client, 48),
+                AppState::default().udp_flip(false, 123, false, view(123, &client, 48)),
                 "client mode from the responder"
             );
-            assert!(!AppState::default().udp_flip(true, 123, false, &server[..20], 20), "a cut header");
+            assert!(
+                !AppState::default().udp_flip(true, 123, false, view(123, &server[..20], 20)),
+                "a cut header"
+            );
         }
 
         #[test]
         fn a_flip_moves_the_halves() {
             let mut app = AppState::default();
-            app.payload(Proto::Tcp, true, [0, 0], b"SSH-2.0-x", 9);
+            app.payload(Proto::Tcp, true, [0, 0], seg(b"SSH-2.0-x", 9));
             app.flipped();
-            app.payload(Proto::Tcp, false, [0, 9], b"SSH-2.0-x", 9);
+            app.payload(Proto::Tcp, false, [0, 9], seg(b"SSH-2.0-x", 9));
             assert!(app.services().is_empty(), "the same host again");
-            app.payload(Proto::Tcp, true, [0, 18], b"SSH-2.0-y", 9);
+            app.payload(Proto::Tcp, true, [0, 18], seg(b"SSH-2.0-y", 9));
             assert_eq!(app.services().to_string(), "ssh");
         }
     }

@@ -145,11 +145,10 @@ impl ConnTable {
         let is_orig = is_orig != outcome.flipped;
         if seg.payload_len > 0 {
             let sent = [conn.orig_stats.payload_bytes, conn.resp_stats.payload_bytes];
-            let (head, len) = (seg.head.bytes(), seg.payload_len);
             if conn.tcp.partial() {
-                conn.app.partial_payload(is_orig, sent, head, len);
+                conn.app.partial_payload(is_orig, sent, seg.shape);
             } else {
-                conn.app.payload(Proto::Tcp, is_orig, sent, head, len);
+                conn.app.payload(Proto::Tcp, is_orig, sent, seg.shape);
             }
         }
         count(conn, is_orig, ip.wire_len, seg.payload_len);
@@ -197,10 +196,12 @@ impl ConnTable {
         match ctx.carries {
             Some(kind) => conn.app.carried(kind, is_orig),
             None => {
-                conn.app.payload(Proto::Udp, is_orig, sent, d.head.bytes(), d.payload_len);
+                if d.payload_len > 0 {
+                    conn.app.payload(Proto::Udp, is_orig, sent, d.shape);
+                }
                 let resp = conn.resp();
                 let multicast = resp.ip.is_multicast();
-                if conn.app.udp_flip(is_orig, resp.port, multicast, d.head.bytes(), d.payload_len) {
+                if conn.app.udp_flip(is_orig, resp.port, multicast, d.roles) {
                     flip_udp(conn, is_orig, ip.wire_len);
                 }
             }
@@ -477,7 +478,13 @@ mod tests {
 
     fn datagram(table: &mut ConnTable, src_port: u16, hint: Option<Hint>) -> u64 {
         let ip = Ip { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), wire_len: 28 };
-        let d = UdpDatagram { src_port, dst_port: 9999, payload_len: 0, head: Default::default() };
+        let d = UdpDatagram {
+            src_port,
+            dst_port: 9999,
+            payload_len: 0,
+            shape: Default::default(),
+            roles: Default::default(),
+        };
         table.udp(Timestamp::from_nanos(1), &ip, &d, &Context::default(), hint)
     }
 

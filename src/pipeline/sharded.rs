@@ -375,7 +375,13 @@ mod tests {
         let mut table = ConnTable::new(Timeouts::default(), 10);
         table.number_from(number << ID_SHIFT);
         let ip = Ip { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), wire_len: 28 };
-        let d = UdpDatagram { src_port: 1000, dst_port: 2000, payload_len: 0, head: Default::default() };
+        let d = UdpDatagram {
+            src_port: 1000,
+            dst_port: 2000,
+            payload_len: 0,
+            shape: Default::default(),
+            roles: Default::default(),
+        };
         table.udp(Timestamp::from_nanos(number), &ip, &d, &Context::default(), None);
         table.finish(None).next().unwrap()
     }

@@ -232,10 +232,12 @@ impl TcpConn {
         // Zeek's `SetPartialStatus`: a connection is partial unless the originator's first
         // segment is a pure SYN and the responder's first has SYN set.
         let start = &mut self.timers.start;
-        if is_orig && !start.seen[0] {
-            start.partial = !f.syn() || f.ack();
-        } else if !is_orig && !start.seen[1] && !start.partial {
-            start.partial = !f.syn();
+        if !start.seen[usize::from(!is_orig)] {
+            if is_orig {
+                start.partial = !f.syn() || f.ack();
+            } else if !start.partial {
+                start.partial = !f.syn();
+            }
         }
 
         let both_closed = self.orig.did_close && self.resp.did_close;
@@ -249,7 +251,7 @@ impl TcpConn {
         // side, was no stealth scan: the SYN+ACK's sender is the responder (Zeek's
         // `TCP_Endpoint::CheckHistory`). This segment's letter is then written for its new role;
         // the state machine below still sees it as sent by its old one, as Zeek's does.
-        let synack_first = !f.syn() && !f.fin() && !f.rst() && (len > 0 || f.ack()) && hist.is_only(b'H');
+        let synack_first = hist.is_only(b'H') && !f.syn() && !f.fin() && !f.rst() && (len > 0 || f.ack());
         if synack_first {
             hist.replace_with_flipped_synack();
         }
@@ -287,10 +289,12 @@ impl TcpConn {
         let was_inactive = ep.state == State::Inactive;
         let peer_was_active = peer.state != State::Inactive;
         // After a flip above, Zeek reads the new originator's state: the old responder's.
-        let orig_state = match (synack_first, is_orig) {
-            (false, _) => orig_state,
-            (true, true) => peer.state,
-            (true, false) => ep.state,
+        let orig_state = if !synack_first {
+            orig_state
+        } else if is_orig {
+            peer.state
+        } else {
+            ep.state
         };
         let t = state_machine(ep, peer, is_orig, orig_state, seg);
         if t.late_start {

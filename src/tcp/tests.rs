@@ -43,7 +43,7 @@ fn run_flipping(script: &str) -> (Run, u32) {
             window: 1000,
             payload_len: 0,
             options: TcpOptions::default(),
-            head: Default::default(),
+            shape: Default::default(),
         };
         now += 1_000_000;
         for w in words {
@@ -202,7 +202,7 @@ mod opening {
             window: 1,
             payload_len: 0,
             options: TcpOptions::default(),
-            head: Default::default(),
+            shape: Default::default(),
         };
         assert!(!r.tcp.starts_new_connection(&syn(100)));
         assert!(r.tcp.starts_new_connection(&syn(9999)));
