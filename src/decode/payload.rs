@@ -404,3 +404,45 @@ fn is_rdp_request(h: &[u8]) -> bool {
     let cookie = &b"Cookie: "[..rest.len().min(8)];
     (!cookie.is_empty() && rest.starts_with(cookie)) || rest.starts_with(&[0x01, 0x00, 0x08, 0x00])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_the_capture_cut_says_nothing() {
+        assert_eq!(tcp(&[], 100), Shape::NotCaptured);
+        assert_eq!(udp(&[], 100), Shape::NotCaptured);
+    }
+
+    #[test]
+    fn text_of_no_protocol_is_none() {
+        assert_eq!(tcp(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 500), Shape::None);
+        assert_eq!(tcp(b"GETTING", 7), Shape::None);
+        assert_eq!(tcp(b"get / HTTP/1.1", 14), Shape::None, "methods are upper case");
+        assert_eq!(tcp(b"helo x\r\n", 8), Shape::SmtpHello, "commands are any case");
+        assert_eq!(tcp(&[0; 32], 500), Shape::None);
+    }
+
+    #[test]
+    fn tls_records_and_hellos() {
+        assert_eq!(tcp(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], 517), Shape::TlsClientHello);
+        assert_eq!(tcp(&[0x16, 0x03, 0x03, 0x00, 0x5a, 0x02], 95), Shape::TlsServerHello);
+        assert_eq!(tcp(&[0x17, 0x03, 0x03, 0x00, 0x20, 0x99], 37), Shape::TlsRecord);
+        assert_eq!(tcp(&[0x80, 0x2e, 0x01, 0x03, 0x01, 0x00], 48), Shape::TlsClientHello, "SSLv2 framing");
+    }
+
+    #[test]
+    fn role_views_only_on_their_ports() {
+        let mut dns = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        assert_eq!(udp_roles(53, 40000, &dns, 12), RoleView::Dns { response: true, opcode: 0 });
+        assert_eq!(udp_roles(40000, 40001, &dns, 12), RoleView::None, "no DNS port");
+        dns.truncate(11);
+        assert_eq!(udp_roles(53, 53, &dns, 11), RoleView::None, "a cut header");
+        let mut ntp = vec![0x24];
+        ntp.resize(48, 0);
+        assert_eq!(udp_roles(123, 123, &ntp, 48), RoleView::Ntp { mode: 4 });
+        assert_eq!(udp_roles(123, 123, &ntp[..20], 20), RoleView::None, "shorter than the header");
+        assert_eq!(udp_roles(124, 125, &ntp, 48), RoleView::None);
+    }
+}
