@@ -235,17 +235,20 @@ fn quic(h: &[u8], len: u32) -> Option<Shape> {
 fn client_command(h: &[u8]) -> Shape {
     let method = |m: &[u8]| h.starts_with(m);
     let word = |w: &[u8]| starts_with_word(h, w);
-    match h[0].to_ascii_uppercase() {
-        b'G' if method(b"GET ") => Shape::HttpRequest,
-        b'P' if method(b"POST ") || method(b"PUT ") || method(b"PATCH ") => Shape::HttpRequest,
-        b'H' if method(b"HEAD ") => Shape::HttpRequest,
-        b'D' if method(b"DELETE ") => Shape::HttpRequest,
-        b'O' if method(b"OPTIONS ") => Shape::HttpRequest,
-        b'C' if method(b"CONNECT ") => Shape::HttpRequest,
-        b'T' if method(b"TRACE ") => Shape::HttpRequest,
-        b'E' | b'H' if word(b"EHLO ") || word(b"HELO ") => Shape::SmtpHello,
-        b'U' | b'A' if word(b"USER ") || word(b"AUTH ") => Shape::FtpCommand,
-        b'N' | b'C' if word(b"NICK ") || word(b"CAP LS") => Shape::IrcCommand,
+    match h[0] | 0x20 {
+        b'g' if method(b"GET ") => Shape::HttpRequest,
+        b'p' if method(b"POST ") || method(b"PUT ") || method(b"PATCH ") => Shape::HttpRequest,
+        b'h' if method(b"HEAD ") => Shape::HttpRequest,
+        b'd' if method(b"DELETE ") => Shape::HttpRequest,
+        b'o' if method(b"OPTIONS ") => Shape::HttpRequest,
+        b'c' if method(b"CONNECT ") => Shape::HttpRequest,
+        b't' if method(b"TRACE ") => Shape::HttpRequest,
+        b'e' if word(b"ehlo ") => Shape::SmtpHello,
+        b'h' if word(b"helo ") => Shape::SmtpHello,
+        b'u' if word(b"user ") => Shape::FtpCommand,
+        b'a' if word(b"auth ") => Shape::FtpCommand,
+        b'n' if word(b"nick ") => Shape::IrcCommand,
+        b'c' if word(b"cap ls") => Shape::IrcCommand,
         _ => Shape::None,
     }
 }
@@ -255,9 +258,11 @@ pub fn dns_opcode_known(opcode: u8) -> bool {
     matches!(opcode, 0 | 4 | 5)
 }
 
-/// Whether `head` starts with `word`, ignoring ASCII case.
+/// Whether `head` starts with `word` (lower-case letters and spaces), ignoring the letters'
+/// case: setting bit 0x20 lower-cases a letter and leaves a lower-case one and a space as they
+/// are (it also takes a zero byte for a space, which no rule minds).
 fn starts_with_word(head: &[u8], word: &[u8]) -> bool {
-    head.get(..word.len()).is_some_and(|h| h.eq_ignore_ascii_case(word))
+    head.get(..word.len()).is_some_and(|h| h.iter().zip(word).all(|(a, b)| a | 0x20 == *b))
 }
 
 /// An NTP packet of version 3 or 4 in mode 1 to 5, with a stratum and a poll interval in

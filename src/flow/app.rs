@@ -342,7 +342,9 @@ impl AppState {
     }
 
     fn look(&mut self, proto: Proto, is_orig: bool, sent: [u64; 2], shape: Shape, partial: bool) {
-        if sent[usize::from(!is_orig)] >= LOOK_BYTES || shape == Shape::NotCaptured {
+        let tls_answer_due = self.flags & (TLS_ANSWER_DUE_FROM_ORIG | TLS_ANSWER_DUE_FROM_RESP) != 0;
+        let nothing = shape == Shape::None && !tls_answer_due;
+        if nothing || shape == Shape::NotCaptured || sent[usize::from(!is_orig)] >= LOOK_BYTES {
             return;
         }
         // A server that speaks first, before its client said anything.
