@@ -4,7 +4,7 @@
 use super::source::DecodedRecord;
 use super::{Accounting, Analysis, FileReport, Transport};
 use crate::decode::frag::{Added, Defragmenter, GiveUp};
-use crate::decode::{self, Decoded, Hop, Ip, Skip, MAX_LAYERS};
+use crate::decode::{self, Decoded, Hop, Ip, Packet, Skip, MAX_LAYERS};
 use crate::flow::table::Hint;
 use crate::types::Timestamp;
 
@@ -53,17 +53,17 @@ impl Intake {
     /// (made in place, in the group it joins, rather than returned and moved).
     pub(super) fn take(&mut self, record: DecodedRecord, out: &mut Vec<TablePacket>) {
         self.accounting.total += 1;
-        let (ts, packet, cut) = match record {
-            DecodedRecord::Damaged(why) => {
+        // Bound in the pattern, not moved into a tuple first: a packet is copied once less.
+        let DecodedRecord::Packet(ts, Packet { tunnels: mut hops, mut inner }, cut) = record else {
+            if let DecodedRecord::Damaged(why) = record {
                 *self.accounting.skipped.entry(Skip::BadRecord(why)).or_default() += 1;
-                return;
             }
-            DecodedRecord::Packet(ts, packet, cut) => (ts, packet, cut),
+            return;
         };
         self.accounting.snaplen_cut += u64::from(cut);
         self.note_time(ts);
         let number = self.accounting.total;
-        let (mut hops, mut inner, mut frames) = (packet.tunnels, packet.inner, 1);
+        let mut frames = 1;
         let transport = loop {
             match inner {
                 Decoded::Tcp(ip, seg) => {
