@@ -252,3 +252,38 @@ fn pcap_link_type_field_upper_bits() {
         (&"0.254.92.182".into(), &"255.127.255.121".into())
     );
 }
+
+/// The connections of `file`, as JSON lines.
+fn conns_jsonl(file: &std::path::Path) -> String {
+    let out = sockscope(&["conns", "--format", "jsonl", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// Link layers no small public capture shows, made by `tools/wrap.py` from real captures: the
+/// same frames inside PPI and AVS headers (tcpdump decodes both to the same DNS exchange), and
+/// behind an 802.1BR E-Tag, must give the same connections as the frames alone.
+#[test]
+fn wrapped_frames_give_the_same_connections() {
+    let samples = samples();
+    for (plain, wrapped) in [
+        (data("wlanmon.pcap"), data("wlanmon-ppi.pcap")),
+        (data("wlanmon.pcap"), data("wlanmon-avs.pcap")),
+        (samples.join("teardowns.pcap"), data("teardowns-etag.pcap")),
+    ] {
+        let expected = conns_jsonl(&plain);
+        assert!(expected.lines().count() >= 2, "{plain:?}");
+        assert_eq!(conns_jsonl(&wrapped), expected, "{wrapped:?}");
+    }
+    let p = packets(data("teardowns-etag.pcap").to_str().unwrap());
+    assert_eq!((&p["total"], &p["tcp"]), (&114.into(), &114.into()), "{p}");
+}
+
+/// teardowns.pcap's frames each with its CRC-32 FCS, in a pcapng whose interface says so
+/// (`if_fcslen`): read as the frames alone. (TCP takes its length from the IP header, so an FCS
+/// left on would not show here; the trimming itself is tested in `capture`.)
+#[test]
+fn pcapng_interface_with_an_fcs_length() {
+    let plain = conns_jsonl(&samples().join("teardowns.pcap"));
+    assert_eq!(conns_jsonl(&data("teardowns-fcs.pcapng")), plain);
+}
