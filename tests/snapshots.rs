@@ -114,8 +114,9 @@ fn csv_and_jsonl_agree_with_the_table() {
         assert_eq!(table_row[4], json["conn_state"].as_str().unwrap());
         assert_eq!(col(&csv_row, "history"), json["history"].as_str().unwrap());
         assert_eq!(table_row[5], json["history"].as_str().unwrap());
+        assert_eq!(table_row[6], json["service"].as_str().unwrap_or("-"));
         // START (UTC) is a date and a time: two words.
-        assert_eq!(table_row[9], format!("{}/{}", json["orig_pkts"], json["resp_pkts"]));
+        assert_eq!(table_row[10], format!("{}/{}", json["orig_pkts"], json["resp_pkts"]));
         assert_eq!(col(&csv_row, "orig_bytes"), json["orig_bytes"].to_string());
     }
     assert_eq!(json_rows.len(), 12);

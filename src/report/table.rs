@@ -124,13 +124,14 @@ impl Exporter for TableExporter {
 /// Where the conn_state sits in both layouts' rows.
 const STATE_COLUMN: usize = 4;
 
-const WIDE_HEADER: [&str; 12] = [
+const WIDE_HEADER: [&str; 13] = [
     "ID",
     "PROTO",
     "ORIG",
     "RESP",
     "STATE",
     "HISTORY",
+    "SERVICE",
     "START",
     "DURATION",
     "PKTS o/r",
@@ -161,6 +162,7 @@ fn duration_cell(c: &ConnRecord) -> String {
 fn wide_row(c: &ConnRecord, clock: &Clock) -> Vec<String> {
     let mut row = leading_cells(c);
     row.extend([
+        c.service.map_or_else(|| "-".to_string(), |s| s.to_string()),
         clock.time(c.ts),
         duration_cell(c),
         format!("{}/{}", c.orig_pkts, c.resp_pkts),
