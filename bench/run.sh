@@ -38,7 +38,7 @@ row() { # name packets bytes seconds rss_kb cpu_seconds [ratio_base_seconds]
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-for profile in realistic tiny manyconn; do
+for profile in realistic tiny manyconn scan; do
     file=$data/$profile-$packets.pcap
     [ -f "$file" ] || target/release/examples/gen "$profile" "$packets" "$file"
     bytes=$(stat -c %s "$file")

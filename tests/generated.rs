@@ -11,7 +11,9 @@ use common::*;
 
 #[test]
 fn several_tables_give_what_one_table_gives_on_generated_traffic() {
-    for (profile, packets) in [("realistic", 20_000), ("tiny", 20_000), ("manyconn", 40_000)] {
+    for (profile, packets) in
+        [("realistic", 20_000), ("tiny", 20_000), ("manyconn", 40_000), ("scan", 20_000)]
+    {
         let path = std::env::temp_dir().join(format!("sockscope-gen-{profile}-{}.pcap", std::process::id()));
         let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         gen::write_capture(gen::profile(profile).unwrap(), packets, 7, file).unwrap();

@@ -7,7 +7,9 @@
 //! percent retransmissions and reordering, every teardown kind, UDP request/response, about 85%
 //! IPv4 / 15% IPv6, 500-600 bytes per packet on average), `tiny` (the same mix with small
 //! payloads: 70-80 bytes per packet, per-packet cost), `manyconn` (hundreds of thousands of short
-//! connections: table and memory cost). The same arguments always give the same file.
+//! connections: table and memory cost), `scan` (a SYN scan of distinct targets, about a million
+//! SYNs a second: 94% unanswered, 5% refused, 1% answered and reset by the scanner; half-open
+//! connections' cost). The same arguments always give the same file.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -44,6 +46,11 @@ pub struct Profile {
     /// Percent of data segments retransmitted, and of segment pairs sent out of order.
     rexmit_percent: u64,
     reorder_percent: u64,
+    /// Most microseconds between two packets (the gap is 1 to this).
+    max_gap_us: u64,
+    /// A SYN scan instead of conversations: each flow a SYN to a new target, mostly unanswered
+    /// (`scan_script`), the targets spread over the whole IPv4 space.
+    scan: bool,
 }
 
 pub fn profile(name: &str) -> Option<Profile> {
@@ -55,6 +62,8 @@ pub fn profile(name: &str) -> Option<Profile> {
             udp_percent: 15,
             rexmit_percent: 3,
             reorder_percent: 2,
+            max_gap_us: 40,
+            scan: false,
         },
         "tiny" => Profile {
             concurrent: 2_000,
@@ -63,6 +72,8 @@ pub fn profile(name: &str) -> Option<Profile> {
             udp_percent: 15,
             rexmit_percent: 3,
             reorder_percent: 2,
+            max_gap_us: 40,
+            scan: false,
         },
         "manyconn" => Profile {
             concurrent: 200_000,
@@ -71,6 +82,20 @@ pub fn profile(name: &str) -> Option<Profile> {
             udp_percent: 10,
             rexmit_percent: 1,
             reorder_percent: 1,
+            max_gap_us: 40,
+            scan: false,
+        },
+        // A million SYNs a second from a few scanners: 94% unanswered, 5% refused, 1% answered
+        // and then reset by the scanner.
+        "scan" => Profile {
+            concurrent: 1_000,
+            segments: (0, 0),
+            payload: (0, 0),
+            udp_percent: 0,
+            rexmit_percent: 0,
+            reorder_percent: 0,
+            max_gap_us: 1,
+            scan: true,
         },
         _ => return None,
     })
@@ -129,6 +154,23 @@ const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const PSH: u8 = 0x08;
 const ACK: u8 = 0x10;
+
+/// One target of a SYN scan: unanswered, refused, or answered and reset by the scanner.
+fn scan_script(rng: &mut Rng) -> Vec<Step> {
+    let c = rng.next() as u32;
+    let step = |from_client, flags, seq, ack| Step { from_client, flags, seq, ack, len: 0 };
+    let mut steps = vec![step(true, SYN, c, 0)];
+    match rng.below(100) {
+        0..=93 => {}
+        94..=98 => steps.push(step(false, RST | ACK, 0, c.wrapping_add(1))),
+        _ => {
+            let s = rng.next() as u32;
+            steps.push(step(false, SYN | ACK, s, c.wrapping_add(1)));
+            steps.push(step(true, RST, c.wrapping_add(1), 0));
+        }
+    }
+    steps
+}
 
 fn script(rng: &mut Rng, p: &Profile) -> (bool, Vec<Step>) {
     let udp = rng.chance(p.udp_percent);
@@ -271,6 +313,23 @@ impl<W: Write> Writer<W> {
 }
 
 fn new_flow(rng: &mut Rng, p: &Profile, serial: u64) -> Flow {
+    if p.scan {
+        let mut scanner = [0u8; 16];
+        let mut target = [0u8; 16];
+        scanner[12..16].copy_from_slice(&[198, 51, 100, 1 + rng.below(4) as u8]);
+        // Each target a new address: the serial number, scattered over the IPv4 space.
+        target[12..16].copy_from_slice(&((serial as u32).wrapping_mul(2_654_435_761)).to_be_bytes());
+        let dport = [22, 23, 80, 443, 445, 3389, 8080, 5900][rng.below(8) as usize];
+        let sport = 32_768 + rng.below(28_000) as u16;
+        return Flow {
+            v6: false,
+            udp: false,
+            client: (scanner, sport),
+            server: (target, dport),
+            steps: scan_script(rng),
+            next: 0,
+        };
+    }
     let v6 = rng.chance(15);
     let (udp, steps) = script(rng, p);
     let mut client = [0u8; 16];
@@ -292,7 +351,7 @@ fn new_flow(rng: &mut Rng, p: &Profile, serial: u64) -> Flow {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: gen PROFILE(realistic|tiny|manyconn) PACKETS OUT.pcap [SEED]";
+    let usage = "usage: gen PROFILE(realistic|tiny|manyconn|scan) PACKETS OUT.pcap [SEED]";
     let (Some(p), Some(packets), Some(out)) =
         (args.get(1).and_then(|n| profile(n)), args.get(2).and_then(|n| n.parse::<u64>().ok()), args.get(3))
     else {
@@ -341,7 +400,7 @@ fn generate<W: Write>(w: &mut Writer<W>, p: Profile, packets: u64, seed: u64) ->
         if flows[i].next == flows[i].steps.len() {
             flows.swap_remove(i);
         }
-        ts_us += 1 + rng.below(40);
+        ts_us += 1 + rng.below(p.max_gap_us);
     }
     w.out.flush()
 }
