@@ -413,6 +413,22 @@ fn is_rdp_request(h: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes, any length on the wire, any ports: a shape, never a panic; nothing to say
+        /// only when nothing was captured.
+        #[test]
+        fn any_payload_has_a_shape(
+            head in proptest::collection::vec(any::<u8>(), 0..64),
+            len in any::<u32>(),
+            ports in (any::<u16>(), prop::sample::select(vec![53u16, 123, 137, 5353, 5355, 9999])),
+        ) {
+            prop_assert_eq!(tcp(&head, len) == Shape::NotCaptured, head.is_empty());
+            prop_assert_eq!(udp(&head, len) == Shape::NotCaptured, head.is_empty());
+            let _ = udp_roles(ports.0, ports.1, &head, len);
+        }
+    }
 
     #[test]
     fn a_payload_the_capture_cut_says_nothing() {
