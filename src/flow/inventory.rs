@@ -66,7 +66,42 @@ pub struct SocketStats {
 
 /// One socket's counters, the first connection it appeared in (id, as responder), and the start
 /// and end of each of its connections.
-type Entry = (SocketStats, (u64, bool), Vec<(Timestamp, i8)>);
+type Entry = (SocketStats, (u64, bool), Spans);
+
+/// The start and end of a socket's connections, for the most it had open at once. Most sockets
+/// of a scan or a busy client take part in one connection: its span is held in place, and a
+/// list is made only for a second.
+#[derive(Debug)]
+enum Spans {
+    One(Timestamp, Timestamp),
+    /// Opens (+1) and closes (-1), in the order the connections ended.
+    Many(Vec<(Timestamp, i8)>),
+}
+
+impl Spans {
+    fn add(&mut self, first: Timestamp, last: Timestamp) {
+        match self {
+            Spans::One(f, l) => *self = Spans::Many(vec![(*f, 1), (*l, -1), (first, 1), (last, -1)]),
+            Spans::Many(v) => v.extend([(first, 1), (last, -1)]),
+        }
+    }
+
+    /// The most connections open at the same time.
+    fn max_open(self) -> u64 {
+        let mut spans = match self {
+            Spans::One(..) => return 1,
+            Spans::Many(v) => v,
+        };
+        // Opens sort before closes at the same instant: touching connections overlap.
+        spans.sort_unstable_by_key(|&(t, delta)| (t, -delta));
+        let (mut open, mut most) = (0i64, 0i64);
+        for (_, delta) in spans {
+            open += i64::from(delta);
+            most = most.max(open);
+        }
+        most as u64
+    }
+}
 
 /// Builds the inventory from connections as they end.
 #[derive(Default)]
@@ -82,10 +117,17 @@ impl Inventory {
         for (addr, is_orig) in [(c.orig(), true), (c.resp(), false)] {
             let (sent, recv) =
                 if is_orig { (&c.orig_stats, &c.resp_stats) } else { (&c.resp_stats, &c.orig_stats) };
-            let (s, first_id, spans) = self
-                .sockets
-                .entry(Socket { proto: c.proto, addr })
-                .or_insert_with(|| (empty(c.proto, addr), (c.id, !is_orig), Vec::new()));
+            let socket = Socket { proto: c.proto, addr };
+            let (s, first_id, _) = match self.sockets.entry(socket) {
+                indexmap::map::Entry::Vacant(v) => {
+                    v.insert((empty(c.proto, addr), (c.id, !is_orig), Spans::One(c.first, c.last)))
+                }
+                indexmap::map::Entry::Occupied(o) => {
+                    let entry = o.into_mut();
+                    entry.2.add(c.first, c.last);
+                    entry
+                }
+            };
             // The originator of a connection is listed before its responder.
             *first_id = (*first_id).min((c.id, !is_orig));
             s.conns += 1;
@@ -98,8 +140,6 @@ impl Inventory {
             s.pkts_received += recv.pkts;
             s.bytes_sent += sent.payload_bytes;
             s.bytes_received += recv.payload_bytes;
-            spans.push((c.first, 1));
-            spans.push((c.last, -1));
         }
     }
 
@@ -108,19 +148,13 @@ impl Inventory {
         let mut sockets: Vec<((u64, bool), SocketStats)> = self
             .sockets
             .into_values()
-            .map(|(mut s, first_id, mut spans)| {
+            .map(|(mut s, first_id, spans)| {
                 s.role = match (s.as_server > 0, s.as_client > 0) {
                     (true, true) => Role::Both,
                     (true, false) => Role::Server,
                     _ => Role::Client,
                 };
-                // Opens sort before closes at the same instant: touching connections overlap.
-                spans.sort_unstable_by_key(|&(t, delta)| (t, -delta));
-                let mut open = 0i64;
-                for (_, delta) in spans {
-                    open += delta as i64;
-                    s.max_concurrent = s.max_concurrent.max(open as u64);
-                }
+                s.max_concurrent = spans.max_open();
                 (first_id, s)
             })
             .collect();
@@ -143,5 +177,29 @@ fn empty(proto: Proto, addr: Addr) -> SocketStats {
         pkts_received: 0,
         bytes_sent: 0,
         bytes_received: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: u64) -> Timestamp {
+        Timestamp::from_nanos(s * 1_000_000_000)
+    }
+
+    #[test]
+    fn most_open_at_once() {
+        assert_eq!(Spans::One(at(1), at(2)).max_open(), 1);
+        let mut spans = Spans::One(at(1), at(5));
+        spans.add(at(2), at(3));
+        spans.add(at(6), at(7));
+        assert_eq!(spans.max_open(), 2);
+        let mut touching = Spans::One(at(1), at(2));
+        touching.add(at(2), at(3));
+        assert_eq!(touching.max_open(), 2, "one opening as another closes: both open");
+        let mut apart = Spans::One(at(1), at(2));
+        apart.add(at(3), at(4));
+        assert_eq!(apart.max_open(), 1);
     }
 }
