@@ -14,6 +14,7 @@ use super::app::AppState;
 use super::history::History;
 use super::key::{PairKey, TunnelId, TunnelKey, MAX_TUNNEL_ID};
 use super::{Conn, DirStats, EndReason, TunnelInfo};
+use crate::decode::payload::RoleView;
 use crate::decode::tunnel::TunnelKind;
 use crate::decode::{Hop, Ip, TcpSegment, UdpDatagram};
 use crate::tcp::{self, TcpConn};
@@ -199,10 +200,12 @@ impl ConnTable {
                 if d.payload_len > 0 {
                     conn.app.payload(Proto::Udp, is_orig, sent, d.shape);
                 }
-                let resp = conn.resp();
-                let multicast = resp.ip.is_multicast();
-                if conn.app.udp_flip(is_orig, resp.port, multicast, d.roles) {
-                    flip_udp(conn, is_orig, ip.wire_len);
+                // Only a datagram on a DNS or NTP port carries something for the role rules.
+                if d.roles != RoleView::None {
+                    let resp = conn.resp();
+                    if conn.app.udp_flip(is_orig, resp.port, resp.ip.is_multicast(), d.roles) {
+                        flip_udp(conn, is_orig, ip.wire_len);
+                    }
                 }
             }
         }
