@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::Conn;
-use crate::types::{Addr, Proto, Socket, Timestamp};
+use crate::types::{Proto, Socket, Timestamp};
 
 /// What a socket did in its connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -64,24 +64,39 @@ pub struct SocketStats {
     pub bytes_received: u64,
 }
 
-/// One socket's counters, the first connection it appeared in (id, as responder), and the start
-/// and end of each of its connections.
-type Entry = (SocketStats, (u64, bool), Spans);
+/// One socket's running counts while the inventory is built: its line (`SocketStats`) is made
+/// only at the end, so that the socket, already the entry's key, is not held twice, and role and
+/// client count follow from the rest. A scan leaves millions of sockets of one connection each.
+#[derive(Debug)]
+struct Entry {
+    conns: u64,
+    as_server: u64,
+    pkts_sent: u64,
+    pkts_received: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    /// The first connection it appeared in, as `id * 2`, plus 1 as responder: the originator of
+    /// a connection is listed before its responder.
+    first: u64,
+    spans: Spans,
+}
 
 /// The start and end of a socket's connections, for the most it had open at once. Most sockets
 /// of a scan or a busy client take part in one connection: its span is held in place, and a
-/// list is made only for a second.
+/// list is made only for a second (a thin vector, so that the enum is two words).
 #[derive(Debug)]
 enum Spans {
     One(Timestamp, Timestamp),
     /// Opens (+1) and closes (-1), in the order the connections ended.
-    Many(Vec<(Timestamp, i8)>),
+    Many(thin_vec::ThinVec<(Timestamp, i8)>),
 }
 
 impl Spans {
     fn add(&mut self, first: Timestamp, last: Timestamp) {
         match self {
-            Spans::One(f, l) => *self = Spans::Many(vec![(*f, 1), (*l, -1), (first, 1), (last, -1)]),
+            Spans::One(f, l) => {
+                *self = Spans::Many(thin_vec::thin_vec![(*f, 1), (*l, -1), (first, 1), (last, -1)])
+            }
             Spans::Many(v) => v.extend([(first, 1), (last, -1)]),
         }
     }
@@ -117,66 +132,65 @@ impl Inventory {
         for (addr, is_orig) in [(c.orig(), true), (c.resp(), false)] {
             let (sent, recv) =
                 if is_orig { (&c.orig_stats, &c.resp_stats) } else { (&c.resp_stats, &c.orig_stats) };
-            let socket = Socket { proto: c.proto, addr };
-            let (s, first_id, _) = match self.sockets.entry(socket) {
-                indexmap::map::Entry::Vacant(v) => {
-                    v.insert((empty(c.proto, addr), (c.id, !is_orig), Spans::One(c.first, c.last)))
-                }
+            let first = c.id * 2 + u64::from(!is_orig);
+            let e = match self.sockets.entry(Socket { proto: c.proto, addr }) {
+                indexmap::map::Entry::Vacant(v) => v.insert(Entry {
+                    conns: 0,
+                    as_server: 0,
+                    pkts_sent: 0,
+                    pkts_received: 0,
+                    bytes_sent: 0,
+                    bytes_received: 0,
+                    first,
+                    spans: Spans::One(c.first, c.last),
+                }),
                 indexmap::map::Entry::Occupied(o) => {
-                    let entry = o.into_mut();
-                    entry.2.add(c.first, c.last);
-                    entry
+                    let e = o.into_mut();
+                    e.spans.add(c.first, c.last);
+                    e.first = e.first.min(first);
+                    e
                 }
             };
-            // The originator of a connection is listed before its responder.
-            *first_id = (*first_id).min((c.id, !is_orig));
-            s.conns += 1;
-            if is_orig {
-                s.as_client += 1;
-            } else {
-                s.as_server += 1;
-            }
-            s.pkts_sent += sent.pkts;
-            s.pkts_received += recv.pkts;
-            s.bytes_sent += sent.payload_bytes;
-            s.bytes_received += recv.payload_bytes;
+            e.conns += 1;
+            e.as_server += u64::from(!is_orig);
+            e.pkts_sent += sent.pkts;
+            e.pkts_received += recv.pkts;
+            e.bytes_sent += sent.payload_bytes;
+            e.bytes_received += recv.payload_bytes;
         }
     }
 
     /// The sockets in order of first appearance (the id of their first connection).
     pub fn finish(self) -> Vec<SocketStats> {
-        let mut sockets: Vec<((u64, bool), SocketStats)> = self
+        let mut sockets: Vec<(u64, SocketStats)> = self
             .sockets
-            .into_values()
-            .map(|(mut s, first_id, spans)| {
-                s.role = match (s.as_server > 0, s.as_client > 0) {
+            .into_iter()
+            .map(|(socket, e)| {
+                let as_client = e.conns - e.as_server;
+                let role = match (e.as_server > 0, as_client > 0) {
                     (true, true) => Role::Both,
                     (true, false) => Role::Server,
                     _ => Role::Client,
                 };
-                s.max_concurrent = spans.max_open();
-                (first_id, s)
+                let stats = SocketStats {
+                    proto: socket.proto,
+                    ip: socket.addr.ip,
+                    port: socket.addr.port,
+                    role,
+                    conns: e.conns,
+                    as_server: e.as_server,
+                    as_client,
+                    max_concurrent: e.spans.max_open(),
+                    pkts_sent: e.pkts_sent,
+                    pkts_received: e.pkts_received,
+                    bytes_sent: e.bytes_sent,
+                    bytes_received: e.bytes_received,
+                };
+                (e.first, stats)
             })
             .collect();
         sockets.sort_by_key(|(first, _)| *first);
         sockets.into_iter().map(|(_, s)| s).collect()
-    }
-}
-
-fn empty(proto: Proto, addr: Addr) -> SocketStats {
-    SocketStats {
-        proto,
-        ip: addr.ip,
-        port: addr.port,
-        role: Role::Client,
-        conns: 0,
-        as_server: 0,
-        as_client: 0,
-        max_concurrent: 0,
-        pkts_sent: 0,
-        pkts_received: 0,
-        bytes_sent: 0,
-        bytes_received: 0,
     }
 }
 
@@ -186,6 +200,15 @@ mod tests {
 
     fn at(s: u64) -> Timestamp {
         Timestamp::from_nanos(s * 1_000_000_000)
+    }
+
+    /// Most sockets of a scan have one connection: their entries are what the inventory of one
+    /// costs.
+    #[test]
+    fn an_entry_stays_compact() {
+        assert_eq!(std::mem::size_of::<Spans>(), 16);
+        let entry = std::mem::size_of::<Entry>();
+        assert!(entry <= 72, "Entry is {entry} bytes");
     }
 
     #[test]
