@@ -4,6 +4,7 @@ pub mod app;
 pub mod history;
 pub mod inventory;
 pub mod key;
+mod opening;
 pub mod ports;
 pub mod table;
 

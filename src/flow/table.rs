@@ -13,6 +13,7 @@ use indexmap::{IndexMap, IndexSet};
 use super::app::AppState;
 use super::history::History;
 use super::key::{PairKey, TunnelId, TunnelKey, MAX_TUNNEL_ID};
+use super::opening::{Opening, Thrift};
 use super::{Conn, DirStats, EndReason, TunnelInfo};
 use crate::decode::payload::RoleView;
 use crate::decode::tunnel::TunnelKind;
@@ -49,6 +50,14 @@ pub struct ConnTable {
     /// Live connections, each its own key (see `Live`). foldhash: fast on these small keys,
     /// and randomly seeded per run so crafted socket pairs cannot be aimed at one bucket.
     live: IndexMap<Live, (), foldhash::fast::RandomState>,
+    /// TCP connections that have seen only a SYN, or a SYN and a RST (see `opening`): most of a
+    /// scan's or a flood's. Apart from `live` so that their entries stay small; filed under the
+    /// same hashes, so a packet hashes its pair once.
+    openings: IndexMap<Opening, (), foldhash::fast::RandomState>,
+    /// Openings made full since the last sweep, left in place vacant (see `Opening::vacate`).
+    vacated: usize,
+    /// Whether new connections start as openings.
+    thrift: Thrift,
     /// Connections that ended and were not yet handed out.
     ended: Vec<Conn>,
     /// Tunnels seen so far; a key names its tunnel by position here plus one. Grows with
@@ -59,16 +68,21 @@ pub struct ConnTable {
     last_sweep: Timestamp,
     since_sweep: usize,
     max_live: usize,
+    /// Whether new connections may start as openings; the tests compare against tables that
+    /// hold every connection in full.
+    compact: bool,
     /// Connections ended early because the table was full.
     pub evicted: u64,
 }
 
-/// Where `prefetch` expects a packet's live entry: the hash of its socket pair, and the index
-/// of an entry with a matching hash tag, if any (only a guess until its key is compared).
+/// Where `prefetch` expects a packet's entry: the hash of its socket pair, and the index of a
+/// live entry with a matching hash tag, if any, else of such an opening (only guesses until
+/// their keys are compared).
 #[derive(Clone, Copy, Debug)]
 pub struct Hint {
     hash: u64,
     at: Option<usize>,
+    opening: Option<usize>,
 }
 
 /// A live connection as the table's key: filed under the hash of its socket pair, which it
@@ -79,10 +93,15 @@ pub struct Hint {
 struct Live(Conn);
 
 impl ConnTable {
-    /// `max_live` bounds the live connections (a SYN flood must not exhaust memory).
+    /// `max_live` bounds the live connections, openings included (a SYN flood must not exhaust
+    /// memory).
     pub fn new(timeouts: Timeouts, max_live: usize) -> Self {
+        let hasher = foldhash::fast::RandomState::default();
         ConnTable {
-            live: IndexMap::default(),
+            live: IndexMap::with_hasher(hasher.clone()),
+            openings: IndexMap::with_hasher(hasher),
+            vacated: 0,
+            thrift: Thrift::default(),
             ended: Vec::new(),
             tunnels: IndexSet::default(),
             next_id: 1,
@@ -90,8 +109,16 @@ impl ConnTable {
             last_sweep: Timestamp::default(),
             since_sweep: 0,
             max_live: max_live.max(1),
+            compact: true,
             evicted: 0,
         }
+    }
+
+    /// A table that holds every connection in full from its first segment, as the reference
+    /// that openings are held to.
+    #[cfg(test)]
+    fn without_openings(self) -> Self {
+        ConnTable { compact: false, ..self }
     }
 
     /// Adds a segment; returns the id of the connection it belongs to. `hint` is what
@@ -109,54 +136,60 @@ impl ConnTable {
         let (key, src_is_lo) = PairKey::ordered(Proto::Tcp, src, dst, self.tunnel_id(ctx.tunnel));
         self.maybe_sweep(ts);
         let tcp_timeout = self.timeouts.tcp;
-        let at = self.slot(
-            key,
-            hint,
-            |conn| {
-                let tcp = &mut conn.tcp;
-                if tcp.expired(ts, conn.first, conn.last, tcp_timeout) {
-                    Some(EndReason::Inactivity)
-                } else if tcp.starts_new_connection(seg) {
-                    Some(EndReason::Reused)
-                } else {
-                    None
+        let hash = self.hash(key, hint);
+        let mut found = self.find_live(key, hash, hint);
+        if found.is_none() && !self.openings.is_empty() {
+            let holds = |o: &Opening| o.key == key && !o.is_vacant();
+            // As for live entries, the guess may be stale.
+            let guess = hint
+                .and_then(|h| h.opening)
+                .filter(|&at| self.openings.get_index(at).is_some_and(|(o, _)| holds(o)));
+            if let Some(at) = guess.or_else(|| self.openings.raw_entry_v1().index_from_hash(hash, holds)) {
+                let (opening, ()) = self.openings.get_index_mut2(at).expect("index in the table");
+                if opening.absorb(ts, src_is_lo, ip.wire_len, seg, tcp_timeout) {
+                    return opening.id;
                 }
-            },
-            |id| {
-                let o = tcp::orient(seg);
-                let mut conn = new_conn(id, Proto::Tcp, key, ts, src_is_lo == o.sender_is_orig);
-                if o.flipped {
-                    conn.history.flip();
-                }
-                conn
-            },
-        );
-        let conn = self.conn_mut(at);
-        ctx.note(conn);
-        let is_orig = src_is_lo == conn.orig_is_lo;
-        let tcp = &mut conn.tcp;
-        let outcome = tcp.segment(ts, is_orig, seg, &mut conn.history);
-        if outcome.flipped {
-            conn.orig_is_lo = !conn.orig_is_lo;
-            std::mem::swap(&mut conn.orig_stats, &mut conn.resp_stats);
-            conn.app.flipped();
-        }
-        // Counted for the sender's role after any flip, as Zeek hands its children the
-        // corrected direction (`TCPAnalyzer::DeliverPacket`).
-        let is_orig = is_orig != outcome.flipped;
-        if seg.payload_len > 0 {
-            let sent = [conn.orig_stats.payload_bytes, conn.resp_stats.payload_bytes];
-            if conn.tcp.partial() {
-                conn.app.partial_payload(is_orig, sent, seg.shape);
-            } else {
-                conn.app.payload(Proto::Tcp, is_orig, sent, seg.shape);
+                // Left vacant rather than removed, which would move another entry and look up
+                // its index: the next sweep clears it.
+                let opening = opening.vacate();
+                self.vacated += 1;
+                self.thrift.answered();
+                // Made in full in its place in the table, not moved there.
+                let at = self.insert_live(hash, fresh(&opening));
+                replay(&opening, self.conn_mut(at));
+                found = Some(at);
             }
         }
-        count(conn, is_orig, ip.wire_len, seg.payload_len);
-        if outcome.touch {
-            conn.last = conn.last.max(ts);
+        if let Some(at) = found {
+            let conn = self.conn_mut(at);
+            let why = if conn.tcp.expired(ts, conn.first, conn.last, tcp_timeout) {
+                Some(EndReason::Inactivity)
+            } else if conn.tcp.starts_new_connection(seg) {
+                Some(EndReason::Reused)
+            } else {
+                None
+            };
+            match why {
+                Some(why) => self.end_at(at, why),
+                None => {
+                    let conn = self.conn_mut(at);
+                    ctx.note(conn);
+                    return tcp_segment(conn, ts, src_is_lo, ip.wire_len, seg);
+                }
+            }
         }
-        conn.id
+        let id = self.new_id();
+        // Outside tunnels only: a tunnelled connection's record carries its tunnel.
+        let may_open = self.compact && ctx.tunnel.is_none() && ctx.hops.is_empty();
+        let opening = Opening::new(id, key, ts, src_is_lo, ip.wire_len, seg).filter(|_| may_open);
+        if let Some(opening) = opening.filter(|_| self.thrift.opens()) {
+            insert_hashed(&mut self.openings, hash, opening);
+            return id;
+        }
+        let at = self.insert_live(hash, new_tcp_conn(id, key, ts, src_is_lo, seg));
+        let conn = self.conn_mut(at);
+        ctx.note(conn);
+        tcp_segment(conn, ts, src_is_lo, ip.wire_len, seg)
     }
 
     /// Adds a datagram; returns the id of the flow it belongs to. `hint` as for `tcp`.
@@ -173,19 +206,21 @@ impl ConnTable {
         let (key, src_is_lo) = PairKey::ordered(Proto::Udp, src, dst, self.tunnel_id(ctx.tunnel));
         self.maybe_sweep(ts);
         let timeout = udp_timeout(self.timeouts.udp, src.port, dst.port);
-        let at = self.slot(
-            key,
-            hint,
-            |conn| (ts.since(conn.last) > timeout).then_some(EndReason::Inactivity),
-            |id| {
-                let flip = super::ports::udp_should_flip(src.port, dst.port) && !is_broadcast(dst.ip);
-                let mut conn = new_conn(id, Proto::Udp, key, ts, src_is_lo != flip);
-                if flip {
-                    conn.history.flip();
-                }
-                conn
-            },
-        );
+        let hash = self.hash(key, hint);
+        let mut found = self.find_live(key, hash, hint);
+        if let Some(at) = found.filter(|&at| ts.since(self.conn_mut(at).last) > timeout) {
+            self.end_at(at, EndReason::Inactivity);
+            found = None;
+        }
+        let at = found.unwrap_or_else(|| {
+            let id = self.new_id();
+            let flip = super::ports::udp_should_flip(src.port, dst.port) && !is_broadcast(dst.ip);
+            let mut conn = new_conn(id, Proto::Udp, key, ts, src_is_lo != flip);
+            if flip {
+                conn.history.flip();
+            }
+            self.insert_live(hash, conn)
+        });
         let conn = self.conn_mut(at);
         ctx.note(conn);
         let is_orig = src_is_lo == conn.orig_is_lo;
@@ -220,11 +255,18 @@ impl ConnTable {
     pub fn prefetch(&self, proto: Proto, src: Addr, dst: Addr) -> Hint {
         let hash = self.live.hasher().hash_one(PairKey::new(proto, src, dst, 0));
         let at = self.live.raw_entry_v1().index_from_hash(hash, |_| true);
+        let mut opening = None;
         if let Some(at) = at {
             let (live, _) = self.live.get_index(at).expect("index from the table");
             live.0.prefetch();
+        } else if !self.openings.is_empty() {
+            // Most likely an opening being answered.
+            opening = self.openings.raw_entry_v1().index_from_hash(hash, |_| true);
+            if let Some(at) = opening {
+                super::prefetch(self.opening(at));
+            }
         }
-        Hint { hash, at }
+        Hint { hash, at, opening }
     }
 
     /// The connections that ended since the last call, in the order they ended.
@@ -243,14 +285,31 @@ impl ConnTable {
             self.sweep(end);
         }
         self.live.sort_by_cached_key(|live, _| live.0.id);
+        self.openings.retain(|opening, ()| !opening.is_vacant());
+        self.openings.sort_unstable_by(|a, (), b, ()| a.id.cmp(&b.id));
         self.ended.sort_unstable_by_key(|c| c.id);
-        let mut ended = self.ended.into_iter().peekable();
-        let mut live = self.live.into_keys().map(|live| live.0).peekable();
-        std::iter::from_fn(move || match (ended.peek(), live.peek()) {
-            (Some(e), Some(l)) if e.id < l.id => ended.next(),
-            (Some(_), None) => ended.next(),
-            _ => live.next(),
+        let mut ended = self.ended.into_iter();
+        let mut live = self.live.into_iter();
+        let mut openings = self.openings.into_iter();
+        // Merged by the id at the head of each, read in place; an opening is made in full only
+        // when its turn comes.
+        std::iter::from_fn(move || {
+            let e = ended.as_slice().first().map(|c| c.id);
+            let l = live.as_slice().first().map(|(live, ())| live.0.id);
+            let o = openings.as_slice().first().map(|(opening, ())| opening.id);
+            let next = [e, l, o].into_iter().flatten().min()?;
+            if e == Some(next) {
+                ended.next()
+            } else if l == Some(next) {
+                live.next().map(|(live, ())| live.0)
+            } else {
+                openings.next().map(|(opening, ())| materialize(&opening))
+            }
         })
+    }
+
+    fn opening(&self, at: usize) -> &Opening {
+        self.openings.get_index(at).expect("index in the table").0
     }
 
     fn conn_mut(&mut self, at: usize) -> &mut Conn {
@@ -259,8 +318,13 @@ impl ConnTable {
 
     /// Removes the live connection at `at` (the last one takes its place) and ends it.
     fn end_at(&mut self, at: usize, why: EndReason) {
-        let (Live(mut conn), ()) = self.live.swap_remove_index(at).expect("index in the table");
+        let (Live(conn), ()) = self.live.swap_remove_index(at).expect("index in the table");
+        self.end(conn, why);
+    }
+
+    fn end(&mut self, mut conn: Conn, why: EndReason) {
         conn.end = why;
+        self.evicted += u64::from(why == EndReason::Evicted);
         self.ended.push(conn);
     }
 
@@ -282,53 +346,72 @@ impl ConnTable {
         TunnelId::try_from(at + 1).unwrap_or(MAX_TUNNEL_ID).min(MAX_TUNNEL_ID)
     }
 
-    /// Index of the live connection for `key`: with a `hint`, no hashing and, when its guess
-    /// still holds this key, no lookup either. An existing connection for which `ends` gives a
-    /// reason is ended first; a new one is made by `create` from its id.
-    fn slot(
-        &mut self,
-        key: PairKey,
-        hint: Option<Hint>,
-        ends: impl FnOnce(&mut Conn) -> Option<EndReason>,
-        create: impl FnOnce(u64) -> Conn,
-    ) -> usize {
-        let hash = hint.map_or_else(|| self.live.hasher().hash_one(key), |h| h.hash);
+    /// The hash of `key`: the one `prefetch` computed, if it was asked.
+    #[inline]
+    fn hash(&self, key: PairKey, hint: Option<Hint>) -> u64 {
+        hint.map_or_else(|| self.live.hasher().hash_one(key), |h| h.hash)
+    }
+
+    /// Index of the live connection for `key` (of hash `hash`): with a `hint` whose guess still
+    /// holds this key, no lookup.
+    #[inline]
+    fn find_live(&self, key: PairKey, hash: u64, hint: Option<Hint>) -> Option<usize> {
         let holds = |live: &Live| live.0.key == key;
         // The guess was made some packets ago: entries may have moved since (see `end_at`).
         let guess =
             hint.and_then(|h| h.at).filter(|&at| self.live.get_index(at).is_some_and(|(l, _)| holds(l)));
-        if let Some(at) = guess.or_else(|| self.live.raw_entry_v1().index_from_hash(hash, holds)) {
-            let Some(why) = ends(self.conn_mut(at)) else { return at };
-            self.end_at(at, why);
-        }
+        guess.or_else(|| self.live.raw_entry_v1().index_from_hash(hash, holds))
+    }
+
+    /// Files `conn`, known to be absent, under `hash`; returns its index.
+    fn insert_live(&mut self, hash: u64, conn: Conn) -> usize {
+        insert_hashed(&mut self.live, hash, Live(conn))
+    }
+
+    /// The id of a new connection, after making room for it.
+    fn new_id(&mut self) -> u64 {
         self.make_room();
         let id = self.next_id;
         self.next_id += 1;
-        // Known to be absent: inserted without hashing or comparing again.
-        let RawEntryMut::Vacant(place) = self.live.raw_entry_mut_v1().from_hash(hash, |_| false) else {
-            unreachable!("nothing matches")
-        };
-        let at = place.index();
-        place.insert_hashed_nocheck(hash, Live(create(id)), ());
-        at
+        id
     }
 
     /// Before a new connection would overfill the table, ends the least recently active
     /// hundredth of it (at least one): amortized, no per-packet scan.
     fn make_room(&mut self) {
-        if self.live.len() < self.max_live {
+        if self.held() < self.max_live {
             return;
         }
         let batch = (self.max_live / 100).max(1);
-        let mut last: Vec<Timestamp> = self.live.keys().map(|live| live.0.last).collect();
+        let lives = self.live.keys().map(|live| live.0.last);
+        let openings = self.openings.keys().filter(|o| !o.is_vacant()).map(Opening::last);
+        let mut last: Vec<Timestamp> = lives.chain(openings).collect();
         let (_, cutoff, _) = last.select_nth_unstable(batch - 1);
         let cutoff = *cutoff;
         let mut left = batch;
-        self.end_where(EndReason::Evicted, |c| {
-            let take = left > 0 && c.last <= cutoff;
+        let mut take = |last: Timestamp| {
+            let take = left > 0 && last <= cutoff;
             left -= usize::from(take);
             take
+        };
+        self.end_where(EndReason::Evicted, |c| take(c.last));
+        let mut evicted = Vec::new();
+        self.openings.retain(|opening, ()| {
+            let take = !opening.is_vacant() && take(opening.last());
+            if take {
+                evicted.push(materialize(opening));
+            }
+            !take && !opening.is_vacant()
         });
+        self.vacated = 0;
+        for conn in evicted {
+            self.end(conn, EndReason::Evicted);
+        }
+    }
+
+    /// Connections in the table, openings included.
+    fn held(&self) -> usize {
+        self.live.len() + self.openings.len() - self.vacated
     }
 
     /// Ends every live connection for which `ends` holds. The live table's order does not
@@ -342,9 +425,6 @@ impl ConnTable {
             }
             if ends(self.conn_mut(at)) {
                 self.end_at(at, why);
-                if why == EndReason::Evicted {
-                    self.evicted += 1;
-                }
             }
         }
     }
@@ -356,7 +436,7 @@ impl ConnTable {
     /// small cost in memory.
     fn maybe_sweep(&mut self, now: Timestamp) {
         self.since_sweep += 1;
-        if now.since(self.last_sweep) < SWEEP_EVERY || self.since_sweep < self.live.len() / 2 {
+        if now.since(self.last_sweep) < SWEEP_EVERY || self.since_sweep < self.held() / 2 {
             return;
         }
         self.last_sweep = now;
@@ -376,6 +456,26 @@ impl ConnTable {
                 now.since(conn.last) > udp_timeout(timeouts.udp, a, b)
             }
         });
+        // Openings old enough for a timer to have run are decided from their full state, and
+        // stay in it if they live on. Vacant ones go.
+        let (live, ended) = (&mut self.live, &mut self.ended);
+        self.openings.retain(|opening, ()| {
+            if opening.is_vacant() {
+                return false;
+            }
+            if now < opening.due_from(timeouts.tcp) {
+                return true;
+            }
+            let mut conn = materialize(opening);
+            if conn.tcp.expired(now, conn.first, conn.last, timeouts.tcp) {
+                conn.end = EndReason::Inactivity;
+                ended.push(conn);
+            } else {
+                insert_hashed(live, live.hasher().hash_one(conn.key), Live(conn));
+            }
+            false
+        });
+        self.vacated = 0;
     }
 }
 
@@ -450,6 +550,76 @@ fn is_broadcast(ip: std::net::IpAddr) -> bool {
     ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
 }
 
+/// Files `entry`, known to be absent, under `hash`, with neither hashing nor comparing again;
+/// returns its index.
+fn insert_hashed<K>(map: &mut IndexMap<K, (), foldhash::fast::RandomState>, hash: u64, entry: K) -> usize {
+    let RawEntryMut::Vacant(place) = map.raw_entry_mut_v1().from_hash(hash, |_| false) else {
+        unreachable!("nothing matches")
+    };
+    let at = place.index();
+    place.insert_hashed_nocheck(hash, entry, ());
+    at
+}
+
+/// The full state of an opening: its segments run through the analysis as they arrived.
+fn materialize(opening: &Opening) -> Conn {
+    let mut conn = fresh(opening);
+    replay(opening, &mut conn);
+    conn
+}
+
+/// The connection an opening's SYN started, before any segment ran through it.
+fn fresh(opening: &Opening) -> Conn {
+    let (ts, from_lo, _, syn) = opening.segments().next().expect("an opening holds its SYN");
+    new_tcp_conn(opening.id, opening.key, ts, from_lo, &syn)
+}
+
+/// Runs an opening's segments through `conn`, its `fresh` connection.
+fn replay(opening: &Opening, conn: &mut Conn) {
+    for (ts, from_lo, ip_len, seg) in opening.segments() {
+        tcp_segment(conn, ts, from_lo, ip_len, &seg);
+    }
+}
+
+/// A new TCP connection whose first segment is `seg`, from the lower side of `key` or not.
+fn new_tcp_conn(id: u64, key: PairKey, ts: Timestamp, from_lo: bool, seg: &TcpSegment) -> Conn {
+    let o = tcp::orient(seg);
+    let mut conn = new_conn(id, Proto::Tcp, key, ts, from_lo == o.sender_is_orig);
+    if o.flipped {
+        conn.history.flip();
+    }
+    conn
+}
+
+/// Runs a segment from the lower side of the key (`from_lo`) or not through `conn`; returns its id.
+#[inline]
+fn tcp_segment(conn: &mut Conn, ts: Timestamp, from_lo: bool, ip_len: u32, seg: &TcpSegment) -> u64 {
+    let is_orig = from_lo == conn.orig_is_lo;
+    let tcp = &mut conn.tcp;
+    let outcome = tcp.segment(ts, is_orig, seg, &mut conn.history);
+    if outcome.flipped {
+        conn.orig_is_lo = !conn.orig_is_lo;
+        std::mem::swap(&mut conn.orig_stats, &mut conn.resp_stats);
+        conn.app.flipped();
+    }
+    // Counted for the sender's role after any flip, as Zeek hands its children the
+    // corrected direction (`TCPAnalyzer::DeliverPacket`).
+    let is_orig = is_orig != outcome.flipped;
+    if seg.payload_len > 0 {
+        let sent = [conn.orig_stats.payload_bytes, conn.resp_stats.payload_bytes];
+        if conn.tcp.partial() {
+            conn.app.partial_payload(is_orig, sent, seg.shape);
+        } else {
+            conn.app.payload(Proto::Tcp, is_orig, sent, seg.shape);
+        }
+    }
+    count(conn, is_orig, ip_len, seg.payload_len);
+    if outcome.touch {
+        conn.last = conn.last.max(ts);
+    }
+    conn.id
+}
+
 fn new_conn(id: u64, proto: Proto, key: PairKey, ts: Timestamp, orig_is_lo: bool) -> Conn {
     Conn {
         orig_is_lo,
@@ -478,6 +648,172 @@ fn count(conn: &mut Conn, is_orig: bool, ip_len: u32, payload: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::{TcpFlags, TcpOptions};
+    use crate::types::SeqNum;
+    use proptest::prelude::*;
+
+    /// One segment of a generated script: which client port, sent by the server or not, flags,
+    /// sequence and acknowledgment numbers, payload length, IP length and the gap before it.
+    type Step = (u16, bool, u16, u32, u32, u32, u32, i64);
+
+    fn step() -> impl Strategy<Value = Step> {
+        use TcpFlags as F;
+        let flags = prop_oneof![
+            4 => Just(F::SYN),
+            3 => Just(F::RST),
+            2 => Just(F::RST | F::ACK),
+            2 => Just(F::SYN | F::ACK),
+            2 => Just(F::ACK),
+            1 => Just(F::FIN | F::ACK),
+            1 => Just(F::PSH | F::ACK),
+            1 => any::<u16>().prop_map(|f| f & 0x1ff),
+        ];
+        let seq = prop_oneof![Just(1000u32), Just(1001), Just(5000), Just(5001), any::<u32>()];
+        let ack = prop_oneof![Just(0u32), Just(1001), Just(5001), any::<u32>()];
+        let payload = prop_oneof![3 => Just(0u32), 1 => Just(10)];
+        let ip_len = prop_oneof![Just(40u32), Just(60), Just(70_000)];
+        // Nanoseconds: none, a millisecond, around the 5 s timers, past the handshake timeout,
+        // and now and then backwards.
+        let gap = prop_oneof![
+            Just(0i64),
+            Just(1_000_000),
+            Just(1_000_000_000),
+            Just(4_999_999_999),
+            Just(5_000_000_000),
+            Just(6_000_000_001),
+            Just(61_000_000_000),
+            Just(-2_000_000_000),
+        ];
+        (0u16..3, any::<bool>(), flags, seq, ack, payload, ip_len, gap)
+    }
+
+    /// Runs `script` through `table`: each segment's connection id, and every connection
+    /// handed out (as it ended or at the end), in order of id, in full detail.
+    fn run(mut table: ConnTable, script: &[Step], mss: Option<u16>) -> (Vec<u64>, Vec<String>) {
+        let (client, server) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut now = 100_000_000_000i64;
+        let mut ids = Vec::new();
+        let mut out = Vec::new();
+        for &(port, from_server, flags, seq, ack, payload_len, wire_len, gap) in script {
+            now += gap;
+            let (mut src, mut dst) = (Addr { ip: client, port: 40000 + port }, Addr { ip: server, port: 80 });
+            if from_server {
+                std::mem::swap(&mut src, &mut dst);
+            }
+            let ip = Ip { src: src.ip, dst: dst.ip, wire_len };
+            let seg = TcpSegment {
+                src_port: src.port,
+                dst_port: dst.port,
+                seq: SeqNum(seq),
+                ack: SeqNum(ack),
+                flags: TcpFlags(flags),
+                window: (seq % 7) as u16,
+                payload_len,
+                options: TcpOptions { mss, window_scale: Some(7), sack_permitted: true, timestamps: false },
+                shape: Default::default(),
+            };
+            ids.push(table.tcp(Timestamp::from_nanos(now as u64), &ip, &seg, &Context::default(), None));
+            out.extend(table.drain_ended().map(|c| format!("{c:?}")));
+        }
+        out.extend(table.finish(Some(Timestamp::from_nanos(now as u64))).map(|c| format!("{c:?}")));
+        // The order within one sweep is the table's own, which the two kinds of table differ in.
+        out.sort();
+        (ids, out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever segments come, in whatever order and at whatever times, a table that keeps
+        /// openings compact gives exactly what one holding every connection in full gives.
+        #[test]
+        fn openings_change_nothing(
+            script in prop::collection::vec(step(), 1..24),
+            tcp_timeout in prop_oneof![Just(1u64), Just(3), Just(300)],
+            mss in prop::option::of(any::<u16>()),
+        ) {
+            let timeouts = Timeouts { tcp: Duration::from_secs(tcp_timeout), ..Timeouts::default() };
+            let compact = run(ConnTable::new(timeouts, 1000), &script, mss);
+            let full = run(ConnTable::new(timeouts, 1000).without_openings(), &script, mss);
+            prop_assert_eq!(compact, full);
+        }
+    }
+
+    proptest! {
+        /// A table too small for the script ends connections early, openings as well as full
+        /// ones: each once, and each counted.
+        #[test]
+        fn eviction_ends_each_connection_once(
+            script in prop::collection::vec(step(), 1..40),
+            max_live in 1usize..4,
+        ) {
+            let (ids, out, counted) = run_counted(ConnTable::new(Timeouts::default(), max_live), &script);
+            let mut seen: Vec<u64> = out.iter().map(|c| c.0).collect();
+            seen.sort_unstable();
+            let mut made = ids.clone();
+            made.sort_unstable();
+            made.dedup();
+            prop_assert_eq!(&seen, &made, "every connection handed out once");
+            let evicted = out.iter().filter(|c| c.1 == EndReason::Evicted).count() as u64;
+            prop_assert_eq!(evicted, counted);
+        }
+    }
+
+    /// As `run`: each segment's connection id, (id, end) of every connection handed out, and
+    /// how many the table counted as evicted.
+    fn run_counted(mut table: ConnTable, script: &[Step]) -> (Vec<u64>, Vec<(u64, EndReason)>, u64) {
+        let (client, server) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut now = 100_000_000_000i64;
+        let (mut ids, mut out) = (Vec::new(), Vec::new());
+        for &(port, from_server, flags, seq, ack, payload_len, wire_len, gap) in script {
+            now += gap;
+            let (mut src, mut dst) = (Addr { ip: client, port: 40000 + port }, Addr { ip: server, port: 80 });
+            if from_server {
+                std::mem::swap(&mut src, &mut dst);
+            }
+            let ip = Ip { src: src.ip, dst: dst.ip, wire_len };
+            let seg = TcpSegment {
+                src_port: src.port,
+                dst_port: dst.port,
+                seq: SeqNum(seq),
+                ack: SeqNum(ack),
+                flags: TcpFlags(flags),
+                window: 0,
+                payload_len,
+                options: TcpOptions::default(),
+                shape: Default::default(),
+            };
+            ids.push(table.tcp(Timestamp::from_nanos(now as u64), &ip, &seg, &Context::default(), None));
+            out.extend(table.drain_ended().map(|c| (c.id, c.end)));
+        }
+        let evicted = table.evicted;
+        out.extend(table.finish(None).map(|c| (c.id, c.end)));
+        (ids, out, evicted)
+    }
+
+    #[test]
+    fn a_scan_is_held_in_openings_and_printed_in_full() {
+        let mut table = ConnTable::new(Timeouts::default(), 1000);
+        let syn = |port: u16| TcpSegment {
+            src_port: port,
+            dst_port: 80,
+            seq: SeqNum(7),
+            ack: SeqNum(0),
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 1024,
+            payload_len: 0,
+            options: TcpOptions::default(),
+            shape: Default::default(),
+        };
+        let ip = Ip { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), wire_len: 40 };
+        for port in 1..=50 {
+            table.tcp(Timestamp::from_nanos(u64::from(port)), &ip, &syn(port), &Context::default(), None);
+        }
+        assert_eq!((table.openings.len(), table.live.len()), (50, 0));
+        let conns: Vec<_> = table.finish(None).collect();
+        assert_eq!(conns.len(), 50);
+        assert!(conns.iter().all(|c| c.history.as_str() == "S" && c.orig_stats.pkts == 1));
+    }
 
     fn datagram(table: &mut ConnTable, src_port: u16, hint: Option<Hint>) -> u64 {
         let ip = Ip { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), wire_len: 28 };
@@ -502,7 +838,7 @@ mod tests {
         let mut table = ConnTable::new(Timeouts::default(), 100);
         let (a, b) = (datagram(&mut table, 1000, None), datagram(&mut table, 2000, None));
         let right = hint_for(&table, 2000);
-        assert_eq!(right.at, Some(1));
+        assert_eq!((right.at, right.opening), (Some(1), None));
         assert_eq!(datagram(&mut table, 2000, Some(right)), b);
         // Entries move as others end: a guess naming another entry, or none, is only a guess.
         for at in [Some(0), Some(7), None] {
