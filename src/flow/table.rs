@@ -687,13 +687,17 @@ mod tests {
         (0u16..3, any::<bool>(), flags, seq, ack, payload, ip_len, gap)
     }
 
-    /// Runs `script` through `table`: each segment's connection id, and every connection
-    /// handed out (as it ended or at the end), in order of id, in full detail.
-    fn run(mut table: ConnTable, script: &[Step], mss: Option<u16>) -> (Vec<u64>, Vec<String>) {
+    /// Runs `script` through `table` (its SYNs offering `mss`), handing `out` each connection
+    /// as it ends; returns each segment's connection id, and the time of the last.
+    fn feed(
+        table: &mut ConnTable,
+        script: &[Step],
+        mss: Option<u16>,
+        mut out: impl FnMut(Conn),
+    ) -> (Vec<u64>, Timestamp) {
         let (client, server) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let mut now = 100_000_000_000i64;
         let mut ids = Vec::new();
-        let mut out = Vec::new();
         for &(port, from_server, flags, seq, ack, payload_len, wire_len, gap) in script {
             now += gap;
             let (mut src, mut dst) = (Addr { ip: client, port: 40000 + port }, Addr { ip: server, port: 80 });
@@ -713,9 +717,17 @@ mod tests {
                 shape: Default::default(),
             };
             ids.push(table.tcp(Timestamp::from_nanos(now as u64), &ip, &seg, &Context::default(), None));
-            out.extend(table.drain_ended().map(|c| format!("{c:?}")));
+            table.drain_ended().for_each(&mut out);
         }
-        out.extend(table.finish(Some(Timestamp::from_nanos(now as u64))).map(|c| format!("{c:?}")));
+        (ids, Timestamp::from_nanos(now as u64))
+    }
+
+    /// Runs `script` through `table`: each segment's connection id, and every connection
+    /// handed out (as it ended or at the end), in full detail.
+    fn run(mut table: ConnTable, script: &[Step], mss: Option<u16>) -> (Vec<u64>, Vec<String>) {
+        let mut out = Vec::new();
+        let (ids, end) = feed(&mut table, script, mss, |c| out.push(format!("{c:?}")));
+        out.extend(table.finish(Some(end)).map(|c| format!("{c:?}")));
         // The order within one sweep is the table's own, which the two kinds of table differ in.
         out.sort();
         (ids, out)
@@ -762,30 +774,8 @@ mod tests {
     /// As `run`: each segment's connection id, (id, end) of every connection handed out, and
     /// how many the table counted as evicted.
     fn run_counted(mut table: ConnTable, script: &[Step]) -> (Vec<u64>, Vec<(u64, EndReason)>, u64) {
-        let (client, server) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let mut now = 100_000_000_000i64;
-        let (mut ids, mut out) = (Vec::new(), Vec::new());
-        for &(port, from_server, flags, seq, ack, payload_len, wire_len, gap) in script {
-            now += gap;
-            let (mut src, mut dst) = (Addr { ip: client, port: 40000 + port }, Addr { ip: server, port: 80 });
-            if from_server {
-                std::mem::swap(&mut src, &mut dst);
-            }
-            let ip = Ip { src: src.ip, dst: dst.ip, wire_len };
-            let seg = TcpSegment {
-                src_port: src.port,
-                dst_port: dst.port,
-                seq: SeqNum(seq),
-                ack: SeqNum(ack),
-                flags: TcpFlags(flags),
-                window: 0,
-                payload_len,
-                options: TcpOptions::default(),
-                shape: Default::default(),
-            };
-            ids.push(table.tcp(Timestamp::from_nanos(now as u64), &ip, &seg, &Context::default(), None));
-            out.extend(table.drain_ended().map(|c| (c.id, c.end)));
-        }
+        let mut out = Vec::new();
+        let (ids, _) = feed(&mut table, script, None, |c| out.push((c.id, c.end)));
         let evicted = table.evicted;
         out.extend(table.finish(None).map(|c| (c.id, c.end)));
         (ids, out, evicted)
