@@ -75,14 +75,20 @@ pub struct ConnTable {
     pub evicted: u64,
 }
 
-/// Where `prefetch` expects a packet's entry: the hash of its socket pair, and the index of a
-/// live entry with a matching hash tag, if any, else of such an opening (only guesses until
-/// their keys are compared).
+/// Where `prefetch` expects a packet's live entry: the hash of its socket pair, and the index
+/// of an entry with a matching hash tag, if any (only a guess until its key is compared).
 #[derive(Clone, Copy, Debug)]
 pub struct Hint {
     hash: u64,
     at: Option<usize>,
-    opening: Option<usize>,
+}
+
+/// Where `ConnTable::tcp_elsewhere` put a segment.
+enum Entry {
+    /// The live connection at this index, which the segment is to run through.
+    Live(usize),
+    /// The opening of this id, which took the segment in.
+    Opening(u64),
 }
 
 /// A live connection as the table's key: filed under the hash of its socket pair, which it
@@ -135,47 +141,63 @@ impl ConnTable {
         let dst = Addr { ip: ip.dst, port: seg.dst_port };
         let (key, src_is_lo) = PairKey::ordered(Proto::Tcp, src, dst, self.tunnel_id(ctx.tunnel));
         self.maybe_sweep(ts);
-        let tcp_timeout = self.timeouts.tcp;
         let hash = self.hash(key, hint);
+        let tcp_timeout = self.timeouts.tcp;
         let mut found = self.find_live(key, hash, hint);
-        if found.is_none() && !self.openings.is_empty() {
-            let holds = |o: &Opening| o.key == key && !o.is_vacant();
-            // As for live entries, the guess may be stale.
-            let guess = hint
-                .and_then(|h| h.opening)
-                .filter(|&at| self.openings.get_index(at).is_some_and(|(o, _)| holds(o)));
-            if let Some(at) = guess.or_else(|| self.openings.raw_entry_v1().index_from_hash(hash, holds)) {
-                let (opening, ()) = self.openings.get_index_mut2(at).expect("index in the table");
-                if opening.absorb(ts, src_is_lo, ip.wire_len, seg, tcp_timeout) {
-                    return opening.id;
-                }
-                // Left vacant rather than removed, which would move another entry and look up
-                // its index: the next sweep clears it.
-                let opening = opening.vacate();
-                self.vacated += 1;
-                self.thrift.answered();
-                // Made in full in its place in the table, not moved there.
-                let at = self.insert_live(hash, fresh(&opening));
-                replay(&opening, self.conn_mut(at));
-                found = Some(at);
+        if let Some(at) = found {
+            if let Some(why) = tcp_ends(self.conn_mut(at), ts, seg, tcp_timeout) {
+                self.end_at(at, why);
+                found = None;
             }
         }
-        if let Some(at) = found {
-            let conn = self.conn_mut(at);
-            let why = if conn.tcp.expired(ts, conn.first, conn.last, tcp_timeout) {
-                Some(EndReason::Inactivity)
-            } else if conn.tcp.starts_new_connection(seg) {
-                Some(EndReason::Reused)
-            } else {
-                None
-            };
-            match why {
+        let at = match found {
+            Some(at) => at,
+            None => match self.tcp_elsewhere(ts, ip, seg, ctx, hash, key, src_is_lo) {
+                Entry::Live(at) => at,
+                Entry::Opening(id) => return id,
+            },
+        };
+        let conn = self.conn_mut(at);
+        ctx.note(conn);
+        tcp_segment(conn, ts, src_is_lo, ip.wire_len, seg)
+    }
+
+    /// Where a segment goes that no live connection takes: the live connection made full from
+    /// its pair's opening, or a new one; or an opening, which took the segment in. Kept out of
+    /// `tcp`, whose common path (a live connection) stays small.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn tcp_elsewhere(
+        &mut self,
+        ts: Timestamp,
+        ip: &Ip,
+        seg: &TcpSegment,
+        ctx: &Context<'_>,
+        hash: u64,
+        key: PairKey,
+        src_is_lo: bool,
+    ) -> Entry {
+        let holds = |o: &Opening| o.key == key && !o.is_vacant();
+        let opening = (!self.openings.is_empty())
+            .then(|| self.openings.raw_entry_v1().index_from_hash(hash, holds))
+            .flatten();
+        if let Some(at) = opening {
+            let (opening, ()) = self.openings.get_index_mut2(at).expect("index in the table");
+            if opening.absorb(ts, src_is_lo, ip.wire_len, seg, self.timeouts.tcp) {
+                return Entry::Opening(opening.id);
+            }
+            // Left vacant rather than removed, which would move another entry and look up its
+            // index: the next sweep clears it.
+            let opening = opening.vacate();
+            self.vacated += 1;
+            self.thrift.answered();
+            // Made in full in its place in the table, not moved there.
+            let at = self.insert_live(hash, fresh(&opening));
+            replay(&opening, self.conn_mut(at));
+            let tcp_timeout = self.timeouts.tcp;
+            match tcp_ends(self.conn_mut(at), ts, seg, tcp_timeout) {
                 Some(why) => self.end_at(at, why),
-                None => {
-                    let conn = self.conn_mut(at);
-                    ctx.note(conn);
-                    return tcp_segment(conn, ts, src_is_lo, ip.wire_len, seg);
-                }
+                None => return Entry::Live(at),
             }
         }
         let id = self.new_id();
@@ -184,12 +206,9 @@ impl ConnTable {
         let opening = Opening::new(id, key, ts, src_is_lo, ip.wire_len, seg).filter(|_| may_open);
         if let Some(opening) = opening.filter(|_| self.thrift.opens()) {
             insert_hashed(&mut self.openings, hash, opening);
-            return id;
+            return Entry::Opening(id);
         }
-        let at = self.insert_live(hash, new_tcp_conn(id, key, ts, src_is_lo, seg));
-        let conn = self.conn_mut(at);
-        ctx.note(conn);
-        tcp_segment(conn, ts, src_is_lo, ip.wire_len, seg)
+        Entry::Live(self.insert_live(hash, new_tcp_conn(id, key, ts, src_is_lo, seg)))
     }
 
     /// Adds a datagram; returns the id of the flow it belongs to. `hint` as for `tcp`.
@@ -252,21 +271,26 @@ impl ConnTable {
     /// found by its hash alone (any entry whose hash tag matches): comparing the key would wait
     /// for the very entry being prefetched, and a wrong guess only loads a line for nothing.
     /// The hash and the guess come back as a `Hint` for the packet's turn.
+    #[inline]
     pub fn prefetch(&self, proto: Proto, src: Addr, dst: Addr) -> Hint {
         let hash = self.live.hasher().hash_one(PairKey::new(proto, src, dst, 0));
         let at = self.live.raw_entry_v1().index_from_hash(hash, |_| true);
-        let mut opening = None;
         if let Some(at) = at {
             let (live, _) = self.live.get_index(at).expect("index from the table");
             live.0.prefetch();
         } else if !self.openings.is_empty() {
-            // Most likely an opening being answered.
-            opening = self.openings.raw_entry_v1().index_from_hash(hash, |_| true);
-            if let Some(at) = opening {
-                super::prefetch(self.opening(at));
-            }
+            self.prefetch_opening(hash);
         }
-        Hint { hash, at, opening }
+        Hint { hash, at }
+    }
+
+    /// Starts loading the opening filed under `hash`, if any: a packet no live connection takes
+    /// is most likely the answer to one.
+    #[inline(never)]
+    fn prefetch_opening(&self, hash: u64) {
+        if let Some(at) = self.openings.raw_entry_v1().index_from_hash(hash, |_| true) {
+            super::prefetch(self.opening(at));
+        }
     }
 
     /// The connections that ended since the last call, in the order they ended.
@@ -581,6 +605,19 @@ fn replay(opening: &Opening, conn: &mut Conn) {
     }
 }
 
+/// Why a TCP connection ends before `seg`, a segment of its pair at `ts`, if it does: its timers
+/// ran out, or `seg` starts a new connection on the pair.
+#[inline(always)]
+fn tcp_ends(conn: &mut Conn, ts: Timestamp, seg: &TcpSegment, inactivity: Duration) -> Option<EndReason> {
+    if conn.tcp.expired(ts, conn.first, conn.last, inactivity) {
+        Some(EndReason::Inactivity)
+    } else if conn.tcp.starts_new_connection(seg) {
+        Some(EndReason::Reused)
+    } else {
+        None
+    }
+}
+
 /// A new TCP connection whose first segment is `seg`, from the lower side of `key` or not.
 fn new_tcp_conn(id: u64, key: PairKey, ts: Timestamp, from_lo: bool, seg: &TcpSegment) -> Conn {
     let o = tcp::orient(seg);
@@ -592,7 +629,7 @@ fn new_tcp_conn(id: u64, key: PairKey, ts: Timestamp, from_lo: bool, seg: &TcpSe
 }
 
 /// Runs a segment from the lower side of the key (`from_lo`) or not through `conn`; returns its id.
-#[inline]
+#[inline(never)]
 fn tcp_segment(conn: &mut Conn, ts: Timestamp, from_lo: bool, ip_len: u32, seg: &TcpSegment) -> u64 {
     let is_orig = from_lo == conn.orig_is_lo;
     let tcp = &mut conn.tcp;
@@ -828,7 +865,7 @@ mod tests {
         let mut table = ConnTable::new(Timeouts::default(), 100);
         let (a, b) = (datagram(&mut table, 1000, None), datagram(&mut table, 2000, None));
         let right = hint_for(&table, 2000);
-        assert_eq!((right.at, right.opening), (Some(1), None));
+        assert_eq!(right.at, Some(1));
         assert_eq!(datagram(&mut table, 2000, Some(right)), b);
         // Entries move as others end: a guess naming another entry, or none, is only a guess.
         for at in [Some(0), Some(7), None] {
