@@ -750,7 +750,12 @@ mod tests {
                 flags: TcpFlags(flags),
                 window: (seq % 7) as u16,
                 payload_len,
-                options: TcpOptions { mss, window_scale: Some(7), sack_permitted: true, timestamps: false },
+                options: TcpOptions {
+                    mss,
+                    window_scale: (seq % 3 > 0).then_some((ack % 15) as u8),
+                    sack_permitted: seq % 2 == 0,
+                    timestamps: ack % 2 == 0,
+                },
                 shape: Default::default(),
             };
             ids.push(table.tcp(Timestamp::from_nanos(now as u64), &ip, &seg, &Context::default(), None));
