@@ -264,6 +264,12 @@ impl Thrift {
         true
     }
 
+    /// Whether new connections are being held as openings now: only then is a packet that no
+    /// live connection takes likely to be an opening's answer.
+    pub fn opening(&self) -> bool {
+        self.pause == 0
+    }
+
     /// An opening went further than its SYN (or its SYN and RST).
     pub fn answered(&mut self) {
         self.answered += 1;

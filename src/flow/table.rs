@@ -278,7 +278,7 @@ impl ConnTable {
         if let Some(at) = at {
             let (live, _) = self.live.get_index(at).expect("index from the table");
             live.0.prefetch();
-        } else if !self.openings.is_empty() {
+        } else if !self.openings.is_empty() && self.thrift.opening() {
             self.prefetch_opening(hash);
         }
         Hint { hash, at }
