@@ -309,12 +309,14 @@ impl ConnTable {
             self.sweep(end);
         }
         self.live.sort_by_cached_key(|live, _| live.0.id);
-        self.openings.retain(|opening, ()| !opening.is_vacant());
-        self.openings.sort_unstable_by(|a, (), b, ()| a.id.cmp(&b.id));
         self.ended.sort_unstable_by_key(|c| c.id);
         let mut ended = self.ended.into_iter();
         let mut live = self.live.into_iter();
-        let mut openings = self.openings.into_iter();
+        // Sorted as they are handed out, without an index made again for them; vacant ones
+        // (id 0) come first and are passed over.
+        let mut openings = self.openings.sorted_unstable_by(|a, (), b, ()| a.id.cmp(&b.id));
+        let vacant = openings.as_slice().iter().take_while(|(opening, ())| opening.is_vacant()).count();
+        openings.by_ref().take(vacant).for_each(drop);
         // Merged by the id at the head of each, read in place; an opening is made in full only
         // when its turn comes.
         std::iter::from_fn(move || {
