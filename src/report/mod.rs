@@ -1,5 +1,7 @@
 //! Printers: one module per output format. They only format what the analysis produced.
 
+#[cfg(feature = "parquet")]
+pub mod arrow;
 pub mod clock;
 pub mod csv;
 pub mod diff;
