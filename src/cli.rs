@@ -667,10 +667,10 @@ impl AnalysisArgs {
 
 /// A timeout in seconds: a finite number, zero or more.
 fn parse_seconds(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration((secs * 1e9).round() as u64)),
-        _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
-    }
+    s.parse::<f64>()
+        .ok()
+        .and_then(Duration::from_secs_f64)
+        .ok_or_else(|| format!("'{s}' is not a number of seconds (0 or more)"))
 }
 
 /// UTC, or with `--local` the system's time zone.

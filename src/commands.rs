@@ -563,16 +563,10 @@ impl Drop for Progress {
 
 /// Reports file problems on stderr; exit 2 when a file could not be read.
 fn finish(analysis: &Analysis) -> ExitCode {
-    if analysis.evicted > 0 {
-        eprintln!(
-            "sockscope: warning: {} connection(s) ended early to stay within --max-connections",
-            analysis.evicted
-        );
+    for w in analysis.warnings() {
+        eprintln!("sockscope: warning: {w}");
     }
     for f in &analysis.files {
-        if let Some(w) = &f.warning {
-            eprintln!("sockscope: warning: {}: {w}", f.path.display());
-        }
         if let Some(e) = &f.error {
             eprintln!("sockscope: {}: {e}", f.path.display());
         }

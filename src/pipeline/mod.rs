@@ -133,6 +133,17 @@ impl Analysis {
         self.files.iter().any(|f| f.error.is_some())
     }
 
+    /// The run's warnings, one line each as the command line prints them after `warning: `:
+    /// connections ended early, then each file's problem after which its earlier packets still
+    /// count.
+    pub fn warnings(&self) -> Vec<String> {
+        let evicted = (self.evicted > 0)
+            .then(|| format!("{} connection(s) ended early to stay within --max-connections", self.evicted));
+        let files =
+            self.files.iter().filter_map(|f| Some(format!("{}: {}", f.path.display(), f.warning.as_ref()?)));
+        evicted.into_iter().chain(files).collect()
+    }
+
     /// Two runs as one: their files, their packets, the time both span.
     pub fn merge(mut self, other: Analysis) -> Analysis {
         self.accounting.add(&other.accounting);

@@ -69,6 +69,11 @@ impl Duration {
         Duration(s * 1_000_000_000)
     }
 
+    /// A span of `secs` seconds, to the nanosecond; `None` unless finite and 0 or more.
+    pub fn from_secs_f64(secs: f64) -> Option<Self> {
+        (secs.is_finite() && secs >= 0.0).then(|| Duration((secs * 1e9).round() as u64))
+    }
+
     /// The span in seconds.
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1e9

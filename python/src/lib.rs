@@ -1,0 +1,231 @@
+//! The native half of the `sockscope` Python package: the library's analysis, handed to Python
+//! as Arrow record batches through the Arrow C data interface. Arguments are checked and
+//! documented in `sockscope/__init__.py`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use arrow_array::RecordBatch;
+use arrow_pyarrow::ToPyArrow;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyStopIteration, PyValueError};
+use pyo3::prelude::*;
+
+use sockscope::flow::table::Timeouts;
+use sockscope::types::Duration;
+use sockscope::report::arrow::{sockets_batch, ConnBatches};
+use sockscope::{Analyzer, Connections, Filter, Options};
+
+create_exception!(_sockscope, Error, PyException, "A sockscope analysis could not be done.");
+create_exception!(
+    _sockscope,
+    CaptureError,
+    Error,
+    "An input could not be read as a capture; the message names the file and the reason."
+);
+
+/// The analyzer the arguments ask for, as the command line makes it.
+#[allow(clippy::too_many_arguments)]
+fn analyzer(
+    filter: Option<Vec<String>>,
+    tcp_timeout: f64,
+    udp_timeout: f64,
+    max_connections: u64,
+    no_decap: bool,
+    jobs: usize,
+    community_id_seed: u16,
+    end_order: bool,
+) -> PyResult<Analyzer> {
+    let seconds = |name: &str, s: f64| {
+        Duration::from_secs_f64(s)
+            .ok_or_else(|| PyValueError::new_err(format!("{name}: '{s}' is not a number of seconds (0 or more)")))
+    };
+    let filters = filter
+        .unwrap_or_default()
+        .iter()
+        .map(|f| Filter::parse(f).map_err(|e| PyValueError::new_err(format!("invalid filter '{f}': {e}"))))
+        .collect::<PyResult<Vec<_>>>()?;
+    if max_connections == 0 {
+        return Err(PyValueError::new_err("max_connections: must be at least 1"));
+    }
+    let options = Options {
+        timeouts: Timeouts { tcp: seconds("tcp_timeout", tcp_timeout)?, udp: seconds("udp_timeout", udp_timeout)? },
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        decap: !no_decap,
+        jobs: match jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            n => n,
+        },
+        end_order,
+        progress: None,
+        community_id_seed: Some(community_id_seed),
+    };
+    Ok(Analyzer { options, filter: Filter::all(filters) })
+}
+
+fn to_py(e: sockscope::Error) -> PyErr {
+    match e {
+        sockscope::Error::Input { .. } => CaptureError::new_err(e.to_string()),
+        sockscope::Error::Io(e) => Error::new_err(e.to_string()),
+    }
+}
+
+fn arrow_err(e: arrow_schema::ArrowError) -> PyErr {
+    Error::new_err(e.to_string())
+}
+
+/// Record batches of connections, read from the analysis as Python asks for them.
+#[pyclass(module = "sockscope._sockscope")]
+struct Batches {
+    state: Mutex<Reading>,
+    size: usize,
+}
+
+struct Reading {
+    conns: Connections,
+    builder: ConnBatches,
+    done: bool,
+}
+
+impl Reading {
+    /// Up to `size` connections as one batch; `None` after the last.
+    fn next(&mut self, size: usize) -> Result<Option<RecordBatch>, PyErr> {
+        if self.done {
+            return Ok(None);
+        }
+        while self.builder.len() < size {
+            match self.conns.next() {
+                Some(Ok(record)) => self.builder.push(&record).map_err(arrow_err)?,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(to_py(e));
+                }
+                None => {
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        if self.builder.is_empty() {
+            return Ok(None);
+        }
+        self.builder.take().map(Some).map_err(arrow_err)
+    }
+}
+
+#[pymethods]
+impl Batches {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // The analysis runs without the GIL: other Python threads go on meanwhile.
+        let next = py.detach(|| match self.state.lock() {
+            Ok(mut reading) => reading.next(self.size),
+            Err(_) => Err(Error::new_err("the batches were poisoned")),
+        });
+        match next? {
+            Some(batch) => batch.to_pyarrow(py),
+            None => Err(PyStopIteration::new_err(())),
+        }
+    }
+
+    /// The schema of every batch, as a `pyarrow.Schema`.
+    #[getter]
+    fn schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reading = self.state.lock().map_err(|_| Error::new_err("the batches were poisoned"))?;
+        reading.builder.schema().as_ref().to_pyarrow(py)
+    }
+
+    /// The run's warnings (a capture cut short, connections evicted), once every batch was read.
+    fn warnings(&self) -> PyResult<Vec<String>> {
+        let reading = self.state.lock().map_err(|_| Error::new_err("the batches were poisoned"))?;
+        Ok(reading.conns.analysis().map(|a| a.warnings()).unwrap_or_default())
+    }
+}
+
+/// Connections of `paths` in batches of up to `batch_size` rows.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn batches(
+    paths: Vec<PathBuf>,
+    filter: Option<Vec<String>>,
+    tcp_timeout: f64,
+    udp_timeout: f64,
+    max_connections: u64,
+    no_decap: bool,
+    jobs: usize,
+    community_id_seed: u16,
+    end_order: bool,
+    batch_size: usize,
+) -> PyResult<Batches> {
+    let analyzer =
+        analyzer(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs, community_id_seed, end_order)?;
+    if batch_size == 0 {
+        return Err(PyValueError::new_err("batch_size: must be at least 1"));
+    }
+    let builder = ConnBatches::new().map_err(arrow_err)?;
+    let reading = Reading { conns: analyzer.connections(&paths), builder, done: false };
+    Ok(Batches { state: Mutex::new(reading), size: batch_size })
+}
+
+/// The socket inventory of `paths` as one record batch, and the run's warnings.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn sockets<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    filter: Option<Vec<String>>,
+    tcp_timeout: f64,
+    udp_timeout: f64,
+    max_connections: u64,
+    no_decap: bool,
+    jobs: usize,
+) -> PyResult<(Bound<'py, PyAny>, Vec<String>)> {
+    let analyzer = analyzer(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs, 0, false)?;
+    let (sockets, analysis) = py.detach(|| analyzer.sockets(&paths)).map_err(to_py)?;
+    Ok((sockets_batch(&sockets).map_err(arrow_err)?.to_pyarrow(py)?, analysis.warnings()))
+}
+
+/// The summary of `paths` as `sockscope summary --format json` prints it, and the run's
+/// warnings.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    py: Python<'_>,
+    paths: Vec<PathBuf>,
+    filter: Option<Vec<String>>,
+    tcp_timeout: f64,
+    udp_timeout: f64,
+    max_connections: u64,
+    no_decap: bool,
+    jobs: usize,
+) -> PyResult<(String, Vec<String>)> {
+    let analyzer = analyzer(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs, 0, false)?;
+    py.detach(|| {
+        let report = analyzer.summary(&paths).map_err(to_py)?;
+        let warnings = report.analysis.warnings();
+        let mut json = Vec::new();
+        report.summary.write_json(&mut json, &report.analysis, &report.sockets).map_err(|e| Error::new_err(e.to_string()))?;
+        Ok((String::from_utf8(json).map_err(|e| Error::new_err(e.to_string()))?, warnings))
+    })
+}
+
+/// The schema of the connection tables, as a `pyarrow.Schema`.
+#[pyfunction]
+fn schema(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    ConnBatches::new().map_err(arrow_err)?.schema().as_ref().to_pyarrow(py)
+}
+
+#[pymodule]
+fn _sockscope(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("Error", m.py().get_type::<Error>())?;
+    m.add("CaptureError", m.py().get_type::<CaptureError>())?;
+    m.add_class::<Batches>()?;
+    m.add_function(wrap_pyfunction!(batches, m)?)?;
+    m.add_function(wrap_pyfunction!(sockets, m)?)?;
+    m.add_function(wrap_pyfunction!(summary, m)?)?;
+    m.add_function(wrap_pyfunction!(schema, m)?)?;
+    Ok(())
+}
