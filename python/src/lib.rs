@@ -12,8 +12,8 @@ use pyo3::exceptions::{PyException, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 
 use sockscope::flow::table::Timeouts;
-use sockscope::types::Duration;
 use sockscope::report::arrow::{sockets_batch, ConnBatches};
+use sockscope::types::Duration;
 use sockscope::{Analyzer, Connections, Filter, Options};
 
 create_exception!(_sockscope, Error, PyException, "A sockscope analysis could not be done.");
@@ -37,8 +37,9 @@ fn analyzer(
     end_order: bool,
 ) -> PyResult<Analyzer> {
     let seconds = |name: &str, s: f64| {
-        Duration::from_secs_f64(s)
-            .ok_or_else(|| PyValueError::new_err(format!("{name}: '{s}' is not a number of seconds (0 or more)")))
+        Duration::from_secs_f64(s).ok_or_else(|| {
+            PyValueError::new_err(format!("{name}: '{s}' is not a number of seconds (0 or more)"))
+        })
     };
     let filters = filter
         .unwrap_or_default()
@@ -49,7 +50,10 @@ fn analyzer(
         return Err(PyValueError::new_err("max_connections: must be at least 1"));
     }
     let options = Options {
-        timeouts: Timeouts { tcp: seconds("tcp_timeout", tcp_timeout)?, udp: seconds("udp_timeout", udp_timeout)? },
+        timeouts: Timeouts {
+            tcp: seconds("tcp_timeout", tcp_timeout)?,
+            udp: seconds("udp_timeout", udp_timeout)?,
+        },
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
         decap: !no_decap,
         jobs: match jobs {
@@ -85,29 +89,25 @@ struct Reading {
     conns: Connections,
     builder: ConnBatches,
     done: bool,
+    /// An input's error, raised once the rows before it were handed out.
+    failed: Option<PyErr>,
 }
 
 impl Reading {
     /// Up to `size` connections as one batch; `None` after the last.
     fn next(&mut self, size: usize) -> Result<Option<RecordBatch>, PyErr> {
-        if self.done {
-            return Ok(None);
-        }
-        while self.builder.len() < size {
+        while !self.done && self.builder.len() < size {
             match self.conns.next() {
                 Some(Ok(record)) => self.builder.push(&record).map_err(arrow_err)?,
                 Some(Err(e)) => {
                     self.done = true;
-                    return Err(to_py(e));
+                    self.failed = Some(to_py(e));
                 }
-                None => {
-                    self.done = true;
-                    break;
-                }
+                None => self.done = true,
             }
         }
         if self.builder.is_empty() {
-            return Ok(None);
+            return self.failed.take().map_or(Ok(None), Err);
         }
         self.builder.take().map(Some).map_err(arrow_err)
     }
@@ -160,13 +160,21 @@ fn batches(
     end_order: bool,
     batch_size: usize,
 ) -> PyResult<Batches> {
-    let analyzer =
-        analyzer(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs, community_id_seed, end_order)?;
+    let analyzer = analyzer(
+        filter,
+        tcp_timeout,
+        udp_timeout,
+        max_connections,
+        no_decap,
+        jobs,
+        community_id_seed,
+        end_order,
+    )?;
     if batch_size == 0 {
         return Err(PyValueError::new_err("batch_size: must be at least 1"));
     }
     let builder = ConnBatches::new().map_err(arrow_err)?;
-    let reading = Reading { conns: analyzer.connections(&paths), builder, done: false };
+    let reading = Reading { conns: analyzer.connections(&paths), builder, done: false, failed: None };
     Ok(Batches { state: Mutex::new(reading), size: batch_size })
 }
 
@@ -207,7 +215,10 @@ fn summary(
         let report = analyzer.summary(&paths).map_err(to_py)?;
         let warnings = report.analysis.warnings();
         let mut json = Vec::new();
-        report.summary.write_json(&mut json, &report.analysis, &report.sockets).map_err(|e| Error::new_err(e.to_string()))?;
+        report
+            .summary
+            .write_json(&mut json, &report.analysis, &report.sockets)
+            .map_err(|e| Error::new_err(e.to_string()))?;
         Ok((String::from_utf8(json).map_err(|e| Error::new_err(e.to_string()))?, warnings))
     })
 }
