@@ -12,6 +12,9 @@ use pyo3::exceptions::{PyException, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 
 use sockscope::flow::table::Timeouts;
+use sockscope::flow::udp_conn_state;
+use sockscope::tcp::endpoint::State;
+use sockscope::tcp::verdict::{self, Side};
 use sockscope::report::arrow::{sockets_batch, ConnBatches};
 use sockscope::types::Duration;
 use sockscope::{Analyzer, Connections, Filter, Options};
@@ -138,6 +141,14 @@ impl Batches {
         reading.builder.schema().as_ref().to_pyarrow(py)
     }
 
+    /// The first and the last packet's times in nanoseconds since the epoch, once every batch
+    /// was read; `None` before, or without packets.
+    fn span(&self) -> PyResult<Option<(u64, u64)>> {
+        let reading = self.state.lock().map_err(|_| Error::new_err("the batches were poisoned"))?;
+        let analysis = reading.conns.analysis();
+        Ok(analysis.and_then(|a| Some((a.first_ts?.nanos(), a.last_ts?.nanos()))))
+    }
+
     /// The run's warnings (a capture cut short, connections evicted), once every batch was read.
     fn warnings(&self) -> PyResult<Vec<String>> {
         let reading = self.state.lock().map_err(|_| Error::new_err("the batches were poisoned"))?;
@@ -223,6 +234,35 @@ fn summary(
     })
 }
 
+/// Zeek's conn_state of a TCP connection from its endpoints' states (`inactive`, `syn_sent`,
+/// `syn_ack_sent`, `partial`, `established`, `closed`, `reset`), payload sizes and history; of a
+/// UDP one (`tcp=False`) from whether each side sent anything (`active` or `inactive`).
+#[pyfunction]
+fn conn_state(tcp: bool, orig: &str, resp: &str, orig_size: u64, resp_size: u64, history: &str) -> PyResult<&'static str> {
+    if !tcp {
+        let active = |s: &str| match s {
+            "active" => Ok(true),
+            "inactive" => Ok(false),
+            _ => Err(PyValueError::new_err(format!("'{s}' is neither 'active' nor 'inactive'"))),
+        };
+        return Ok(udp_conn_state(active(orig)?, active(resp)?).code());
+    }
+    let state = |s: &str| {
+        Ok(match s {
+            "inactive" => State::Inactive,
+            "syn_sent" => State::SynSent,
+            "syn_ack_sent" => State::SynAckSent,
+            "partial" => State::Partial,
+            "established" => State::Established,
+            "closed" => State::Closed,
+            "reset" => State::Reset,
+            _ => return Err(PyValueError::new_err(format!("'{s}' is not a TCP endpoint state"))),
+        })
+    };
+    let side = |s: &str, size| Ok::<_, PyErr>(Side { state: state(s)?, size });
+    Ok(verdict::conn_state(side(orig, orig_size)?, side(resp, resp_size)?, history).code())
+}
+
 /// The schema of the connection tables, as a `pyarrow.Schema`.
 #[pyfunction]
 fn schema(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -238,5 +278,6 @@ fn _sockscope(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sockets, m)?)?;
     m.add_function(wrap_pyfunction!(summary, m)?)?;
     m.add_function(wrap_pyfunction!(schema, m)?)?;
+    m.add_function(wrap_pyfunction!(conn_state, m)?)?;
     Ok(())
 }

@@ -49,3 +49,34 @@ def shared_captures() -> list[Path]:
 
 def all_captures() -> list[Path]:
     return sample_captures() + shared_captures()
+
+
+def generate(profile: str, packets: int, out: os.PathLike[str]) -> None:
+    """A synthetic capture from the repository's generator (`tools/gen.rs`)."""
+    run = subprocess.run(
+        ["cargo", "run", "--quiet", "--example", "gen", "--", profile, str(packets), os.fspath(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def split_pcap(capture: Path, out_dir: Path, at: float = 0.5) -> list[Path]:
+    """Cuts a classic pcap file in two at the packet `at` of the way through, as rotation
+    (`tcpdump -C`) would: each piece a capture of its own."""
+    data = capture.read_bytes()
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    header, records, pos = data[:24], [], 24
+    while pos + 16 <= len(data):
+        length = int.from_bytes(data[pos + 8 : pos + 12], "little" if order == "<" else "big")
+        records.append(data[pos : pos + 16 + length])
+        pos += 16 + length
+    cut = int(len(records) * at)
+    pieces = [records[:cut], records[cut:]]
+    paths = []
+    for i, piece in enumerate(pieces):
+        path = out_dir / f"{capture.stem}.{i}.pcap"
+        path.write_bytes(header + b"".join(piece))
+        paths.append(path)
+    return paths

@@ -177,7 +177,7 @@ pub fn prefetch<T>(at: &T) {
 pub fn prefetch<T>(_: &T) {}
 
 /// Zeek's UDP rule: each side is "active" once it sent anything.
-fn udp_conn_state(orig_active: bool, resp_active: bool) -> ConnState {
+pub fn udp_conn_state(orig_active: bool, resp_active: bool) -> ConnState {
     match (orig_active, resp_active) {
         (true, true) => ConnState::SF,
         (true, false) => ConnState::S0,
