@@ -14,8 +14,10 @@ With Ray Data (``pip install "ray[data]"``; the same code runs on a laptop or a 
     fleet.ray_to_parquet(["/captures/a.pcap", "/captures/b.pcap"], "/out/conns")
     # /out/conns/capture=a.pcap/..., /out/conns/capture=b.pcap/...
 
-and with Spark, ``df.mapInArrow(fleet.map_in_arrow, fleet.schema())`` on a DataFrame with a
-``path`` column.
+and with Spark, on a DataFrame with a ``path`` column::
+
+    from pyspark.sql.pandas.types import from_arrow_schema
+    conns = paths.mapInArrow(fleet.map_in_arrow, from_arrow_schema(fleet.spark_schema()))
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import pyarrow.compute as pc
 from . import _filters, _sockscope, _warn
 from . import schema as conn_schema
 
-__all__ = ["map_in_arrow", "per_file", "ray_to_parquet", "schema", "stitch"]
+__all__ = ["map_in_arrow", "per_file", "ray_to_parquet", "schema", "spark_schema", "stitch"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -104,12 +106,29 @@ def per_file(
     return table.append_column(schema().field("cut_end"), cut_end).cast(schema())
 
 
+# Spark has no unsigned integers: each becomes the signed type that holds all its values
+# (a 64-bit counter past 2^63 would not fit, which no capture reaches).
+_SIGNED = {pa.uint8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(), pa.uint64(): pa.int64()}
+
+
+def _signed(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_list(t):
+        return pa.list_(_signed(t.value_type))
+    return _SIGNED.get(t, t)
+
+
+def spark_schema() -> pa.Schema:
+    """``schema()`` in the types Spark takes: unsigned integers as wider signed ones. Spark's
+    own schema for ``mapInArrow`` is ``pyspark.sql.pandas.types.from_arrow_schema`` of it."""
+    return pa.schema([pa.field(f.name, _signed(f.type), f.nullable) for f in schema()])
+
+
 def map_in_arrow(batches: Iterable[pa.RecordBatch], **options: Any) -> Iterator[pa.RecordBatch]:
-    """For Spark's ``mapInArrow`` and Ray's ``map_batches``: record batches with a ``path``
-    column in, the ``per_file`` connections of each path out."""
+    """For Spark's ``mapInArrow``: record batches with a ``path`` column in, the ``per_file``
+    connections of each path out, in ``spark_schema()``. ``options`` are ``per_file``'s."""
     for batch in batches:
         for path in batch.column("path").to_pylist():
-            yield from per_file(path, **options).to_batches()
+            yield from per_file(path, **options).cast(spark_schema()).to_batches()
 
 
 def ray_to_parquet(paths: Sequence[PathLike], out: PathLike, **options: Any) -> None:

@@ -13,9 +13,9 @@ use pyo3::prelude::*;
 
 use sockscope::flow::table::Timeouts;
 use sockscope::flow::udp_conn_state;
+use sockscope::report::arrow::{sockets_batch, ConnBatches};
 use sockscope::tcp::endpoint::State;
 use sockscope::tcp::verdict::{self, Side};
-use sockscope::report::arrow::{sockets_batch, ConnBatches};
 use sockscope::types::Duration;
 use sockscope::{Analyzer, Connections, Filter, Options};
 
@@ -238,7 +238,14 @@ fn summary(
 /// `syn_ack_sent`, `partial`, `established`, `closed`, `reset`), payload sizes and history; of a
 /// UDP one (`tcp=False`) from whether each side sent anything (`active` or `inactive`).
 #[pyfunction]
-fn conn_state(tcp: bool, orig: &str, resp: &str, orig_size: u64, resp_size: u64, history: &str) -> PyResult<&'static str> {
+fn conn_state(
+    tcp: bool,
+    orig: &str,
+    resp: &str,
+    orig_size: u64,
+    resp_size: u64,
+    history: &str,
+) -> PyResult<&'static str> {
     if !tcp {
         let active = |s: &str| match s {
             "active" => Ok(true),

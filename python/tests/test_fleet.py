@@ -120,6 +120,40 @@ def test_ray_recipe_counts_what_the_command_line_counts(tmp_path: Path):
 def test_map_in_arrow_takes_a_path_column():
     paths = [str(REPO / "samples" / n) for n in ("teardowns.pcap", "ipv6.pcap")]
     out = list(fleet.map_in_arrow([pa.record_batch({"path": paths})]))
-    table = pa.Table.from_batches(out, schema=fleet.schema())
+    table = pa.Table.from_batches(out, schema=fleet.spark_schema())
     assert table.num_rows == sum(len(cli_jsonl(p)) for p in paths)
     assert set(table["capture"].to_pylist()) == {"teardowns.pcap", "ipv6.pcap"}
+
+
+def test_spark_map_in_arrow_counts_what_the_command_line_counts():
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs a JVM")
+    from pyspark.sql import SparkSession
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    captures = [REPO / "samples" / n for n in ("teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap")]
+    spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        paths = spark.createDataFrame([(str(p),) for p in captures], "path string")
+        conns = paths.mapInArrow(fleet.map_in_arrow, from_arrow_schema(fleet.spark_schema()))
+        conns.createOrReplaceTempView("conns")
+        rows = spark.sql("SELECT capture, conn_state, count(*) AS n FROM conns GROUP BY capture, conn_state").collect()
+    finally:
+        spark.stop()
+    got = sorted((r["capture"], r["conn_state"], r["n"]) for r in rows)
+    expected = {}
+    for path in captures:
+        for record in cli_jsonl(path):
+            k = (path.name, record["conn_state"])
+            expected[k] = expected.get(k, 0) + 1
+    assert got == sorted((c, s, n) for (c, s), n in expected.items())
+
+
+def test_spark_schema_has_no_unsigned_types():
+    types = [f.type for f in fleet.spark_schema()]
+    assert len(types) == len(fleet.schema())
+    assert not any(pa.types.is_unsigned_integer(t) for t in types)
+    batch = next(fleet.map_in_arrow([pa.record_batch({"path": [str(REPO / "samples" / "teardowns.pcap")]})]))
+    assert batch.schema.equals(fleet.spark_schema())
+    assert batch.column("orig_pkts").to_pylist() == [r["orig_pkts"] for r in cli_jsonl(REPO / "samples" / "teardowns.pcap")]
