@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Sequence, Union
 
 import pyarrow as pa
 
@@ -54,10 +54,30 @@ def _paths(paths: Paths) -> list[str]:
     return listed
 
 
-def _filters(filter: Filter) -> Optional[list[str]]:
-    if filter is None:
-        return None
-    return [filter] if isinstance(filter, str) else list(filter)
+def _settings(
+    filter: Filter,
+    tcp_timeout: float,
+    udp_timeout: float,
+    max_connections: int,
+    no_decap: bool,
+    jobs: int,
+    community_id_seed: int = 0,
+    order: str = "first",
+) -> dict[str, Any]:
+    """The analysis settings as the native module takes them (it checks them as the command
+    line does)."""
+    if order not in ("first", "end"):
+        raise ValueError(f"order: '{order}' is neither 'first' nor 'end'")
+    return {
+        "filter": None if filter is None else [filter] if isinstance(filter, str) else list(filter),
+        "tcp_timeout": float(tcp_timeout),
+        "udp_timeout": float(udp_timeout),
+        "max_connections": int(max_connections),
+        "no_decap": bool(no_decap),
+        "jobs": int(jobs),
+        "community_id_seed": int(community_id_seed),
+        "end_order": order == "end",
+    }
 
 
 def _warn(messages: Iterable[str]) -> None:
@@ -108,20 +128,8 @@ def iter_batches(
             the inputs read before it); the message names the file and the reason.
         ValueError: an argument the command line would refuse, e.g. a bad filter.
     """
-    if order not in ("first", "end"):
-        raise ValueError(f"order: '{order}' is neither 'first' nor 'end'")
-    batches = _sockscope.batches(
-        _paths(paths),
-        _filters(filter),
-        float(tcp_timeout),
-        float(udp_timeout),
-        int(max_connections),
-        bool(no_decap),
-        int(jobs),
-        int(community_id_seed),
-        order == "end",
-        int(batch_size),
-    )
+    settings = _settings(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs, community_id_seed, order)
+    batches = _sockscope.batches(_paths(paths), settings, int(batch_size))
     return _stream(batches)
 
 
@@ -180,15 +188,8 @@ def sockets(
 
     Takes the analysis arguments of ``iter_batches`` and raises as it does.
     """
-    batch, notes = _sockscope.sockets(
-        _paths(paths),
-        _filters(filter),
-        float(tcp_timeout),
-        float(udp_timeout),
-        int(max_connections),
-        bool(no_decap),
-        int(jobs),
-    )
+    settings = _settings(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs)
+    batch, notes = _sockscope.sockets(_paths(paths), settings)
     _warn(notes)
     return pa.Table.from_batches([batch])
 
@@ -208,14 +209,7 @@ def summary(
 
     Takes the analysis arguments of ``iter_batches`` and raises as it does.
     """
-    text, notes = _sockscope.summary(
-        _paths(paths),
-        _filters(filter),
-        float(tcp_timeout),
-        float(udp_timeout),
-        int(max_connections),
-        bool(no_decap),
-        int(jobs),
-    )
+    settings = _settings(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs)
+    text, notes = _sockscope.summary(_paths(paths), settings)
     _warn(notes)
     return json.loads(text)

@@ -1,6 +1,6 @@
 """The native module; use the functions of ``sockscope`` instead."""
 
-from typing import Iterator, Optional
+from typing import Iterator, Optional, TypedDict
 
 import pyarrow as pa
 
@@ -14,35 +14,18 @@ class Batches(Iterator[pa.RecordBatch]):
     def span(self) -> Optional[tuple[int, int]]: ...
     def warnings(self) -> list[str]: ...
 
-def batches(
-    paths: list[str],
-    filter: Optional[list[str]],
-    tcp_timeout: float,
-    udp_timeout: float,
-    max_connections: int,
-    no_decap: bool,
-    jobs: int,
-    community_id_seed: int,
-    end_order: bool,
-    batch_size: int,
-) -> Batches: ...
-def sockets(
-    paths: list[str],
-    filter: Optional[list[str]],
-    tcp_timeout: float,
-    udp_timeout: float,
-    max_connections: int,
-    no_decap: bool,
-    jobs: int,
-) -> tuple[pa.RecordBatch, list[str]]: ...
-def summary(
-    paths: list[str],
-    filter: Optional[list[str]],
-    tcp_timeout: float,
-    udp_timeout: float,
-    max_connections: int,
-    no_decap: bool,
-    jobs: int,
-) -> tuple[str, list[str]]: ...
+class Settings(TypedDict):
+    filter: Optional[list[str]]
+    tcp_timeout: float
+    udp_timeout: float
+    max_connections: int
+    no_decap: bool
+    jobs: int
+    community_id_seed: int
+    end_order: bool
+
+def batches(paths: list[str], settings: Settings, batch_size: int) -> Batches: ...
+def sockets(paths: list[str], settings: Settings) -> tuple[pa.RecordBatch, list[str]]: ...
+def summary(paths: list[str], settings: Settings) -> tuple[str, list[str]]: ...
 def schema() -> pa.Schema: ...
 def conn_state(tcp: bool, orig: str, resp: str, orig_size: int, resp_size: int, history: str) -> str: ...

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _filters, _sockscope, _warn
+from . import _settings, _sockscope, _warn
 from . import schema as conn_schema
 
 __all__ = ["map_in_arrow", "per_file", "ray_to_parquet", "schema", "spark_schema", "stitch"]
@@ -74,18 +74,8 @@ def per_file(
     (see the module's description). Takes the options of ``sockscope.connections``; ``jobs``
     is 1, as an engine runs one task per core."""
     path = os.fspath(path)
-    batches = _sockscope.batches(
-        [path],
-        _filters(filter),
-        float(tcp_timeout),
-        float(udp_timeout),
-        int(max_connections),
-        bool(no_decap),
-        int(jobs),
-        int(community_id_seed),
-        False,
-        65536,
-    )
+    settings = _settings(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs, community_id_seed)
+    batches = _sockscope.batches([path], settings, 65536)
     table = pa.Table.from_batches(list(batches), schema=conn_schema())
     _warn(batches.warnings())
     span = batches.span()

@@ -27,9 +27,11 @@ create_exception!(
     "An input could not be read as a capture; the message names the file and the reason."
 );
 
-/// The analyzer the arguments ask for, as the command line makes it.
-#[allow(clippy::too_many_arguments)]
-fn analyzer(
+/// The analysis settings every function takes, as `sockscope/__init__.py` passes them (a dict,
+/// checked here as the command line checks its options).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct Settings {
     filter: Option<Vec<String>>,
     tcp_timeout: f64,
     udp_timeout: f64,
@@ -38,36 +40,44 @@ fn analyzer(
     jobs: usize,
     community_id_seed: u16,
     end_order: bool,
-) -> PyResult<Analyzer> {
-    let seconds = |name: &str, s: f64| {
-        Duration::from_secs_f64(s).ok_or_else(|| {
-            PyValueError::new_err(format!("{name}: '{s}' is not a number of seconds (0 or more)"))
-        })
-    };
-    let filters = filter
-        .unwrap_or_default()
-        .iter()
-        .map(|f| Filter::parse(f).map_err(|e| PyValueError::new_err(format!("invalid filter '{f}': {e}"))))
-        .collect::<PyResult<Vec<_>>>()?;
-    if max_connections == 0 {
-        return Err(PyValueError::new_err("max_connections: must be at least 1"));
+}
+
+impl Settings {
+    /// The analyzer they ask for, as the command line makes it.
+    fn analyzer(self) -> PyResult<Analyzer> {
+        let seconds = |name: &str, s: f64| {
+            Duration::from_secs_f64(s).ok_or_else(|| {
+                PyValueError::new_err(format!("{name}: '{s}' is not a number of seconds (0 or more)"))
+            })
+        };
+        let filters = self
+            .filter
+            .unwrap_or_default()
+            .iter()
+            .map(|f| {
+                Filter::parse(f).map_err(|e| PyValueError::new_err(format!("invalid filter '{f}': {e}")))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        if self.max_connections == 0 {
+            return Err(PyValueError::new_err("max_connections: must be at least 1"));
+        }
+        let options = Options {
+            timeouts: Timeouts {
+                tcp: seconds("tcp_timeout", self.tcp_timeout)?,
+                udp: seconds("udp_timeout", self.udp_timeout)?,
+            },
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            decap: !self.no_decap,
+            jobs: match self.jobs {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+                n => n,
+            },
+            end_order: self.end_order,
+            progress: None,
+            community_id_seed: Some(self.community_id_seed),
+        };
+        Ok(Analyzer { options, filter: Filter::all(filters) })
     }
-    let options = Options {
-        timeouts: Timeouts {
-            tcp: seconds("tcp_timeout", tcp_timeout)?,
-            udp: seconds("udp_timeout", udp_timeout)?,
-        },
-        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
-        decap: !no_decap,
-        jobs: match jobs {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
-            n => n,
-        },
-        end_order,
-        progress: None,
-        community_id_seed: Some(community_id_seed),
-    };
-    Ok(Analyzer { options, filter: Filter::all(filters) })
 }
 
 fn to_py(e: sockscope::Error) -> PyErr {
@@ -158,29 +168,8 @@ impl Batches {
 
 /// Connections of `paths` in batches of up to `batch_size` rows.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
-fn batches(
-    paths: Vec<PathBuf>,
-    filter: Option<Vec<String>>,
-    tcp_timeout: f64,
-    udp_timeout: f64,
-    max_connections: u64,
-    no_decap: bool,
-    jobs: usize,
-    community_id_seed: u16,
-    end_order: bool,
-    batch_size: usize,
-) -> PyResult<Batches> {
-    let analyzer = analyzer(
-        filter,
-        tcp_timeout,
-        udp_timeout,
-        max_connections,
-        no_decap,
-        jobs,
-        community_id_seed,
-        end_order,
-    )?;
+fn batches(paths: Vec<PathBuf>, settings: Settings, batch_size: usize) -> PyResult<Batches> {
+    let analyzer = settings.analyzer()?;
     if batch_size == 0 {
         return Err(PyValueError::new_err("batch_size: must be at least 1"));
     }
@@ -191,18 +180,12 @@ fn batches(
 
 /// The socket inventory of `paths` as one record batch, and the run's warnings.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
 fn sockets<'py>(
     py: Python<'py>,
     paths: Vec<PathBuf>,
-    filter: Option<Vec<String>>,
-    tcp_timeout: f64,
-    udp_timeout: f64,
-    max_connections: u64,
-    no_decap: bool,
-    jobs: usize,
+    settings: Settings,
 ) -> PyResult<(Bound<'py, PyAny>, Vec<String>)> {
-    let analyzer = analyzer(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs, 0, false)?;
+    let analyzer = settings.analyzer()?;
     let (sockets, analysis) = py.detach(|| analyzer.sockets(&paths)).map_err(to_py)?;
     Ok((sockets_batch(&sockets).map_err(arrow_err)?.to_pyarrow(py)?, analysis.warnings()))
 }
@@ -210,18 +193,8 @@ fn sockets<'py>(
 /// The summary of `paths` as `sockscope summary --format json` prints it, and the run's
 /// warnings.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
-fn summary(
-    py: Python<'_>,
-    paths: Vec<PathBuf>,
-    filter: Option<Vec<String>>,
-    tcp_timeout: f64,
-    udp_timeout: f64,
-    max_connections: u64,
-    no_decap: bool,
-    jobs: usize,
-) -> PyResult<(String, Vec<String>)> {
-    let analyzer = analyzer(filter, tcp_timeout, udp_timeout, max_connections, no_decap, jobs, 0, false)?;
+fn summary(py: Python<'_>, paths: Vec<PathBuf>, settings: Settings) -> PyResult<(String, Vec<String>)> {
+    let analyzer = settings.analyzer()?;
     py.detach(|| {
         let report = analyzer.summary(&paths).map_err(to_py)?;
         let warnings = report.analysis.warnings();
