@@ -3,7 +3,9 @@ and the Ray Data recipe, against the command line."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -133,6 +135,8 @@ def test_spark_map_in_arrow_counts_what_the_command_line_counts():
     from pyspark.sql.pandas.types import from_arrow_schema
 
     captures = [REPO / "samples" / n for n in ("teardowns.pcap", "udp_and_reuse.pcapng", "ipv6.pcap")]
+    # Spark's Python workers are this Python, which has the package (on a cluster: every node's).
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
     try:
         paths = spark.createDataFrame([(str(p),) for p in captures], "path string")
