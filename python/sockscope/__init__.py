@@ -63,7 +63,7 @@ def _settings(
     jobs: int,
     community_id_seed: int = 0,
     order: str = "first",
-) -> dict[str, Any]:
+) -> _sockscope.Settings:
     """The analysis settings as the native module takes them (it checks them as the command
     line does)."""
     if order not in ("first", "end"):
@@ -133,7 +133,7 @@ def iter_batches(
     return _stream(batches)
 
 
-def _stream(batches: Any) -> Iterator[pa.RecordBatch]:
+def _stream(batches: _sockscope.Batches) -> Iterator[pa.RecordBatch]:
     yield from batches
     _warn(batches.warnings())
 

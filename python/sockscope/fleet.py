@@ -227,19 +227,18 @@ def _joined_state(first: dict, joined: dict) -> str:
     """Zeek's conn_state of the joined connection, by the same decision as for one piece, from
     each side's endpoint state as the joined history tells it."""
     if joined["proto"] != "tcp":
-        active = ["active" if joined[f"{side}_pkts"] else "inactive" for side in ("orig", "resp")]
-        return _sockscope.conn_state(False, *active, 0, 0, "")
+        orig, resp = ("active" if joined[f"{side}_pkts"] else "inactive" for side in ("orig", "resp"))
+        return _sockscope.conn_state(False, orig, resp, 0, 0, "")
     history = joined["history"]
     plain = history.replace("^", "")
     # A SYN answered, or an answer acknowledged, as Zeek takes both sides past the handshake.
     answered = "h" in plain and ("S" in plain or "A" in plain[plain.index("h") :])
     established = first["handshake_state"] == "complete" or answered
-    states = _endpoints(plain, established)
-    sizes = [joined["orig_bytes"], joined["resp_bytes"]]
-    return _sockscope.conn_state(True, *states, *sizes, history)
+    orig, resp = _endpoints(plain, established)
+    return _sockscope.conn_state(True, orig, resp, joined["orig_bytes"], joined["resp_bytes"], history)
 
 
-def _endpoints(history: str, established: bool) -> list[str]:
+def _endpoints(history: str, established: bool) -> tuple[str, str]:
     """Both sides' endpoint states from the history's letters, in order: how far the handshake
     got, then FINs and RSTs as the TCP analysis takes them (a RST after its own FIN resets only
     while the peer is still open; the peer's FIN after that makes it a normal close again)."""
@@ -265,4 +264,4 @@ def _endpoints(history: str, established: bool) -> list[str]:
         elif c in "Rr" and (sides[me] != "closed" or sides[peer] != "closed"):
             closed_then_reset[me] = sides[me] == "closed"
             sides[me] = "reset"
-    return sides
+    return sides[0], sides[1]
