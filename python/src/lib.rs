@@ -111,7 +111,7 @@ impl Reading {
     fn next(&mut self, size: usize) -> Result<Option<RecordBatch>, PyErr> {
         while !self.done && self.builder.len() < size {
             match self.conns.next() {
-                Some(Ok(record)) => self.builder.push(&record).map_err(arrow_err)?,
+                Some(Ok(record)) => self.builder.push(&record),
                 Some(Err(e)) => {
                     self.done = true;
                     self.failed = Some(to_py(e));
@@ -173,7 +173,7 @@ fn batches(paths: Vec<PathBuf>, settings: Settings, batch_size: usize) -> PyResu
     if batch_size == 0 {
         return Err(PyValueError::new_err("batch_size: must be at least 1"));
     }
-    let builder = ConnBatches::new().map_err(arrow_err)?;
+    let builder = ConnBatches::new();
     let reading = Reading { conns: analyzer.connections(&paths), builder, done: false, failed: None };
     Ok(Batches { state: Mutex::new(reading), size: batch_size })
 }
@@ -246,7 +246,7 @@ fn conn_state(
 /// The schema of the connection tables, as a `pyarrow.Schema`.
 #[pyfunction]
 fn schema(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    ConnBatches::new().map_err(arrow_err)?.schema().as_ref().to_pyarrow(py)
+    ConnBatches::new().schema().as_ref().to_pyarrow(py)
 }
 
 #[pymodule]

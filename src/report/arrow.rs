@@ -4,31 +4,27 @@
 
 use std::sync::Arc;
 
+use super::record::ConnRecord;
+use super::row::{arrow_fields, ArrowColumns, Kind, KINDS};
+use crate::flow::inventory::SocketStats;
 use arrow_array::builder::{ListBuilder, UInt64Builder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{DurationMicrosecondType, Float64Type, TimestampMicrosecondType};
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt16Array, UInt64Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
-use serde_arrow::ArrayBuilder;
-
-use super::record::ConnRecord;
-use super::row::{arrow_fields, FlatRow, Kind, KINDS};
-use crate::flow::inventory::SocketStats;
 
 /// Connection records gathered into record batches of the connections' schema.
 pub struct ConnBatches {
     schema: SchemaRef,
-    columns: ArrayBuilder,
+    columns: ArrowColumns,
     rows: usize,
 }
 
 impl ConnBatches {
     /// An empty builder.
-    pub fn new() -> Result<Self, ArrowError> {
-        let fields = arrow_fields();
-        let typed: Vec<Field> = fields.iter().zip(KINDS).map(|(f, k)| typed_field(f, *k)).collect();
-        let columns = ArrayBuilder::from_arrow(&fields).map_err(|e| ArrowError::ExternalError(e.into()))?;
-        Ok(ConnBatches { schema: Arc::new(Schema::new(typed)), columns, rows: 0 })
+    pub fn new() -> Self {
+        let typed: Vec<Field> = arrow_fields().iter().zip(KINDS).map(|(f, k)| typed_field(f, *k)).collect();
+        ConnBatches { schema: Arc::new(Schema::new(typed)), columns: ArrowColumns::default(), rows: 0 }
     }
 
     /// The schema of every batch: one column per field of the flat row, all nullable.
@@ -37,10 +33,9 @@ impl ConnBatches {
     }
 
     /// Adds one record to the batch being built.
-    pub fn push(&mut self, record: &ConnRecord) -> Result<(), ArrowError> {
-        self.columns.push(FlatRow::new(record)).map_err(|e| ArrowError::ExternalError(e.into()))?;
+    pub fn push(&mut self, record: &ConnRecord) {
+        self.columns.push(record);
         self.rows += 1;
-        Ok(())
     }
 
     /// Records added since the last batch was taken.
@@ -55,10 +50,16 @@ impl ConnBatches {
 
     /// The records added so far as one batch (possibly empty); the builder starts again.
     pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
-        let built = self.columns.to_record_batch().map_err(|e| ArrowError::ExternalError(e.into()))?;
-        let columns = built.columns().iter().zip(KINDS).map(|(c, k)| typed_column(c, *k)).collect();
+        let built = self.columns.finish();
+        let columns = built.iter().zip(KINDS).map(|(c, k)| typed_column(c, *k)).collect();
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), columns)
+    }
+}
+
+impl Default for ConnBatches {
+    fn default() -> Self {
+        ConnBatches::new()
     }
 }
 
@@ -73,7 +74,7 @@ fn typed_field(field: &Field, kind: Kind) -> Field {
     Field::new(field.name(), ty, true)
 }
 
-/// A column as serde_arrow filled it, in its kind's Arrow type: seconds to whole microseconds
+/// A column as it was built, in its kind's Arrow type: seconds to whole microseconds
 /// (exact for microsecond captures), `[1,2]` to a list.
 fn typed_column(column: &ArrayRef, kind: Kind) -> ArrayRef {
     let micros = |s: f64| (s * 1e6).round() as i64;
@@ -155,10 +156,10 @@ mod tests {
     #[test]
     fn batches_take_what_was_pushed() {
         let records = super::super::record::of_sample("teardowns.pcap");
-        let mut batches = ConnBatches::new().unwrap();
-        records.iter().take(5).for_each(|r| batches.push(r).unwrap());
+        let mut batches = ConnBatches::new();
+        records.iter().take(5).for_each(|r| batches.push(r));
         let first = batches.take().unwrap();
-        records.iter().skip(5).for_each(|r| batches.push(r).unwrap());
+        records.iter().skip(5).for_each(|r| batches.push(r));
         let second = batches.take().unwrap();
         assert_eq!((first.num_rows(), second.num_rows()), (5, records.len() - 5));
         assert!(batches.is_empty());

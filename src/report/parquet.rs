@@ -24,7 +24,7 @@ pub struct Parquet {
 impl Parquet {
     /// A Parquet writer, ready for rows.
     pub fn new() -> io::Result<Self> {
-        let batches = ConnBatches::new().map_err(io::Error::other)?;
+        let batches = ConnBatches::new();
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
         let writer =
             ArrowWriter::try_new(Vec::new(), batches.schema(), Some(props)).map_err(io::Error::other)?;
@@ -47,7 +47,7 @@ impl Parquet {
 
 impl Exporter for Parquet {
     fn record(&mut self, out: &mut Vec<u8>, record: &ConnRecord) -> io::Result<()> {
-        self.batches.push(record).map_err(io::Error::other)?;
+        self.batches.push(record);
         if self.batches.len() == ROW_GROUP {
             self.flush(out)?;
         }

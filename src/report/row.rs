@@ -20,8 +20,8 @@ pub enum Kind {
     Ids,
 }
 
-/// Declares the flat row: for each column its name, its Rust type, the Arrow type serde_arrow
-/// fills from it, its kind, and its value taken from a record (`$c`).
+/// Declares the flat row: for each column its name, its Rust type, the Arrow type its column is
+/// built in, its kind, and its value taken from a record (`$c`).
 macro_rules! flat_row {
     ($c:ident => $( $(#[doc = $doc:literal])* $name:ident: $ty:ty as $arrow:ident $kind:ident = $value:expr, )+) => {
         /// A connection as one flat row (see the module).
@@ -43,14 +43,113 @@ macro_rules! flat_row {
         /// The columns' kinds, in order.
         pub const KINDS: &[Kind] = &[$(Kind::$kind),+];
 
-        /// The columns as serde_arrow fills them (every one nullable), in order.
+        /// The columns as they are built (every one nullable), in order.
         #[cfg(feature = "parquet")]
-        pub fn arrow_fields() -> Vec<arrow_schema::FieldRef> {
+        pub fn arrow_fields() -> Vec<arrow_schema::Field> {
             use arrow_schema::{DataType, Field};
-            vec![$( std::sync::Arc::new(Field::new(stringify!($name), DataType::$arrow, true)) ),+]
+            vec![$( Field::new(stringify!($name), DataType::$arrow, true) ),+]
+        }
+
+        /// The rows' columns while they are built, one Arrow builder per column.
+        #[cfg(feature = "parquet")]
+        #[derive(Default)]
+        pub struct ArrowColumns {
+            $( $name: arrow_builder!($arrow), )+
+        }
+
+        #[cfg(feature = "parquet")]
+        impl ArrowColumns {
+            /// Adds the row of `$c`.
+            pub fn push(&mut self, $c: &ConnRecord) {
+                let row = FlatRow::new($c);
+                $( Append::append(&mut self.$name, row.$name); )+
+            }
+
+            /// The columns built so far, in order; the builders start again.
+            pub fn finish(&mut self) -> Vec<arrow_array::ArrayRef> {
+                use arrow_array::builder::ArrayBuilder;
+                vec![$( ArrayBuilder::finish(&mut self.$name), )+]
+            }
         }
     };
 }
+
+/// The Arrow builder of a column's Arrow type.
+#[cfg(feature = "parquet")]
+macro_rules! arrow_builder {
+    (UInt8) => {
+        arrow_array::builder::UInt8Builder
+    };
+    (UInt16) => {
+        arrow_array::builder::UInt16Builder
+    };
+    (UInt32) => {
+        arrow_array::builder::UInt32Builder
+    };
+    (UInt64) => {
+        arrow_array::builder::UInt64Builder
+    };
+    (Float64) => {
+        arrow_array::builder::Float64Builder
+    };
+    (Boolean) => {
+        arrow_array::builder::BooleanBuilder
+    };
+    (Utf8) => {
+        arrow_array::builder::StringBuilder
+    };
+}
+
+/// A value appended to its column's builder: `None` as null.
+#[cfg(feature = "parquet")]
+trait Append<T> {
+    fn append(&mut self, value: T);
+}
+
+#[cfg(feature = "parquet")]
+macro_rules! append_primitive {
+    ($($t:ty => $builder:ty),+) => {$(
+        impl Append<$t> for $builder {
+            fn append(&mut self, value: $t) {
+                self.append_value(value);
+            }
+        }
+        impl Append<Option<$t>> for $builder {
+            fn append(&mut self, value: Option<$t>) {
+                self.append_option(value);
+            }
+        }
+    )+};
+}
+
+#[cfg(feature = "parquet")]
+append_primitive!(
+    u8 => arrow_array::builder::UInt8Builder,
+    u16 => arrow_array::builder::UInt16Builder,
+    u32 => arrow_array::builder::UInt32Builder,
+    u64 => arrow_array::builder::UInt64Builder,
+    f64 => arrow_array::builder::Float64Builder,
+    bool => arrow_array::builder::BooleanBuilder
+);
+
+#[cfg(feature = "parquet")]
+macro_rules! append_text {
+    ($($t:ty),+) => {$(
+        impl<'s> Append<$t> for arrow_array::builder::StringBuilder {
+            fn append(&mut self, value: $t) {
+                self.append_value(value);
+            }
+        }
+        impl<'s> Append<Option<$t>> for arrow_array::builder::StringBuilder {
+            fn append(&mut self, value: Option<$t>) {
+                self.append_option(value);
+            }
+        }
+    )+};
+}
+
+#[cfg(feature = "parquet")]
+append_text!(&'s str, String);
 
 /// Options one side offered, or none.
 fn offered(c: &ConnRecord, orig: bool) -> Option<&Offered> {
