@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Speed and memory of `sockscope conns --format jsonl FILE > /dev/null` on generated captures,
-# next to `cat FILE` (the I/O floor) and, when installed, tshark and tcptrace on the same file.
+# next to `cat FILE` (the I/O floor) and, when installed, tshark and tcptrace on the same file;
+# the Parquet output; the Python package (`sockscope.connections`) when BENCH_PYTHON (default
+# python3) has it, and NFStream when NFSTREAM_PYTHON (default: the same) has it (one run each:
+# it takes minutes on the scan profile).
 #
 #   bench/run.sh [PACKETS]        (default 2000000 per profile; inputs go to target/bench-data)
 #
@@ -21,7 +24,7 @@ bin=target/release/sockscope
 best_of() {
     local best="" line out
     out=$(mktemp)
-    for _ in 1 2 3; do
+    for _ in $(seq "${RUNS:-3}"); do
         /usr/bin/time -o "$out" -f "%e %M %U %S" "$@" > /dev/null 2>&1 || true
         line=$(tail -n 1 "$out" | awk '{ printf "%s %s %.2f", $1, $2, $3 + $4 }')
         if [ -z "$best" ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then best=$line; fi
@@ -65,6 +68,18 @@ for profile in realistic tiny manyconn scan; do
     row "table (piped, every column)" "$packets" "$bytes" "$st" "$mt" "$ct"
     first=$( { /usr/bin/time -f "%e" sh -c "\"$bin\" conns --jobs 1 --order end \"$file\" | head -2 > /dev/null" ; } 2>&1 | tail -n 1)
     awk -v s="$first" 'BEGIN { printf "  %-26s %8.2f s\n", "first table row, end order", s }'
+    read -r s m c <<< "$(best_of "$bin" conns --jobs 1 -o "$data/bench-out.parquet" "$file")"
+    row "parquet (-o FILE)" "$packets" "$bytes" "$s" "$m" "$c"
+    py=${BENCH_PYTHON:-python3}
+    if "$py" -c "import sockscope" 2> /dev/null; then
+        read -r sp m c <<< "$(best_of "$py" -c "import sys, sockscope; sockscope.connections(sys.argv[1])" "$file")"
+        row "python connections()" "$packets" "$bytes" "$sp" "$m" "$c"
+        nf=${NFSTREAM_PYTHON:-$py}
+        if "$nf" -c "import nfstream" 2> /dev/null; then
+            read -r s m c <<< "$(RUNS=1 best_of "$nf" -c "import sys, nfstream; nfstream.NFStreamer(source=sys.argv[1], n_dissections=0).to_pandas()" "$file")"
+            row "nfstream to_pandas()" "$packets" "$bytes" "$s" "$m" "$c" "$sp"
+        fi
+    fi
     if command -v tshark > /dev/null; then
         read -r s m c <<< "$(best_of tshark -n -q -r "$file" -z conv,tcp -z conv,udp)"
         row "tshark conv,tcp conv,udp" "$packets" "$bytes" "$s" "$m" "$c" "$s1"
