@@ -144,9 +144,10 @@ def stitch(table: pa.Table, *, tcp_timeout: float = 300.0, udp_timeout: float = 
     direction) are one connection when that record is ``cut_start`` and began within the
     inactivity timeout of the first's last packet. The joined record keeps the earlier piece's
     id, capture, sockets, start and handshake, adds up the packet and byte counts, and takes
-    the later piece's end and teardown; its ``conn_state`` follows from how the first piece
-    opened and how the last one closed, and its ``history`` is the first's letters followed by
-    the later's new ones. Chains over several files join in turn.
+    the later piece's end and teardown; its ``history`` is the first's letters followed by the
+    later's new ones, and its ``conn_state`` is decided again from that history by the same
+    verdict as a whole run's. Chains over several files join in turn. With anything joined, the
+    rows come in order of first packet.
     """
     if table.num_rows == 0:
         return table
