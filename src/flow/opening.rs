@@ -4,6 +4,8 @@
 //! (by running them through the same analysis) when the connection goes further, ends, or is
 //! printed, so no output depends on which form a connection spent its time in.
 
+use hashbrown::HashTable;
+
 use super::key::PairKey;
 use crate::decode::payload::Shape;
 use crate::decode::{TcpFlags, TcpOptions, TcpSegment};
@@ -222,6 +224,96 @@ impl Opening {
     /// `TcpConn::expired`). Only from then on does a sweep need the full state to decide.
     pub fn due_from(&self, inactivity: Duration) -> Timestamp {
         self.ts.plus(Duration::from_secs(5).min(inactivity))
+    }
+}
+
+/// The table's openings in a vector, found through an index of their places filed under their
+/// pairs' hashes, as an IndexMap keeps them. Apart from IndexMap so that at the end the index can
+/// be dropped and the vector handed out from its end, giving its memory back as it shrinks: a
+/// scan's millions of openings would otherwise stay whole until the last was handed out, next to
+/// everything made of them.
+#[derive(Default)]
+pub(super) struct Openings {
+    index: HashTable<usize>,
+    /// Each opening with its pair's hash.
+    entries: Vec<(u64, Opening)>,
+}
+
+impl Openings {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The place of an opening filed under `hash` that `holds`.
+    #[inline]
+    pub fn find(&self, hash: u64, holds: impl Fn(&Opening) -> bool) -> Option<usize> {
+        self.index.find(hash, |&at| holds(&self.entries[at].1)).copied()
+    }
+
+    pub fn get(&self, at: usize) -> &Opening {
+        &self.entries[at].1
+    }
+
+    pub fn get_mut(&mut self, at: usize) -> &mut Opening {
+        &mut self.entries[at].1
+    }
+
+    /// Files `opening`, known to be absent, under `hash`.
+    pub fn insert(&mut self, hash: u64, opening: Opening) {
+        let Openings { index, entries } = self;
+        index.insert_unique(hash, entries.len(), |&at| entries[at].0);
+        entries.push((hash, opening));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Opening> {
+        self.entries.iter().map(|(_, opening)| opening)
+    }
+
+    /// Keeps the openings for which `keep` holds, in their order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Opening) -> bool) {
+        self.entries.retain(|(_, opening)| keep(opening));
+        let Openings { index, entries } = self;
+        index.clear();
+        for (at, (hash, _)) in entries.iter().enumerate() {
+            index.insert_unique(*hash, at, |&at| entries[at].0);
+        }
+    }
+
+    /// The openings that are not vacant, to be handed out in id order.
+    pub fn into_sorted(self) -> Sorted {
+        let mut entries = self.entries;
+        drop(self.index);
+        // Highest id first, so the next one out is the last; vacant ones (id 0) come after all.
+        entries.sort_unstable_by_key(|(_, opening)| std::cmp::Reverse(opening.id));
+        let kept = entries.partition_point(|(_, opening)| !opening.is_vacant());
+        entries.truncate(kept);
+        Sorted { entries }
+    }
+}
+
+/// Openings handed out in id order, their vector shrunk as it empties.
+pub(super) struct Sorted {
+    entries: Vec<(u64, Opening)>,
+}
+
+impl Sorted {
+    /// The id of the next one out.
+    pub fn next_id(&self) -> Option<u64> {
+        self.entries.last().map(|(_, opening)| opening.id)
+    }
+
+    pub fn pop(&mut self) -> Option<Opening> {
+        let (_, opening) = self.entries.pop()?;
+        // Shrunk each time an eighth has gone: a large vector lives in pages of its own, which
+        // shrinking gives back without copying.
+        if self.entries.len() + self.entries.len() / 8 < self.entries.capacity() {
+            self.entries.shrink_to_fit();
+        }
+        Some(opening)
     }
 }
 

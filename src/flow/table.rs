@@ -13,7 +13,7 @@ use indexmap::{IndexMap, IndexSet};
 use super::app::AppState;
 use super::history::History;
 use super::key::{PairKey, TunnelId, TunnelKey, MAX_TUNNEL_ID};
-use super::opening::{Opening, Thrift};
+use super::opening::{Opening, Openings, Thrift};
 use super::{Conn, DirStats, EndReason, TunnelInfo};
 use crate::decode::payload::RoleView;
 use crate::decode::tunnel::TunnelKind;
@@ -53,7 +53,7 @@ pub struct ConnTable {
     /// TCP connections that have seen only a SYN, or a SYN and a RST (see `opening`): most of a
     /// scan's or a flood's. Apart from `live` so that their entries stay small; filed under the
     /// same hashes, so a packet hashes its pair once.
-    openings: IndexMap<Opening, (), foldhash::fast::RandomState>,
+    openings: Openings,
     /// Openings made full since the last sweep, left in place vacant (see `Opening::vacate`).
     vacated: usize,
     /// Whether new connections start as openings.
@@ -104,8 +104,8 @@ impl ConnTable {
     pub fn new(timeouts: Timeouts, max_live: usize) -> Self {
         let hasher = foldhash::fast::RandomState::default();
         ConnTable {
-            live: IndexMap::with_hasher(hasher.clone()),
-            openings: IndexMap::with_hasher(hasher),
+            live: IndexMap::with_hasher(hasher),
+            openings: Openings::default(),
             vacated: 0,
             thrift: Thrift::default(),
             ended: Vec::new(),
@@ -178,11 +178,9 @@ impl ConnTable {
         src_is_lo: bool,
     ) -> Entry {
         let holds = |o: &Opening| o.key == key && !o.is_vacant();
-        let opening = (!self.openings.is_empty())
-            .then(|| self.openings.raw_entry_v1().index_from_hash(hash, holds))
-            .flatten();
+        let opening = (!self.openings.is_empty()).then(|| self.openings.find(hash, holds)).flatten();
         if let Some(at) = opening {
-            let (opening, ()) = self.openings.get_index_mut2(at).expect("index in the table");
+            let opening = self.openings.get_mut(at);
             if opening.absorb(ts, src_is_lo, ip.wire_len, seg, self.timeouts.tcp) {
                 return Entry::Opening(opening.id);
             }
@@ -205,7 +203,7 @@ impl ConnTable {
         let may_open = self.compact && ctx.tunnel.is_none() && ctx.hops.is_empty();
         let opening = Opening::new(id, key, ts, src_is_lo, ip.wire_len, seg).filter(|_| may_open);
         if let Some(opening) = opening.filter(|_| self.thrift.opens()) {
-            insert_hashed(&mut self.openings, hash, opening);
+            self.openings.insert(hash, opening);
             return Entry::Opening(id);
         }
         Entry::Live(self.insert_live(hash, new_tcp_conn(id, key, ts, src_is_lo, seg)))
@@ -288,8 +286,8 @@ impl ConnTable {
     /// is most likely the answer to one.
     #[inline(never)]
     fn prefetch_opening(&self, hash: u64) {
-        if let Some(at) = self.openings.raw_entry_v1().index_from_hash(hash, |_| true) {
-            super::prefetch(self.opening(at));
+        if let Some(at) = self.openings.find(hash, |_| true) {
+            super::prefetch(self.openings.get(at));
         }
     }
 
@@ -314,28 +312,22 @@ impl ConnTable {
         let mut live = self.live.into_iter();
         // Sorted as they are handed out, without an index made again for them; vacant ones
         // (id 0) come first and are passed over.
-        let mut openings = self.openings.sorted_unstable_by(|a, (), b, ()| a.id.cmp(&b.id));
-        let vacant = openings.as_slice().iter().take_while(|(opening, ())| opening.is_vacant()).count();
-        openings.by_ref().take(vacant).for_each(drop);
+        let mut openings = self.openings.into_sorted();
         // Merged by the id at the head of each, read in place; an opening is made in full only
         // when its turn comes.
         std::iter::from_fn(move || {
             let e = ended.as_slice().first().map(|c| c.id);
             let l = live.as_slice().first().map(|(live, ())| live.0.id);
-            let o = openings.as_slice().first().map(|(opening, ())| opening.id);
+            let o = openings.next_id();
             let next = [e, l, o].into_iter().flatten().min()?;
             if e == Some(next) {
                 ended.next()
             } else if l == Some(next) {
                 live.next().map(|(live, ())| live.0)
             } else {
-                openings.next().map(|(opening, ())| materialize(&opening))
+                openings.pop().map(|opening| materialize(&opening))
             }
         })
-    }
-
-    fn opening(&self, at: usize) -> &Opening {
-        self.openings.get_index(at).expect("index in the table").0
     }
 
     fn conn_mut(&mut self, at: usize) -> &mut Conn {
@@ -410,7 +402,7 @@ impl ConnTable {
         }
         let batch = (self.max_live / 100).max(1);
         let lives = self.live.keys().map(|live| live.0.last);
-        let openings = self.openings.keys().filter(|o| !o.is_vacant()).map(Opening::last);
+        let openings = self.openings.iter().filter(|o| !o.is_vacant()).map(Opening::last);
         let mut last: Vec<Timestamp> = lives.chain(openings).collect();
         let (_, cutoff, _) = last.select_nth_unstable(batch - 1);
         let cutoff = *cutoff;
@@ -422,7 +414,7 @@ impl ConnTable {
         };
         self.end_where(EndReason::Evicted, |c| take(c.last));
         let mut evicted = Vec::new();
-        self.openings.retain(|opening, ()| {
+        self.openings.retain(|opening| {
             let take = !opening.is_vacant() && take(opening.last());
             if take {
                 evicted.push(materialize(opening));
@@ -485,7 +477,7 @@ impl ConnTable {
         // Openings old enough for a timer to have run are decided from their full state, and
         // stay in it if they live on. Vacant ones go.
         let (live, ended) = (&mut self.live, &mut self.ended);
-        self.openings.retain(|opening, ()| {
+        self.openings.retain(|opening| {
             if opening.is_vacant() {
                 return false;
             }
