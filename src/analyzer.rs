@@ -8,7 +8,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 
 use crate::filter::Filter;
-use crate::flow::inventory::{Inventory, SocketStats};
+use crate::flow::inventory::{Inventory, SocketStats, TopSockets};
 use crate::flow::Conn;
 use crate::inputs;
 use crate::pipeline::{self, Analysis, FileReport, Observer, Options};
@@ -204,7 +204,7 @@ impl Analyzer {
     }
 
     /// Totals over the inputs' connections (those the filter keeps): by state, handshake and
-    /// teardown; with the run's packet accounting and the socket inventory.
+    /// teardown; with the run's packet accounting and the busiest sockets.
     ///
     /// ```
     /// use sockscope::{Analyzer, Options};
@@ -225,7 +225,7 @@ impl Analyzer {
         })?;
         match Error::of(&analysis) {
             Some(e) => Err(e),
-            None => Ok(SummaryReport { summary, sockets: inventory.finish(), analysis }),
+            None => Ok(SummaryReport { summary, top_sockets: inventory.top(), analysis }),
         }
     }
 
@@ -239,8 +239,8 @@ pub struct SummaryReport {
     /// Totals over the connections the filter kept: by state, handshake and teardown,
     /// retransmissions, RTTs.
     pub summary: Summary,
-    /// The socket inventory of those connections, in order of first appearance.
-    pub sockets: Vec<SocketStats>,
+    /// The busiest sockets of those connections (`Analyzer::sockets` lists them all).
+    pub top_sockets: TopSockets,
     /// Packet accounting, the files' reports and the time range, over all packets.
     pub analysis: Analysis,
 }
@@ -248,7 +248,7 @@ pub struct SummaryReport {
 impl SummaryReport {
     /// The summary as `sockscope summary` prints it, times in `clock`'s zone.
     pub fn write(self, out: &mut dyn io::Write, clock: &Clock) -> io::Result<()> {
-        self.summary.write(out, &self.analysis, &self.sockets, clock)
+        self.summary.write(out, &self.analysis, &self.top_sockets, clock)
     }
 }
 

@@ -320,7 +320,7 @@ fn conns(
     writer.finish(&analysis)?;
     if with_summary {
         writeln!(out)?;
-        summary.write(out, &analysis, &inventory.finish(), clock)?;
+        summary.write(out, &analysis, &inventory.top(), clock)?;
     }
     Ok(finish(&analysis))
 }
@@ -349,9 +349,9 @@ fn summary(run: &Run, json: bool, clock: &Clock, out: &mut dyn Write) -> io::Res
         Ok(())
     })?;
     if json {
-        summary.write_json(out, &analysis, &inventory.finish())?;
+        summary.write_json(out, &analysis, &inventory.top())?;
     } else {
-        summary.write(out, &analysis, &inventory.finish(), clock)?;
+        summary.write(out, &analysis, &inventory.top(), clock)?;
     }
     Ok(finish(&analysis))
 }

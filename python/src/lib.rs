@@ -201,7 +201,7 @@ fn summary(py: Python<'_>, paths: Vec<PathBuf>, settings: Settings) -> PyResult<
         let mut json = Vec::new();
         report
             .summary
-            .write_json(&mut json, &report.analysis, &report.sockets)
+            .write_json(&mut json, &report.analysis, &report.top_sockets)
             .map_err(|e| Error::new_err(e.to_string()))?;
         Ok((String::from_utf8(json).map_err(|e| Error::new_err(e.to_string()))?, warnings))
     })

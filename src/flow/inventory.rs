@@ -102,10 +102,10 @@ impl Spans {
     }
 
     /// The most connections open at the same time.
-    fn max_open(self) -> u64 {
+    fn max_open(&self) -> u64 {
         let mut spans = match self {
             Spans::One(..) => return 1,
-            Spans::Many(v) => v,
+            Spans::Many(v) => v.clone(),
         };
         // Opens sort before closes at the same instant: touching connections overlap.
         spans.sort_unstable_by_key(|&(t, delta)| (t, -delta));
@@ -162,35 +162,75 @@ impl Inventory {
 
     /// The sockets in order of first appearance (the id of their first connection).
     pub fn finish(self) -> Vec<SocketStats> {
-        let mut sockets: Vec<(u64, SocketStats)> = self
-            .sockets
-            .into_iter()
-            .map(|(socket, e)| {
-                let as_client = e.conns - e.as_server;
-                let role = match (e.as_server > 0, as_client > 0) {
-                    (true, true) => Role::Both,
-                    (true, false) => Role::Server,
-                    _ => Role::Client,
-                };
-                let stats = SocketStats {
-                    proto: socket.proto,
-                    ip: socket.addr.ip,
-                    port: socket.addr.port,
-                    role,
-                    conns: e.conns,
-                    as_server: e.as_server,
-                    as_client,
-                    max_concurrent: e.spans.max_open(),
-                    pkts_sent: e.pkts_sent,
-                    pkts_received: e.pkts_received,
-                    bytes_sent: e.bytes_sent,
-                    bytes_received: e.bytes_received,
-                };
-                (e.first, stats)
-            })
-            .collect();
+        let mut sockets: Vec<(u64, SocketStats)> =
+            self.sockets.into_iter().map(|(socket, e)| (e.first, line(&socket, &e))).collect();
         sockets.sort_by_key(|(first, _)| *first);
         sockets.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The busiest sockets, as the summary lists them, without making every socket's line: a
+    /// scan's inventory holds millions, and their lines would take as much again.
+    pub fn top(&self) -> TopSockets {
+        let lines = |ranked: Vec<usize>| {
+            ranked.into_iter().filter_map(|at| self.sockets.get_index(at)).map(|(s, e)| line(s, e)).collect()
+        };
+        TopSockets {
+            by_connections: lines(self.ranked(|e| e.conns)),
+            by_bytes: lines(self.ranked(|e| e.bytes_sent + e.bytes_received)),
+        }
+    }
+
+    /// Where the `TOP` sockets with the most of `key` are (none with zero), the most first; ties
+    /// in order of first appearance.
+    fn ranked(&self, key: impl Fn(&Entry) -> u64) -> Vec<usize> {
+        // (key, first appearance, place), best first.
+        let mut best: Vec<(u64, u64, usize)> = Vec::with_capacity(TOP + 1);
+        for (at, e) in self.sockets.values().enumerate() {
+            let k = key(e);
+            let place = best.partition_point(|&(bk, bf, _)| bk > k || bk == k && bf < e.first);
+            if k > 0 && place < TOP {
+                best.insert(place, (k, e.first, at));
+                best.truncate(TOP);
+            }
+        }
+        best.into_iter().map(|(_, _, at)| at).collect()
+    }
+}
+
+/// How many sockets the summary lists by connections, and by bytes.
+pub const TOP: usize = 5;
+
+/// The busiest sockets of an inventory: the `TOP` with the most connections and the `TOP` with
+/// the most payload bytes (none with zero), the most first, ties in order of first appearance.
+#[derive(Clone, Debug, Default)]
+pub struct TopSockets {
+    /// By connections.
+    pub by_connections: Vec<SocketStats>,
+    /// By payload bytes sent and received.
+    pub by_bytes: Vec<SocketStats>,
+}
+
+/// A socket's line, from its running counts.
+fn line(socket: &Socket, e: &Entry) -> SocketStats {
+    let as_client = e.conns - e.as_server;
+    let role = match (e.as_server > 0, as_client > 0) {
+        (true, true) => Role::Both,
+        (true, false) => Role::Server,
+        _ => Role::Client,
+    };
+    SocketStats {
+        proto: socket.proto,
+        ip: socket.addr.ip,
+        port: socket.addr.port,
+        role,
+        conns: e.conns,
+        as_server: e.as_server,
+        as_client,
+        max_concurrent: e.spans.max_open(),
+        pkts_sent: e.pkts_sent,
+        pkts_received: e.pkts_received,
+        bytes_sent: e.bytes_sent,
+        bytes_received: e.bytes_received,
     }
 }
 

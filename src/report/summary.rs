@@ -6,29 +6,19 @@ use std::io::{self, Write};
 use super::clock::Clock;
 use super::record::ConnRecord;
 use super::AccountingRecord;
-use crate::flow::inventory::SocketStats;
+use crate::flow::inventory::{SocketStats, TopSockets};
 use crate::pipeline::Analysis;
 use crate::tcp::phases::{HandshakeState, Initiator, TeardownKind, TeardownState};
 use crate::tcp::verdict::ConnState;
 use crate::types::{Addr, Proto};
 
-/// The five sockets with the most of `key` (none with zero).
-fn ranked(sockets: &[SocketStats], key: impl Fn(&SocketStats) -> u64) -> Vec<&SocketStats> {
-    let mut ranked: Vec<&SocketStats> = sockets.iter().filter(|s| key(s) > 0).collect();
-    ranked.sort_by_key(|s| std::cmp::Reverse(key(s)));
-    ranked.truncate(5);
-    ranked
-}
-
-/// The five sockets with the most of `key`, under a title.
+/// The busiest sockets, under a title.
 fn top(
     out: &mut dyn Write,
     title: &str,
-    sockets: &[SocketStats],
-    key: impl Fn(&SocketStats) -> u64,
+    ranked: &[SocketStats],
     describe: impl Fn(&SocketStats) -> String,
 ) -> io::Result<()> {
-    let ranked = ranked(sockets, key);
     if ranked.is_empty() {
         return Ok(());
     }
@@ -110,12 +100,13 @@ impl Summary {
         })
     }
 
-    /// The summary as one JSON document; `sockets` is the inventory of the same connections.
+    /// The summary as one JSON document; `busiest` are the busiest sockets of the same
+    /// connections.
     pub fn write_json(
         mut self,
         out: &mut dyn Write,
         analysis: &Analysis,
-        sockets: &[SocketStats],
+        busiest: &TopSockets,
     ) -> io::Result<()> {
         let mut by_state: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
         for ((proto, state), n) in &self.by_state {
@@ -134,8 +125,8 @@ impl Summary {
             "handshakes": alphabetical(&self.handshakes, |h| h.as_str()).into_iter().collect::<BTreeMap<_, _>>(),
             "rtt": rtt,
             "teardowns": self.teardown_rows().into_iter().collect::<BTreeMap<_, _>>(),
-            "top_sockets_by_connections": ranked(sockets, |s| s.conns),
-            "top_sockets_by_bytes": ranked(sockets, |s| s.bytes_sent + s.bytes_received),
+            "top_sockets_by_connections": busiest.by_connections,
+            "top_sockets_by_bytes": busiest.by_bytes,
             "problems": {
                 "retransmitted_packets": self.rexmit_pkts,
                 "tcp_packets": self.tcp_pkts,
@@ -149,13 +140,13 @@ impl Summary {
         writeln!(out)
     }
 
-    /// Writes the summary, times in `clock`'s zone; `sockets` is the inventory of the same
-    /// connections.
+    /// Writes the summary, times in `clock`'s zone; `busiest` are the busiest sockets of the
+    /// same connections.
     pub fn write(
         mut self,
         out: &mut dyn Write,
         analysis: &Analysis,
-        sockets: &[SocketStats],
+        busiest: &TopSockets,
         clock: &Clock,
     ) -> io::Result<()> {
         for f in &analysis.files {
@@ -222,20 +213,12 @@ impl Summary {
                 writeln!(out, "  {k:<32} {n:>8}")?;
             }
         }
-        top(
-            out,
-            "top sockets by connections",
-            sockets,
-            |s| s.conns,
-            |s| format!("{}, {} at once", super::count(s.conns, "connection"), s.max_concurrent),
-        )?;
-        top(
-            out,
-            "top sockets by bytes",
-            sockets,
-            |s| s.bytes_sent + s.bytes_received,
-            |s| format!("{} bytes out, {} in", s.bytes_sent, s.bytes_received),
-        )?;
+        top(out, "top sockets by connections", &busiest.by_connections, |s| {
+            format!("{}, {} at once", super::count(s.conns, "connection"), s.max_concurrent)
+        })?;
+        top(out, "top sockets by bytes", &busiest.by_bytes, |s| {
+            format!("{} bytes out, {} in", s.bytes_sent, s.bytes_received)
+        })?;
 
         writeln!(out, "\nproblems:")?;
         let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 * 100.0 / of as f64 };
