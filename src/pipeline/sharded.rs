@@ -265,8 +265,8 @@ type Fast = foldhash::fast::RandomState;
 struct Numbering {
     tables: Vec<Feed>,
     next: u64,
-    /// Numbered connections that have not ended yet: table id -> final number.
-    live: HashMap<u64, u64, Fast>,
+    /// Numbered connections that have not ended yet.
+    live: Live,
     /// Carriers not numbered yet.
     marked: HashSet<u64, Fast>,
     /// Carriers' final numbers, kept to the end: an inner connection can end after its carrier.
@@ -286,7 +286,7 @@ impl Numbering {
         Numbering {
             tables: (0..tables).map(|_| Feed::default()).collect(),
             next: 1,
-            live: HashMap::default(),
+            live: Live::default(),
             marked: HashSet::default(),
             carriers: HashMap::default(),
             waiting: BTreeMap::new(),
@@ -300,13 +300,13 @@ impl Numbering {
         feed.upto = msg.upto;
         self.number_what_is_final();
         for c in msg.carriers {
-            match self.live.get(&c) {
-                Some(&n) => _ = self.carriers.insert(c, n),
+            match self.live.get(c) {
+                Some(n) => _ = self.carriers.insert(c, n),
                 None => _ = self.marked.insert(c),
             }
         }
         for conn in msg.ended {
-            if self.live.contains_key(&conn.id) {
+            if self.live.get(conn.id).is_some() {
                 ready.push(self.renumber(conn));
             } else {
                 self.waiting.insert(conn.id, conn);
@@ -314,7 +314,7 @@ impl Numbering {
         }
         // Numbers are given in id order, so waiting ones become ready from the smallest up.
         while let Some(entry) = self.waiting.first_entry() {
-            if !self.live.contains_key(entry.key()) {
+            if self.live.get(*entry.key()).is_none() {
                 break;
             }
             let conn = entry.remove();
@@ -340,7 +340,7 @@ impl Numbering {
             self.tables[t].created.pop_front();
             let n = self.next;
             self.next += 1;
-            self.live.insert(id, n);
+            self.live.push(id, n);
             if self.marked.remove(&id) {
                 self.carriers.insert(id, n);
             }
@@ -349,18 +349,68 @@ impl Numbering {
 
     /// The connection with its final number, and its carriers' final numbers.
     fn renumber(&mut self, mut conn: Conn) -> Conn {
-        if let Some(n) = self.live.remove(&conn.id) {
+        if let Some(n) = self.live.remove(conn.id) {
             conn.id = n;
         }
         if let Some(tunnel) = conn.tunnel.as_mut() {
             for parent in &mut tunnel.parents {
                 // A carrier got its number no later than the connections inside it.
-                if let Some(&n) = self.carriers.get(parent).or_else(|| self.live.get(parent)) {
+                if let Some(n) = self.carriers.get(parent).copied().or_else(|| self.live.get(*parent)) {
                     *parent = n;
                 }
             }
         }
         conn
+    }
+}
+
+/// Numbered connections that have not ended: (table id, final number) in ascending order of
+/// both, as numbers are given. Connections mostly end oldest first, and those still open at
+/// the end are renumbered in id order, so the one looked up is nearly always at the front:
+/// cheaper than a hash map, whose lookups miss the cache once millions are open (scans).
+#[derive(Default)]
+struct Live {
+    /// Ended ones stay as holes (number 0) until they reach the front or outnumber the rest.
+    entries: VecDeque<(u64, u64)>,
+    holes: usize,
+}
+
+impl Live {
+    fn push(&mut self, id: u64, n: u64) {
+        debug_assert!(self.entries.back().is_none_or(|&(last, _)| last < id) && n > 0);
+        self.entries.push_back((id, n));
+    }
+
+    fn find(&self, id: u64) -> Option<usize> {
+        match self.entries.front() {
+            Some(&(first, _)) if first == id => Some(0),
+            _ => self.entries.binary_search_by_key(&id, |&(i, _)| i).ok(),
+        }
+    }
+
+    /// The final number of `id`, if it is numbered and has not ended.
+    fn get(&self, id: u64) -> Option<u64> {
+        self.find(id).map(|at| self.entries[at].1).filter(|&n| n > 0)
+    }
+
+    /// The final number of `id`, which has ended.
+    fn remove(&mut self, id: u64) -> Option<u64> {
+        let at = self.find(id)?;
+        let n = std::mem::take(&mut self.entries[at].1);
+        if n == 0 {
+            return None;
+        }
+        self.holes += 1;
+        while self.entries.front().is_some_and(|&(_, n)| n == 0) {
+            self.entries.pop_front();
+            self.holes -= 1;
+        }
+        // Held back by an old connection still open: memory stays with the open ones.
+        if self.holes > self.entries.len() / 2 {
+            self.entries.retain(|&(_, n)| n > 0);
+            self.holes = 0;
+        }
+        Some(n)
     }
 }
 
@@ -393,6 +443,30 @@ mod tests {
 
     fn ids(conns: &[Conn]) -> Vec<u64> {
         conns.iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn live_numbers_are_found_until_they_end_however_they_end() {
+        let mut live = Live::default();
+        for n in 1..=100 {
+            live.push(n * 10, n);
+        }
+        // Oldest first, newest first and from the middle.
+        assert_eq!(live.remove(10), Some(1));
+        assert_eq!(live.remove(1000), Some(100));
+        assert_eq!(live.remove(500), Some(50));
+        assert_eq!((live.get(10), live.get(500), live.remove(500)), (None, None, None));
+        assert_eq!((live.get(20), live.get(505), live.get(990)), (Some(2), None, Some(99)));
+        // All but one old connection end: the holes behind it do not stay.
+        for n in 3..=99 {
+            live.remove(n * 10);
+            let open = live.entries.iter().filter(|&&(_, n)| n > 0).count();
+            assert!(live.entries.len() <= 2 * open + 1, "{} entries for {open} open", live.entries.len());
+        }
+        assert_eq!(live.get(20), Some(2));
+        live.push(2000, 101);
+        assert_eq!((live.remove(20), live.remove(2000)), (Some(2), Some(101)));
+        assert!(live.entries.is_empty());
     }
 
     #[test]
