@@ -196,8 +196,10 @@ fn check_one(run: &Run, rules: &Rules, baseline: Option<diff::Side>) -> io::Resu
 /// into one output that stays parseable (one header, one document), each record naming its file.
 fn conns_each_file(run: &Run, format: Format, order: Order, out: &mut dyn Write) -> io::Result<ExitCode> {
     let uid_seed = if format == Format::Zeek { inputs::fingerprint(&run.paths) } else { 0 };
-    let mut writer =
-        ConnWriter::new(out, report::exporter(format, Layout::Wide, false, &Clock::Utc, uid_seed)?, order)?;
+    let mut writer = writer(
+        run,
+        ConnWriter::new(out, report::exporter(format, Layout::Wide, false, &Clock::Utc, uid_seed)?, order)?,
+    );
     let mut all = Analysis::default();
     for file in expand_warning(&run.paths) {
         let single = Run { paths: vec![file], ..run.clone() };
@@ -287,6 +289,15 @@ fn json_lines(path: &Path) -> Option<io::Lines<io::BufReader<std::fs::File>>> {
     Some(io::BufReader::new(file).lines())
 }
 
+/// A run with threads to spare formats records on two.
+fn writer<'a>(run: &Run, writer: ConnWriter<'a>) -> ConnWriter<'a> {
+    if run.analyzer.options.jobs > 1 {
+        writer.with_helper()
+    } else {
+        writer
+    }
+}
+
 /// `tty`: the output is a terminal, so the table gets colors (unless NO_COLOR) and the
 /// summary after it.
 fn conns(
@@ -306,7 +317,7 @@ fn conns(
         _ => Layout::Wide,
     };
     let exporter = report::exporter(format, layout, tty && table::color_enabled(), clock, uid_seed)?;
-    let mut writer = ConnWriter::new(out, exporter, order)?;
+    let mut writer = writer(run, ConnWriter::new(out, exporter, order)?);
     let analysis = analyze(run, None, &mut |c, record, kept| {
         if !kept {
             return writer.skip(record.id);

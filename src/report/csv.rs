@@ -20,6 +20,10 @@ impl Exporter for Csv {
         w.serialize(FlatRow::new(record)).map_err(to_io)?;
         w.flush()
     }
+
+    fn fork(&self) -> Option<Box<dyn Exporter + Send>> {
+        Some(Box::new(Csv))
+    }
 }
 
 /// The socket inventory as CSV under a header row, one socket per row.

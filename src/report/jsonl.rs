@@ -18,6 +18,10 @@ impl Exporter for Jsonl {
         conn_line(out, record);
         Ok(())
     }
+
+    fn fork(&self) -> Option<Box<dyn Exporter + Send>> {
+        Some(Box::new(Jsonl))
+    }
 }
 
 /// The socket inventory, a JSON line each.

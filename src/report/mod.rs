@@ -225,6 +225,12 @@ pub trait Exporter {
     fn end(&mut self, _out: &mut Vec<u8>, _analysis: &Analysis) -> io::Result<()> {
         Ok(())
     }
+
+    /// For a format whose records do not depend on each other (a line each, nothing between
+    /// them): a copy that formats records exactly as this one, on another thread.
+    fn fork(&self) -> Option<Box<dyn Exporter + Send>> {
+        None
+    }
 }
 
 /// The exporter of `format`; the table's `layout`, `color` and `clock`, `uid_seed` for Zeek's

@@ -2,6 +2,8 @@
 //! request, through the exporter of the chosen format, in pieces of `OUT_CHUNK`.
 
 use std::io::{self, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
 
 use super::order::InOrder;
 use super::record::ConnRecord;
@@ -28,6 +30,8 @@ pub struct ConnWriter<'a> {
     in_order: Option<InOrder>,
     /// Records are formatted straight into this buffer, written out in pieces of `OUT_CHUNK`.
     pending: Vec<u8>,
+    /// Formats some of the records on another thread (`with_helper`).
+    helper: Option<Helper>,
 }
 
 impl<'a> ConnWriter<'a> {
@@ -36,7 +40,18 @@ impl<'a> ConnWriter<'a> {
         let mut pending = Vec::with_capacity(OUT_CHUNK + (4 << 10));
         exporter.begin(&mut pending)?;
         let in_order = (order == Order::FirstSeen).then(InOrder::new);
-        Ok(ConnWriter { out, exporter, in_order, pending })
+        Ok(ConnWriter { out, exporter, in_order, pending, helper: None })
+    }
+
+    /// Formats records on a second thread too, when the format's records do not depend on each
+    /// other: once the analysis is done, formatting the connections still open at the end is
+    /// most of the work left (all of it on a scan). Not in end order, which is for live inputs:
+    /// there records go out as they come rather than a batch at a time.
+    pub fn with_helper(mut self) -> Self {
+        if self.in_order.is_some() {
+            self.helper = self.exporter.fork().map(Helper::spawn);
+        }
+        self
     }
 
     /// Takes one ended connection.
@@ -54,7 +69,7 @@ impl<'a> ConnWriter<'a> {
     /// counts its connections from 1.
     pub fn next_input(&mut self) -> io::Result<()> {
         if let Some(mut in_order) = self.in_order.take() {
-            in_order.finish(&mut |r| self.write(&r))?;
+            in_order.finish(&mut |r| self.write(r))?;
             self.in_order = Some(InOrder::new());
         }
         Ok(())
@@ -64,7 +79,11 @@ impl<'a> ConnWriter<'a> {
     pub fn finish(mut self, analysis: &Analysis) -> io::Result<()> {
         // Every id has ended by now, so nothing waits; this only guards against a gap.
         if let Some(mut in_order) = self.in_order.take() {
-            in_order.finish(&mut |r| self.write(&r))?;
+            in_order.finish(&mut |r| self.write(r))?;
+        }
+        if let Some(helper) = &mut self.helper {
+            helper.drain(&mut *self.exporter)?;
+            self.write_helped()?;
         }
         self.exporter.end(&mut self.pending, analysis)?;
         self.flush()
@@ -73,17 +92,39 @@ impl<'a> ConnWriter<'a> {
     fn put(&mut self, id: u64, record: Option<ConnRecord>) -> io::Result<()> {
         match self.in_order.take() {
             Some(mut in_order) => {
-                let done = in_order.put(id, record, &mut |r| self.write(&r));
+                let done = in_order.put(id, record, &mut |r| self.write(r));
                 self.in_order = Some(in_order);
                 done
             }
-            None => record.map_or(Ok(()), |r| self.write(&r)),
+            None => record.map_or(Ok(()), |r| self.write(r)),
         }
     }
 
-    /// Formats one record into the output buffer.
-    fn write(&mut self, record: &ConnRecord) -> io::Result<()> {
-        self.exporter.record(&mut self.pending, record)?;
+    /// Formats one record into the output buffer (or has the helper do it).
+    fn write(&mut self, record: ConnRecord) -> io::Result<()> {
+        let Some(helper) = &mut self.helper else {
+            self.exporter.record(&mut self.pending, &record)?;
+            return self.flush_if_full();
+        };
+        if helper.take(record, &mut *self.exporter)? {
+            self.write_helped()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the helper and this thread formatted, after what waits in the buffer.
+    fn write_helped(&mut self) -> io::Result<()> {
+        let Some(helper) = &mut self.helper else { return Ok(()) };
+        self.out.write_all(&self.pending)?;
+        self.pending.clear();
+        for bytes in helper.formatted() {
+            self.out.write_all(bytes)?;
+        }
+        helper.written();
+        Ok(())
+    }
+
+    fn flush_if_full(&mut self) -> io::Result<()> {
         if self.pending.len() >= OUT_CHUNK {
             self.flush()?;
         }
@@ -100,8 +141,146 @@ impl<'a> ConnWriter<'a> {
 /// What was formatted goes out even when the run stops early, as with a `BufWriter`.
 impl Drop for ConnWriter<'_> {
     fn drop(&mut self) {
+        if let Some(helper) = &mut self.helper {
+            if helper.drain(&mut *self.exporter).is_ok() {
+                let _ = self.write_helped();
+            }
+        }
         let _ = self.flush();
     }
+}
+
+/// Records per batch the helper formats.
+const HELPER_BATCH: usize = 1024;
+
+/// A thread formatting batches of records with a fork of the exporter. While it has a batch,
+/// the writer formats the records after it itself, until the helper is done or it has formatted
+/// as many; then both go out, the helper's first, and the records after gather into the next
+/// batch. So whichever thread is faster formats more, and the order is kept.
+struct Helper {
+    to: Option<SyncSender<(Vec<ConnRecord>, Vec<u8>)>>,
+    from: Receiver<(io::Result<()>, Vec<u8>)>,
+    thread: Option<JoinHandle<()>>,
+    /// Records gathering for the next batch.
+    batch: Vec<ConnRecord>,
+    /// The helper has a batch.
+    sent: bool,
+    /// Its bytes, once they came back (the buffer goes back and forth).
+    theirs: Option<Vec<u8>>,
+    /// Records formatted here since the batch was sent, and how many.
+    ours: Vec<u8>,
+    ours_count: usize,
+}
+
+impl Helper {
+    fn spawn(mut fork: Box<dyn Exporter + Send>) -> Helper {
+        let (to, batches) = sync_channel::<(Vec<ConnRecord>, Vec<u8>)>(1);
+        let (done, from) = sync_channel(1);
+        let thread = std::thread::spawn(move || {
+            for (mut batch, mut bytes) in batches {
+                bytes.clear();
+                let formatted = batch.iter().try_for_each(|r| fork.record(&mut bytes, r));
+                // The records are dropped here, on this thread.
+                batch.clear();
+                if done.send((formatted, bytes)).is_err() {
+                    return;
+                }
+            }
+        });
+        Helper {
+            to: Some(to),
+            from,
+            thread: Some(thread),
+            batch: Vec::with_capacity(HELPER_BATCH),
+            sent: false,
+            theirs: Some(Vec::with_capacity(OUT_CHUNK)),
+            ours: Vec::with_capacity(OUT_CHUNK),
+            ours_count: 0,
+        }
+    }
+
+    /// Takes the next record; true when a batch and the records after it are formatted, to be
+    /// written (`written` then empties them).
+    fn take(&mut self, record: ConnRecord, local: &mut dyn Exporter) -> io::Result<bool> {
+        if !self.sent {
+            self.batch.push(record);
+            if self.batch.len() == HELPER_BATCH {
+                self.send()?;
+            }
+            return Ok(false);
+        }
+        local.record(&mut self.ours, &record)?;
+        self.ours_count += 1;
+        if self.theirs.is_none() && self.ours_count < HELPER_BATCH {
+            match self.from.try_recv() {
+                Ok(returned) => self.returned(returned)?,
+                Err(TryRecvError::Empty) => return Ok(false),
+                Err(TryRecvError::Disconnected) => return Err(gone()),
+            }
+        }
+        self.wait().map(|()| true)
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(HELPER_BATCH));
+        let bytes = self.theirs.take().unwrap_or_default();
+        self.to.as_ref().expect("open until dropped").send((batch, bytes)).map_err(|_| gone())?;
+        self.sent = true;
+        Ok(())
+    }
+
+    fn returned(&mut self, (formatted, bytes): (io::Result<()>, Vec<u8>)) -> io::Result<()> {
+        self.theirs = Some(bytes);
+        formatted
+    }
+
+    /// Waits for the helper's bytes.
+    fn wait(&mut self) -> io::Result<()> {
+        if self.theirs.is_none() {
+            let returned = self.from.recv().map_err(|_| gone())?;
+            self.returned(returned)?;
+        }
+        Ok(())
+    }
+
+    /// The bytes to write, in order: the helper's batch, then the records after it.
+    fn formatted(&self) -> [&[u8]; 2] {
+        [self.theirs.as_deref().unwrap_or_default(), &self.ours]
+    }
+
+    /// They were written: the records after the batch gather into the next one.
+    fn written(&mut self) {
+        if let Some(theirs) = &mut self.theirs {
+            theirs.clear();
+        }
+        self.ours.clear();
+        self.ours_count = 0;
+        self.sent = false;
+    }
+
+    /// Every record taken, formatted, in order: waits for the helper's batch, and formats the
+    /// records gathering here.
+    fn drain(&mut self, local: &mut dyn Exporter) -> io::Result<()> {
+        if self.sent {
+            self.wait()?;
+        }
+        self.batch.drain(..).try_for_each(|r| local.record(&mut self.ours, &r))
+    }
+}
+
+/// The helper's thread ends once nothing more can be sent to it.
+impl Drop for Helper {
+    fn drop(&mut self) {
+        drop(self.to.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The helper's thread stopped: only after a panic, which it reports itself.
+fn gone() -> io::Error {
+    io::Error::other("the formatting thread stopped")
 }
 
 #[cfg(test)]
@@ -131,6 +310,10 @@ mod tests {
     }
 
     fn written(format: Format, records: impl Iterator<Item = ConnRecord>) -> String {
+        written_by(format, records, false)
+    }
+
+    fn written_by(format: Format, records: impl Iterator<Item = ConnRecord>, helped: bool) -> String {
         let analysis = Analysis {
             accounting: Default::default(),
             files: Vec::new(),
@@ -145,6 +328,10 @@ mod tests {
             Order::FirstSeen,
         )
         .unwrap();
+        if helped {
+            w = w.with_helper();
+            assert!(w.helper.is_some() == (format != Format::Json), "{format:?}");
+        }
         for r in records {
             w.conn(r).unwrap();
         }
@@ -168,5 +355,39 @@ mod tests {
             assert_eq!(at_once.lines().count(), waited.lines().count());
             assert_eq!(at_once, waited, "{format:?}");
         }
+    }
+
+    #[test]
+    fn records_formatted_on_two_threads_print_as_on_one() {
+        // Enough records for several batches each way, in an order that makes some wait.
+        let samples = sample_records();
+        let mut records: Vec<_> = (0..300).flat_map(|_| samples.iter().cloned()).collect();
+        for (i, r) in records.iter_mut().enumerate() {
+            r.id = i as u64 + 1;
+        }
+        assert!(records.len() > 4 * HELPER_BATCH);
+        records.chunks_mut(7).for_each(<[ConnRecord]>::reverse);
+        for format in [Format::Jsonl, Format::Csv, Format::Zeek, Format::Json] {
+            let one = written_by(format, records.clone().into_iter(), false);
+            let two = written_by(format, records.clone().into_iter(), true);
+            assert_eq!(one.lines().count(), two.lines().count());
+            assert!(one == two, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn records_the_helper_formatted_go_out_when_the_run_stops_early() {
+        let records = sample_records();
+        let mut out = Vec::new();
+        {
+            let exporter =
+                exporter(Format::Jsonl, super::super::table::Layout::Wide, false, &Default::default(), 0);
+            let mut w = ConnWriter::new(&mut out, exporter.unwrap(), Order::FirstSeen).unwrap().with_helper();
+            for r in records.iter().cycle().take(HELPER_BATCH + 10).cloned().enumerate() {
+                w.conn(ConnRecord { id: r.0 as u64 + 1, ..r.1 }).unwrap();
+            }
+            // Dropped without `finish`, as when a later step fails.
+        }
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), HELPER_BATCH + 10);
     }
 }

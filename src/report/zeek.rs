@@ -59,6 +59,10 @@ impl Exporter for Zeek {
     fn end(&mut self, out: &mut Vec<u8>, _analysis: &Analysis) -> io::Result<()> {
         writeln!(out, "#close\t{}", now())
     }
+
+    fn fork(&self) -> Option<Box<dyn Exporter + Send>> {
+        Some(Box::new(Zeek::new(self.uid_seed)))
+    }
 }
 
 /// The time of writing, as Zeek's `#open` and `#close` lines give it (UTC).
