@@ -29,6 +29,10 @@ pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats]) -> io::Result
     let mut buf = Vec::new();
     for s in sockets {
         line(&mut buf, s);
+        if buf.len() >= 64 << 10 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
     }
     out.write_all(&buf)
 }

@@ -2,8 +2,6 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
-
 use super::clock::Clock;
 use super::record::ConnRecord;
 use super::Exporter;
@@ -283,43 +281,35 @@ pub fn color_enabled() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Prints rows under a header, each column as wide as its widest cell, two spaces apart.
-fn write_rows(out: &mut dyn Write, header: &[&str], rows: Vec<Vec<Cell>>, color: bool) -> io::Result<()> {
-    let mut table = Table::new();
-    table.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
-    if color {
-        table.enforce_styling();
-    } else {
-        table.force_no_tty();
-    }
-    table.set_header(header.iter().map(|h| {
-        if color {
-            Cell::new(h).add_attribute(Attribute::Bold)
-        } else {
-            Cell::new(h)
+/// Prints a row per item under a header, each column as wide as its widest cell, two spaces
+/// apart; `state` colors an item's conn_state cell. Each row is made twice, to size the columns
+/// and to print it, so that none is held: the socket inventory of a scan has millions.
+fn write_rows<T>(
+    out: &mut dyn Write,
+    header: &[&str],
+    items: &[T],
+    row: impl Fn(&T) -> Vec<String>,
+    state: impl Fn(&T) -> Option<&'static str>,
+    color: bool,
+) -> io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for item in items {
+        for (w, cell) in widths.iter_mut().zip(row(item)) {
+            *w = (*w).max(cell.chars().count());
         }
-    }));
-    table.add_rows(rows);
-    let last = header.len().saturating_sub(1);
-    for (i, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if i == last { 0 } else { 2 }));
     }
-    writeln!(out, "{}", table.trim_fmt())
-}
-
-/// Green for normal ends, red for resets and refusals, yellow for attempts and oddities.
-fn state_cell(state: ConnState, color: bool) -> Cell {
-    let cell = Cell::new(state);
-    if !color {
-        return cell;
-    }
-    match state {
-        ConnState::SF | ConnState::S1 => cell.fg(Color::Green),
-        ConnState::REJ | ConnState::RSTO | ConnState::RSTR | ConnState::RSTOS0 | ConnState::RSTRH => {
-            cell.fg(Color::Red)
+    let mut buf = Vec::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    print_row(&mut buf, &header, &widths, 2, color.then_some(BOLD));
+    for item in items {
+        buf.extend_from_slice(cells(&row(item), &widths, 2, state(item).filter(|_| color)).as_bytes());
+        buf.push(b'\n');
+        if buf.len() >= 64 << 10 {
+            out.write_all(&buf)?;
+            buf.clear();
         }
-        _ => cell.fg(Color::Yellow),
     }
+    out.write_all(&buf)
 }
 
 /// Connections as an aligned table, one per row, in the order given.
@@ -337,59 +327,53 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord], color: bool) -> io
         "HANDSHAKE",
         "TEARDOWN",
     ];
-    let rows: Vec<Vec<Cell>> = conns
-        .iter()
-        .map(|c| {
-            let handshake = c.handshake.as_ref().map_or("-".to_string(), |h| match h.rtt {
-                Some(rtt) => format!("{} rtt={:.3}ms", h.state, rtt * 1e3),
-                None => h.state.to_string(),
-            });
-            let teardown = c.teardown.as_ref().map_or("-".to_string(), |t| {
-                let mut s = t.state.to_string();
-                if let Some(k) = t.kind {
-                    s = format!("{s} {k}");
-                }
-                if let Some(i) = t.initiator {
-                    s = format!("{s} by {i}");
-                }
-                s
-            });
-            vec![
-                Cell::new(c.id),
-                Cell::new(c.proto),
-                Cell::new(c.orig),
-                Cell::new(c.resp),
-                state_cell(c.conn_state, color),
-                Cell::new(&c.history),
-                Cell::new(format!("{:.3}s", c.duration)),
-                Cell::new(format!("{}/{}", c.orig_pkts, c.resp_pkts)),
-                Cell::new(format!("{}/{}", c.orig_bytes, c.resp_bytes)),
-                Cell::new(handshake),
-                Cell::new(teardown),
-            ]
-        })
-        .collect();
-    write_rows(out, &header, rows, color)
+    let row = |c: &ConnRecord| {
+        let handshake = c.handshake.as_ref().map_or("-".to_string(), |h| match h.rtt {
+            Some(rtt) => format!("{} rtt={:.3}ms", h.state, rtt * 1e3),
+            None => h.state.to_string(),
+        });
+        let teardown = c.teardown.as_ref().map_or("-".to_string(), |t| {
+            let mut s = t.state.to_string();
+            if let Some(k) = t.kind {
+                s = format!("{s} {k}");
+            }
+            if let Some(i) = t.initiator {
+                s = format!("{s} by {i}");
+            }
+            s
+        });
+        vec![
+            c.id.to_string(),
+            c.proto.to_string(),
+            c.orig.to_string(),
+            c.resp.to_string(),
+            c.conn_state.to_string(),
+            c.history.clone(),
+            format!("{:.3}s", c.duration),
+            format!("{}/{}", c.orig_pkts, c.resp_pkts),
+            format!("{}/{}", c.orig_bytes, c.resp_bytes),
+            handshake,
+            teardown,
+        ]
+    };
+    write_rows(out, &header, conns, row, |c| Some(state_color(c.conn_state)), color)
 }
 
 /// The socket inventory as an aligned table, one socket per row.
 pub fn write_sockets(out: &mut dyn Write, sockets: &[SocketStats], color: bool) -> io::Result<()> {
     let header = ["SOCKET", "ROLE", "CONNS", "MAX OPEN", "PKTS out/in", "BYTES out/in"];
-    let rows: Vec<Vec<Cell>> = sockets
-        .iter()
-        .map(|s| {
-            let addr = crate::types::Addr { ip: s.ip, port: s.port };
-            vec![
-                Cell::new(format!("{}/{}", addr, s.proto)),
-                Cell::new(s.role.as_str()),
-                Cell::new(s.conns),
-                Cell::new(s.max_concurrent),
-                Cell::new(format!("{}/{}", s.pkts_sent, s.pkts_received)),
-                Cell::new(format!("{}/{}", s.bytes_sent, s.bytes_received)),
-            ]
-        })
-        .collect();
-    write_rows(out, &header, rows, color)
+    let row = |s: &SocketStats| {
+        let addr = crate::types::Addr { ip: s.ip, port: s.port };
+        vec![
+            format!("{}/{}", addr, s.proto),
+            s.role.as_str().to_string(),
+            s.conns.to_string(),
+            s.max_concurrent.to_string(),
+            format!("{}/{}", s.pkts_sent, s.pkts_received),
+            format!("{}/{}", s.bytes_sent, s.bytes_received),
+        ]
+    };
+    write_rows(out, &header, sockets, row, |_| None, color)
 }
 
 #[cfg(test)]
@@ -408,18 +392,20 @@ mod tests {
     #[test]
     fn columns_align_to_widest_cell() {
         let mut out = Vec::new();
-        let rows = vec![vec![Cell::new(1), Cell::new("long value")], vec![Cell::new(22), Cell::new("x")]];
-        write_rows(&mut out, &["A", "B"], rows, false).unwrap();
+        let rows = [("1", "long value"), ("22", "x")];
+        write_rows(&mut out, &["A", "B"], &rows, |r| vec![r.0.into(), r.1.into()], |_| None, false).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "A   B\n1   long value\n22  x\n");
     }
 
     #[test]
     fn color_only_when_asked() {
+        let records = super::super::record::of_sample("teardowns.pcap");
         let mut plain = Vec::new();
-        write_rows(&mut plain, &["STATE"], vec![vec![state_cell(ConnState::REJ, false)]], false).unwrap();
+        write_conns(&mut plain, &records, false).unwrap();
         assert!(!String::from_utf8(plain).unwrap().contains('\x1b'));
         let mut colored = Vec::new();
-        write_rows(&mut colored, &["STATE"], vec![vec![state_cell(ConnState::REJ, true)]], true).unwrap();
-        assert!(String::from_utf8(colored).unwrap().contains("\x1b["));
+        write_conns(&mut colored, &records, true).unwrap();
+        let colored = String::from_utf8(colored).unwrap();
+        assert!(colored.starts_with(BOLD) && colored.contains("\x1b[31mREJ"), "{colored}");
     }
 }
