@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Speed and memory of `sockscope conns --format jsonl FILE > /dev/null` on generated captures,
-# next to `cat FILE` (the I/O floor) and, when installed, tshark and tcptrace on the same file;
+# next to `cat FILE` (the I/O floor) and, when installed, tshark, Argus and tcptrace on the same file;
 # the Parquet output; the Python package (`sockscope.connections`) when BENCH_PYTHON (default
 # python3) has it, and NFStream when NFSTREAM_PYTHON (default: the same) has it (one run each:
 # it takes minutes on the scan profile).
@@ -10,7 +10,7 @@
 # Inputs are generated once by `cargo run --release --example gen` and never committed.
 # Each tool runs after the file was read once (page cache warm); the best of 3 runs is kept.
 # Needs GNU time (/usr/bin/time) for max RSS. tshark: apt-get install tshark; tcptrace: apt-get
-# install tcptrace.
+# install tcptrace; Argus: apt-get install argus-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${1:-2000000}
@@ -58,6 +58,8 @@ for profile in realistic tiny manyconn scan; do
     row "sockscope --order end" "$packets" "$bytes" "$se" "$m" "$c"
     read -r s0 m c <<< "$(best_of "$bin" check --jobs 1 --min-connections 0 "$file")"
     row "analysis only (check)" "$packets" "$bytes" "$s0" "$m" "$c"
+    read -r s m c <<< "$(best_of "$bin" summary "$file")"
+    row "summary (--jobs 2)" "$packets" "$bytes" "$s" "$m" "$c"
     # Output's share: end order costs formatting and writing only; the default first-seen order
     # adds holding finished records back behind older connections still open.
     awk -v a="$se" -v b="$s0" 'BEGIN { printf "  %-26s %.0f%% of the run\n", "writing JSON lines", (a - b) / a * 100 }'
@@ -83,6 +85,10 @@ for profile in realistic tiny manyconn scan; do
     if command -v tshark > /dev/null; then
         read -r s m c <<< "$(best_of tshark -n -q -r "$file" -z conv,tcp -z conv,udp)"
         row "tshark conv,tcp conv,udp" "$packets" "$bytes" "$s" "$m" "$c" "$s1"
+    fi
+    if command -v argus > /dev/null; then
+        read -r s m c <<< "$(best_of argus -r "$file" -w /dev/null)"
+        row "argus -r (vs --jobs 2)" "$packets" "$bytes" "$s" "$m" "$c" "$s2"
     fi
     if command -v tcptrace > /dev/null; then
         read -r s m c <<< "$(best_of tcptrace -n "$file")"

@@ -405,6 +405,10 @@ impl Live {
             self.entries.pop_front();
             self.holes -= 1;
         }
+        // Millions end at once after a scan: what they took goes back as they go.
+        if self.entries.capacity() > 4 * self.entries.len() + 1024 {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
         // Held back by an old connection still open: memory stays with the open ones.
         if self.holes > self.entries.len() / 2 {
             self.entries.retain(|&(_, n)| n > 0);
