@@ -24,10 +24,15 @@ const OUT_CHUNK: usize = 64 << 10;
 
 /// Writes ended connections to an output in one format and order.
 pub struct ConnWriter<'a> {
-    out: &'a mut dyn Write,
-    exporter: Box<dyn Exporter>,
     /// `None` in end order.
     in_order: Option<InOrder>,
+    output: Output<'a>,
+}
+
+/// Where records go once their turn has come: formatted, then written.
+struct Output<'a> {
+    out: &'a mut dyn Write,
+    exporter: Box<dyn Exporter>,
     /// Records are formatted straight into this buffer, written out in pieces of `OUT_CHUNK`.
     pending: Vec<u8>,
     /// Formats some of the records on another thread (`with_helper`).
@@ -40,7 +45,7 @@ impl<'a> ConnWriter<'a> {
         let mut pending = Vec::with_capacity(OUT_CHUNK + (4 << 10));
         exporter.begin(&mut pending)?;
         let in_order = (order == Order::FirstSeen).then(InOrder::new);
-        Ok(ConnWriter { out, exporter, in_order, pending, helper: None })
+        Ok(ConnWriter { in_order, output: Output { out, exporter, pending, helper: None } })
     }
 
     /// Formats records on a second thread too, when the format's records do not depend on each
@@ -49,7 +54,7 @@ impl<'a> ConnWriter<'a> {
     /// there records go out as they come rather than a batch at a time.
     pub fn with_helper(mut self) -> Self {
         if self.in_order.is_some() {
-            self.helper = self.exporter.fork().map(Helper::spawn);
+            self.output.helper = self.output.exporter.fork().map(Helper::spawn);
         }
         self
     }
@@ -68,9 +73,9 @@ impl<'a> ConnWriter<'a> {
     /// Hands out what still waits and starts numbering again: the next input (`--per-file`)
     /// counts its connections from 1.
     pub fn next_input(&mut self) -> io::Result<()> {
-        if let Some(mut in_order) = self.in_order.take() {
-            in_order.finish(&mut |r| self.write(r))?;
-            self.in_order = Some(InOrder::new());
+        if let Some(in_order) = &mut self.in_order {
+            in_order.finish(&mut |r| self.output.write(r))?;
+            *in_order = InOrder::new();
         }
         Ok(())
     }
@@ -78,33 +83,32 @@ impl<'a> ConnWriter<'a> {
     /// Ends the output: the table, or the JSON document's closing with files and accounting.
     pub fn finish(mut self, analysis: &Analysis) -> io::Result<()> {
         // Every id has ended by now, so nothing waits; this only guards against a gap.
-        if let Some(mut in_order) = self.in_order.take() {
-            in_order.finish(&mut |r| self.write(r))?;
+        if let Some(in_order) = &mut self.in_order {
+            in_order.finish(&mut |r| self.output.write(r))?;
         }
-        if let Some(helper) = &mut self.helper {
-            helper.drain(&mut *self.exporter)?;
-            self.write_helped()?;
-        }
-        self.exporter.end(&mut self.pending, analysis)?;
-        self.flush()
+        let output = &mut self.output;
+        output.drain_helper()?;
+        output.exporter.end(&mut output.pending, analysis)?;
+        output.flush()
     }
 
     fn put(&mut self, id: u64, record: Option<ConnRecord>) -> io::Result<()> {
-        match self.in_order.take() {
-            Some(mut in_order) => {
-                let done = in_order.put(id, record, &mut |r| self.write(r));
-                self.in_order = Some(in_order);
-                done
-            }
-            None => record.map_or(Ok(()), |r| self.write(r)),
+        match &mut self.in_order {
+            Some(in_order) => in_order.put(id, record, &mut |r| self.output.write(r)),
+            None => record.map_or(Ok(()), |r| self.output.write(r)),
         }
     }
+}
 
+impl Output<'_> {
     /// Formats one record into the output buffer (or has the helper do it).
     fn write(&mut self, record: ConnRecord) -> io::Result<()> {
         let Some(helper) = &mut self.helper else {
             self.exporter.record(&mut self.pending, &record)?;
-            return self.flush_if_full();
+            if self.pending.len() >= OUT_CHUNK {
+                self.flush()?;
+            }
+            return Ok(());
         };
         if helper.take(record, &mut *self.exporter)? {
             self.write_helped()?;
@@ -124,9 +128,11 @@ impl<'a> ConnWriter<'a> {
         Ok(())
     }
 
-    fn flush_if_full(&mut self) -> io::Result<()> {
-        if self.pending.len() >= OUT_CHUNK {
-            self.flush()?;
+    /// Writes every record the helper has, and those gathering for it.
+    fn drain_helper(&mut self) -> io::Result<()> {
+        if let Some(helper) = &mut self.helper {
+            helper.drain(&mut *self.exporter)?;
+            self.write_helped()?;
         }
         Ok(())
     }
@@ -139,13 +145,9 @@ impl<'a> ConnWriter<'a> {
 }
 
 /// What was formatted goes out even when the run stops early, as with a `BufWriter`.
-impl Drop for ConnWriter<'_> {
+impl Drop for Output<'_> {
     fn drop(&mut self) {
-        if let Some(helper) = &mut self.helper {
-            if helper.drain(&mut *self.exporter).is_ok() {
-                let _ = self.write_helped();
-            }
-        }
+        let _ = self.drain_helper();
         let _ = self.flush();
     }
 }
@@ -330,7 +332,7 @@ mod tests {
         .unwrap();
         if helped {
             w = w.with_helper();
-            assert!(w.helper.is_some() == (format != Format::Json), "{format:?}");
+            assert!(w.output.helper.is_some() == (format != Format::Json), "{format:?}");
         }
         for r in records {
             w.conn(r).unwrap();
