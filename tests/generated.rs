@@ -18,13 +18,16 @@ fn several_tables_give_what_one_table_gives_on_generated_traffic() {
         let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         gen::write_capture(gen::profile(profile).unwrap(), packets, 7, file).unwrap();
         let f = path.to_str().unwrap();
-        let run = |jobs| sockscope(&["conns", "--format", "json", "--jobs", jobs, f]);
-        let one = run("1");
-        assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
-        let conns = stdout(&one).matches("\"proto\":").count();
-        assert!(conns > 1000, "{profile}: {conns} connections");
-        for jobs in ["2", "3", "5"] {
-            assert_eq!(stdout(&one), stdout(&run(jobs)), "{profile} --jobs {jobs}");
+        // JSON lines are formatted on two threads with more than one job; a JSON document on one.
+        for format in ["json", "jsonl"] {
+            let run = |jobs| sockscope(&["conns", "--format", format, "--jobs", jobs, f]);
+            let one = run("1");
+            assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+            let conns = stdout(&one).matches("\"proto\":").count();
+            assert!(conns > 1000, "{profile}: {conns} connections");
+            for jobs in ["2", "3", "5"] {
+                assert_eq!(stdout(&one), stdout(&run(jobs)), "{profile} {format} --jobs {jobs}");
+            }
         }
         std::fs::remove_file(&path).unwrap();
     }
