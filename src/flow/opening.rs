@@ -4,6 +4,8 @@
 //! (by running them through the same analysis) when the connection goes further, ends, or is
 //! printed, so no output depends on which form a connection spent its time in.
 
+use std::hash::BuildHasher;
+
 use hashbrown::HashTable;
 
 use super::key::PairKey;
@@ -13,8 +15,8 @@ use crate::types::{Duration, SeqNum, Timestamp};
 
 /// A connection whose only segments are a pure SYN without payload from its originator and at
 /// most one RST without payload after it, from either side, all outside any tunnel. Its fields
-/// lie flat, with the times, sides and options packed, so that an entry of the table (this and
-/// its hash) is 96 bytes: on a scan of millions of targets, nearly all the memory there is.
+/// lie flat, with the times, sides and options packed, so that an entry of the table is 88 bytes
+/// (and 4 in the index): on a scan of millions of targets, nearly all the memory there is.
 #[derive(Clone, Debug)]
 pub(super) struct Opening {
     /// The socket pair, as in `Conn`.
@@ -231,15 +233,21 @@ impl Opening {
 /// pairs' hashes, as an IndexMap keeps them. Apart from IndexMap so that at the end the index can
 /// be dropped and the vector handed out from its end, giving its memory back as it shrinks: a
 /// scan's millions of openings would otherwise stay whole until the last was handed out, next to
-/// everything made of them.
-#[derive(Default)]
+/// everything made of them. For the same reason the index holds 32-bit places and no hashes:
+/// an opening's hash is made again from its pair when the index grows.
 pub(super) struct Openings {
-    index: HashTable<usize>,
-    /// Each opening with its pair's hash.
-    entries: Vec<(u64, Opening)>,
+    index: HashTable<u32>,
+    entries: Vec<Opening>,
+    /// The table's hasher, by which openings are filed.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Openings {
+    /// No openings, filed by the hashes `hasher` makes of their pairs.
+    pub fn new(hasher: foldhash::fast::RandomState) -> Self {
+        Openings { index: HashTable::new(), entries: Vec::new(), hasher }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -248,38 +256,47 @@ impl Openings {
         self.entries.is_empty()
     }
 
+    /// Whether another opening has a place: beyond 2^32 of them in one table, new connections
+    /// are held in full.
+    pub fn has_room(&self) -> bool {
+        self.entries.len() < u32::MAX as usize
+    }
+
     /// The place of an opening filed under `hash` that `holds`.
     #[inline]
     pub fn find(&self, hash: u64, holds: impl Fn(&Opening) -> bool) -> Option<usize> {
-        self.index.find(hash, |&at| holds(&self.entries[at].1)).copied()
+        self.index.find(hash, |&at| holds(&self.entries[at as usize])).map(|&at| at as usize)
     }
 
     pub fn get(&self, at: usize) -> &Opening {
-        &self.entries[at].1
+        &self.entries[at]
     }
 
     pub fn get_mut(&mut self, at: usize) -> &mut Opening {
-        &mut self.entries[at].1
+        &mut self.entries[at]
     }
 
-    /// Files `opening`, known to be absent, under `hash`.
+    /// Files `opening`, known to be absent and with room for it, under `hash` (its pair's).
     pub fn insert(&mut self, hash: u64, opening: Opening) {
-        let Openings { index, entries } = self;
-        index.insert_unique(hash, entries.len(), |&at| entries[at].0);
-        entries.push((hash, opening));
+        debug_assert!(self.has_room() && hash == self.hasher.hash_one(opening.key));
+        let Openings { index, entries, hasher } = self;
+        index.insert_unique(hash, entries.len() as u32, |&at| hasher.hash_one(entries[at as usize].key));
+        entries.push(opening);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Opening> {
-        self.entries.iter().map(|(_, opening)| opening)
+        self.entries.iter()
     }
 
     /// Keeps the openings for which `keep` holds, in their order.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Opening) -> bool) {
-        self.entries.retain(|(_, opening)| keep(opening));
-        let Openings { index, entries } = self;
+    pub fn retain(&mut self, keep: impl FnMut(&Opening) -> bool) {
+        self.entries.retain(keep);
+        let Openings { index, entries, hasher } = self;
         index.clear();
-        for (at, (hash, _)) in entries.iter().enumerate() {
-            index.insert_unique(*hash, at, |&at| entries[at].0);
+        for (at, opening) in entries.iter().enumerate() {
+            index.insert_unique(hasher.hash_one(opening.key), at as u32, |&at| {
+                hasher.hash_one(entries[at as usize].key)
+            });
         }
     }
 
@@ -288,8 +305,8 @@ impl Openings {
         let mut entries = self.entries;
         drop(self.index);
         // Highest id first, so the next one out is the last; vacant ones (id 0) come after all.
-        entries.sort_unstable_by_key(|(_, opening)| std::cmp::Reverse(opening.id));
-        let kept = entries.partition_point(|(_, opening)| !opening.is_vacant());
+        entries.sort_unstable_by_key(|opening| std::cmp::Reverse(opening.id));
+        let kept = entries.partition_point(|opening| !opening.is_vacant());
         entries.truncate(kept);
         Sorted { entries }
     }
@@ -297,17 +314,17 @@ impl Openings {
 
 /// Openings handed out in id order, their vector shrunk as it empties.
 pub(super) struct Sorted {
-    entries: Vec<(u64, Opening)>,
+    entries: Vec<Opening>,
 }
 
 impl Sorted {
     /// The id of the next one out.
     pub fn next_id(&self) -> Option<u64> {
-        self.entries.last().map(|(_, opening)| opening.id)
+        self.entries.last().map(|opening| opening.id)
     }
 
     pub fn pop(&mut self) -> Option<Opening> {
-        let (_, opening) = self.entries.pop()?;
+        let opening = self.entries.pop()?;
         // Shrunk each time an eighth has gone: a large vector lives in pages of its own, which
         // shrinking gives back without copying.
         if self.entries.len() + self.entries.len() / 8 < self.entries.capacity() {
@@ -373,7 +390,7 @@ mod tests {
     use super::*;
 
     /// The point of the compact entry (issue: at most about 100 bytes for a half-open connection;
-    /// with its hash, 96 here).
+    /// 88 here, plus its place in the index).
     #[test]
     fn an_opening_stays_compact() {
         let size = std::mem::size_of::<Opening>();

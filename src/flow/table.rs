@@ -104,8 +104,8 @@ impl ConnTable {
     pub fn new(timeouts: Timeouts, max_live: usize) -> Self {
         let hasher = foldhash::fast::RandomState::default();
         ConnTable {
-            live: IndexMap::with_hasher(hasher),
-            openings: Openings::default(),
+            live: IndexMap::with_hasher(hasher.clone()),
+            openings: Openings::new(hasher),
             vacated: 0,
             thrift: Thrift::default(),
             ended: Vec::new(),
@@ -202,7 +202,7 @@ impl ConnTable {
         // Outside tunnels only: a tunnelled connection's record carries its tunnel.
         let may_open = self.compact && ctx.tunnel.is_none() && ctx.hops.is_empty();
         let opening = Opening::new(id, key, ts, src_is_lo, ip.wire_len, seg).filter(|_| may_open);
-        if let Some(opening) = opening.filter(|_| self.thrift.opens()) {
+        if let Some(opening) = opening.filter(|_| self.openings.has_room() && self.thrift.opens()) {
             self.openings.insert(hash, opening);
             return Entry::Opening(id);
         }
