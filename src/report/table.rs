@@ -342,19 +342,15 @@ pub fn write_conns(out: &mut dyn Write, conns: &[ConnRecord], color: bool) -> io
             }
             s
         });
-        vec![
-            c.id.to_string(),
-            c.proto.to_string(),
-            c.orig.to_string(),
-            c.resp.to_string(),
-            c.conn_state.to_string(),
-            c.history.clone(),
-            format!("{:.3}s", c.duration),
+        let mut row = leading_cells(c);
+        row.extend([
+            duration_cell(c),
             format!("{}/{}", c.orig_pkts, c.resp_pkts),
             format!("{}/{}", c.orig_bytes, c.resp_bytes),
             handshake,
             teardown,
-        ]
+        ]);
+        row
     };
     write_rows(out, &header, conns, row, |c| Some(state_color(c.conn_state)), color)
 }
