@@ -1,6 +1,9 @@
 //! The socket inventory: every `<protocol, IP, port>` seen, its role and how busy it was.
 
-use indexmap::IndexMap;
+use std::hash::BuildHasher;
+
+use hashbrown::hash_table::{self, HashTable};
+use integer_encoding::VarInt;
 use serde::Serialize;
 
 use super::Conn;
@@ -64,66 +67,224 @@ pub struct SocketStats {
     pub bytes_received: u64,
 }
 
+/// What one connection adds to one of its sockets.
+#[derive(Clone, Debug)]
+struct Part {
+    /// The connection's id * 2, plus 1 for its responder: the originator of a connection is
+    /// listed before its responder.
+    first: u64,
+    start: Timestamp,
+    end: Timestamp,
+    pkts_sent: u64,
+    pkts_received: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl Part {
+    fn as_server(&self) -> bool {
+        self.first % 2 == 1
+    }
+}
+
 /// One socket's running counts while the inventory is built: its line (`SocketStats`) is made
 /// only at the end, so that the socket, already the entry's key, is not held twice, and role and
-/// client count follow from the rest. A scan leaves millions of sockets of one connection each.
+/// client count follow from the rest. A scan leaves millions of sockets of one connection each:
+/// such a socket is held in 40 bytes, and one in several connections (or with counts beyond 32
+/// bits) in a box of its own.
 #[derive(Debug)]
-struct Entry {
+enum Tally {
+    One(One),
+    Many(Box<Many>),
+}
+
+/// A socket in one connection, its counts narrow enough to be held in place.
+#[derive(Debug)]
+struct One {
+    /// As `Part::first`.
+    first: u64,
+    start: Timestamp,
+    end: Timestamp,
+    pkts_sent: u32,
+    pkts_received: u32,
+    bytes_sent: u32,
+    bytes_received: u32,
+}
+
+/// A socket in several connections.
+#[derive(Debug)]
+struct Many {
+    totals: Totals,
+    /// The least `Part::first` of its connections.
+    first: u64,
+    /// The start and end of each connection, for the most it had open at once.
+    spans: Spans,
+}
+
+/// The start and end of each of a socket's connections, packed: each start as its difference
+/// from the one before, each end as its difference from its start, both as zigzag varints. A
+/// busy socket's connections start close together and most are short, so a span takes a few
+/// bytes instead of 16; a scanner's source ports hold millions of them.
+#[derive(Debug, Default)]
+struct Spans {
+    packed: Vec<u8>,
+    last_start: u64,
+}
+
+impl Spans {
+    fn push(&mut self, start: Timestamp, end: Timestamp) {
+        let mut buf = [0u8; 20];
+        // Wrapping differences, read back with wrapping sums: exact for any pair of u64s.
+        let mut n = (start.nanos().wrapping_sub(self.last_start) as i64).encode_var(&mut buf);
+        n += (end.nanos().wrapping_sub(start.nanos()) as i64).encode_var(&mut buf[n..]);
+        self.packed.extend_from_slice(&buf[..n]);
+        self.last_start = start.nanos();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Timestamp, Timestamp)> + '_ {
+        let (mut rest, mut start) = (&self.packed[..], 0u64);
+        std::iter::from_fn(move || {
+            let mut next = || {
+                let (n, len) = i64::decode_var(rest)?;
+                rest = &rest[len..];
+                Some(n as u64)
+            };
+            let (from_last, length) = (next()?, next()?);
+            start = start.wrapping_add(from_last);
+            Some((Timestamp::from_nanos(start), Timestamp::from_nanos(start.wrapping_add(length))))
+        })
+    }
+}
+
+/// A socket's counts over its connections.
+#[derive(Clone, Copy, Debug, Default)]
+struct Totals {
     conns: u64,
     as_server: u64,
     pkts_sent: u64,
     pkts_received: u64,
     bytes_sent: u64,
     bytes_received: u64,
-    /// The first connection it appeared in, as `id * 2`, plus 1 as responder: the originator of
-    /// a connection is listed before its responder.
-    first: u64,
-    spans: Spans,
 }
 
-/// The start and end of a socket's connections, for the most it had open at once. Most sockets
-/// of a scan or a busy client take part in one connection: its span is held in place, and a
-/// list is made only for a second (a thin vector, so that the enum is two words).
-#[derive(Debug)]
-enum Spans {
-    One(Timestamp, Timestamp),
-    /// Opens (+1) and closes (-1), in the order the connections ended.
-    Many(thin_vec::ThinVec<(Timestamp, i8)>),
+impl Totals {
+    fn add(&mut self, part: &Part) {
+        self.conns += 1;
+        self.as_server += u64::from(part.as_server());
+        self.pkts_sent += part.pkts_sent;
+        self.pkts_received += part.pkts_received;
+        self.bytes_sent += part.bytes_sent;
+        self.bytes_received += part.bytes_received;
+    }
 }
 
-impl Spans {
-    fn add(&mut self, first: Timestamp, last: Timestamp) {
-        match self {
-            Spans::One(f, l) => {
-                *self = Spans::Many(thin_vec::thin_vec![(*f, 1), (*l, -1), (first, 1), (last, -1)])
+impl Tally {
+    fn new(part: &Part) -> Tally {
+        let narrow = |n: u64| u32::try_from(n).ok();
+        match (
+            narrow(part.pkts_sent),
+            narrow(part.pkts_received),
+            narrow(part.bytes_sent),
+            narrow(part.bytes_received),
+        ) {
+            (Some(pkts_sent), Some(pkts_received), Some(bytes_sent), Some(bytes_received)) => {
+                Tally::One(One {
+                    first: part.first,
+                    start: part.start,
+                    end: part.end,
+                    pkts_sent,
+                    pkts_received,
+                    bytes_sent,
+                    bytes_received,
+                })
             }
-            Spans::Many(v) => v.extend([(first, 1), (last, -1)]),
+            _ => Tally::Many(Box::new(Many::of(part))),
+        }
+    }
+
+    fn add(&mut self, part: &Part) {
+        match self {
+            Tally::One(one) => {
+                let mut many = Many::of(&one.part());
+                many.add(part);
+                *self = Tally::Many(Box::new(many));
+            }
+            Tally::Many(many) => many.add(part),
+        }
+    }
+
+    fn first(&self) -> u64 {
+        match self {
+            Tally::One(one) => one.first,
+            Tally::Many(many) => many.first,
+        }
+    }
+
+    fn totals(&self) -> Totals {
+        match self {
+            Tally::One(one) => {
+                let mut totals = Totals::default();
+                totals.add(&one.part());
+                totals
+            }
+            Tally::Many(many) => many.totals,
         }
     }
 
     /// The most connections open at the same time.
     fn max_open(&self) -> u64 {
-        let mut spans = match self {
-            Spans::One(..) => return 1,
-            Spans::Many(v) => v.clone(),
-        };
+        let Tally::Many(many) = self else { return 1 };
+        let mut events: Vec<(Timestamp, i64)> =
+            many.spans.iter().flat_map(|(start, end)| [(start, 1), (end, -1)]).collect();
         // Opens sort before closes at the same instant: touching connections overlap.
-        spans.sort_unstable_by_key(|&(t, delta)| (t, -delta));
+        events.sort_unstable_by_key(|&(t, delta)| (t, -delta));
         let (mut open, mut most) = (0i64, 0i64);
-        for (_, delta) in spans {
-            open += i64::from(delta);
+        for (_, delta) in events {
+            open += delta;
             most = most.max(open);
         }
         most as u64
     }
 }
 
+impl One {
+    /// What its connection added.
+    fn part(&self) -> Part {
+        Part {
+            first: self.first,
+            start: self.start,
+            end: self.end,
+            pkts_sent: self.pkts_sent.into(),
+            pkts_received: self.pkts_received.into(),
+            bytes_sent: self.bytes_sent.into(),
+            bytes_received: self.bytes_received.into(),
+        }
+    }
+}
+
+impl Many {
+    fn of(part: &Part) -> Many {
+        let mut many = Many { totals: Totals::default(), first: part.first, spans: Spans::default() };
+        many.add(part);
+        many
+    }
+
+    fn add(&mut self, part: &Part) {
+        self.totals.add(part);
+        self.first = self.first.min(part.first);
+        self.spans.push(part.start, part.end);
+    }
+}
+
 /// Builds the inventory from connections as they end.
 #[derive(Default)]
 pub struct Inventory {
-    /// Per socket: its counters, the first connection it appeared in, and the start and
-    /// end of each of its connections (for the most open at once).
-    sockets: IndexMap<Socket, Entry, foldhash::fast::RandomState>,
+    /// Per socket, in order of first entry: the socket and its running counts.
+    sockets: Vec<(Socket, Tally)>,
+    /// Places in `sockets`, filed under their sockets' hashes. The hashes are not stored (a scan
+    /// leaves millions of sockets): they are made again from the sockets when the index grows.
+    index: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Inventory {
@@ -132,64 +293,62 @@ impl Inventory {
         for (addr, is_orig) in [(c.orig(), true), (c.resp(), false)] {
             let (sent, recv) =
                 if is_orig { (&c.orig_stats, &c.resp_stats) } else { (&c.resp_stats, &c.orig_stats) };
-            let first = c.id * 2 + u64::from(!is_orig);
-            let e = match self.sockets.entry(Socket { proto: c.proto, addr }) {
-                indexmap::map::Entry::Vacant(v) => v.insert(Entry {
-                    conns: 0,
-                    as_server: 0,
-                    pkts_sent: 0,
-                    pkts_received: 0,
-                    bytes_sent: 0,
-                    bytes_received: 0,
-                    first,
-                    spans: Spans::One(c.first, c.last),
-                }),
-                indexmap::map::Entry::Occupied(o) => {
-                    let e = o.into_mut();
-                    e.spans.add(c.first, c.last);
-                    e.first = e.first.min(first);
-                    e
-                }
+            let part = Part {
+                first: c.id * 2 + u64::from(!is_orig),
+                start: c.first,
+                end: c.last,
+                pkts_sent: sent.pkts,
+                pkts_received: recv.pkts,
+                bytes_sent: sent.payload_bytes,
+                bytes_received: recv.payload_bytes,
             };
-            e.conns += 1;
-            e.as_server += u64::from(!is_orig);
-            e.pkts_sent += sent.pkts;
-            e.pkts_received += recv.pkts;
-            e.bytes_sent += sent.payload_bytes;
-            e.bytes_received += recv.payload_bytes;
+            let socket = Socket { proto: c.proto, addr };
+            let Inventory { sockets, index, hasher } = self;
+            let found = index.entry(
+                hasher.hash_one(socket),
+                |&at| sockets[at].0 == socket,
+                |&at| hasher.hash_one(sockets[at].0),
+            );
+            match found {
+                hash_table::Entry::Occupied(o) => sockets[*o.get()].1.add(&part),
+                hash_table::Entry::Vacant(v) => {
+                    v.insert(sockets.len());
+                    sockets.push((socket, Tally::new(&part)));
+                }
+            }
         }
     }
 
     /// The sockets in order of first appearance (the id of their first connection).
     pub fn finish(self) -> Vec<SocketStats> {
-        let mut sockets: Vec<(u64, SocketStats)> =
-            self.sockets.into_iter().map(|(socket, e)| (e.first, line(&socket, &e))).collect();
-        sockets.sort_by_key(|(first, _)| *first);
-        sockets.into_iter().map(|(_, s)| s).collect()
+        let mut sockets = self.sockets;
+        drop(self.index);
+        sockets.sort_unstable_by_key(|(_, tally)| tally.first());
+        sockets.into_iter().map(|(socket, tally)| line(&socket, &tally)).collect()
     }
 
     /// The busiest sockets, as the summary lists them, without making every socket's line: a
     /// scan's inventory holds millions, and their lines would take as much again.
     pub fn top(&self) -> TopSockets {
         let lines = |ranked: Vec<usize>| {
-            ranked.into_iter().filter_map(|at| self.sockets.get_index(at)).map(|(s, e)| line(s, e)).collect()
+            ranked.into_iter().map(|at| &self.sockets[at]).map(|(s, tally)| line(s, tally)).collect()
         };
         TopSockets {
-            by_connections: lines(self.ranked(|e| e.conns)),
-            by_bytes: lines(self.ranked(|e| e.bytes_sent + e.bytes_received)),
+            by_connections: lines(self.ranked(|t| t.conns)),
+            by_bytes: lines(self.ranked(|t| t.bytes_sent + t.bytes_received)),
         }
     }
 
     /// Where the `TOP` sockets with the most of `key` are (none with zero), the most first; ties
     /// in order of first appearance.
-    fn ranked(&self, key: impl Fn(&Entry) -> u64) -> Vec<usize> {
+    fn ranked(&self, key: impl Fn(&Totals) -> u64) -> Vec<usize> {
         // (key, first appearance, place), best first.
         let mut best: Vec<(u64, u64, usize)> = Vec::with_capacity(TOP + 1);
-        for (at, e) in self.sockets.values().enumerate() {
-            let k = key(e);
-            let place = best.partition_point(|&(bk, bf, _)| bk > k || bk == k && bf < e.first);
+        for (at, (_, tally)) in self.sockets.iter().enumerate() {
+            let (k, first) = (key(&tally.totals()), tally.first());
+            let place = best.partition_point(|&(bk, bf, _)| bk > k || bk == k && bf < first);
             if k > 0 && place < TOP {
-                best.insert(place, (k, e.first, at));
+                best.insert(place, (k, first, at));
                 best.truncate(TOP);
             }
         }
@@ -211,9 +370,10 @@ pub struct TopSockets {
 }
 
 /// A socket's line, from its running counts.
-fn line(socket: &Socket, e: &Entry) -> SocketStats {
-    let as_client = e.conns - e.as_server;
-    let role = match (e.as_server > 0, as_client > 0) {
+fn line(socket: &Socket, tally: &Tally) -> SocketStats {
+    let t = tally.totals();
+    let as_client = t.conns - t.as_server;
+    let role = match (t.as_server > 0, as_client > 0) {
         (true, true) => Role::Both,
         (true, false) => Role::Server,
         _ => Role::Client,
@@ -223,46 +383,113 @@ fn line(socket: &Socket, e: &Entry) -> SocketStats {
         ip: socket.addr.ip,
         port: socket.addr.port,
         role,
-        conns: e.conns,
-        as_server: e.as_server,
+        conns: t.conns,
+        as_server: t.as_server,
         as_client,
-        max_concurrent: e.spans.max_open(),
-        pkts_sent: e.pkts_sent,
-        pkts_received: e.pkts_received,
-        bytes_sent: e.bytes_sent,
-        bytes_received: e.bytes_received,
+        max_concurrent: tally.max_open(),
+        pkts_sent: t.pkts_sent,
+        pkts_received: t.pkts_received,
+        bytes_sent: t.bytes_sent,
+        bytes_received: t.bytes_received,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn at(s: u64) -> Timestamp {
         Timestamp::from_nanos(s * 1_000_000_000)
     }
 
+    /// A connection's part for a socket, from `start` to `end` seconds.
+    fn part(first: u64, start: u64, end: u64) -> Part {
+        Part {
+            first,
+            start: at(start),
+            end: at(end),
+            pkts_sent: 1,
+            pkts_received: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
+    }
+
+    fn tally(parts: &[Part]) -> Tally {
+        let mut tally = Tally::new(&parts[0]);
+        for part in &parts[1..] {
+            tally.add(part);
+        }
+        tally
+    }
+
     /// Most sockets of a scan have one connection: their entries are what the inventory of one
     /// costs.
     #[test]
-    fn an_entry_stays_compact() {
-        assert_eq!(std::mem::size_of::<Spans>(), 16);
-        let entry = std::mem::size_of::<Entry>();
-        assert!(entry <= 72, "Entry is {entry} bytes");
+    fn a_socket_of_one_connection_stays_compact() {
+        assert_eq!(std::mem::size_of::<Tally>(), 40);
+        assert_eq!(std::mem::size_of::<(Socket, Tally)>(), 64);
+        assert!(matches!(Tally::new(&part(0, 1, 2)), Tally::One(_)));
     }
 
     #[test]
     fn most_open_at_once() {
-        assert_eq!(Spans::One(at(1), at(2)).max_open(), 1);
-        let mut spans = Spans::One(at(1), at(5));
-        spans.add(at(2), at(3));
-        spans.add(at(6), at(7));
-        assert_eq!(spans.max_open(), 2);
-        let mut touching = Spans::One(at(1), at(2));
-        touching.add(at(2), at(3));
+        assert_eq!(tally(&[part(0, 1, 2)]).max_open(), 1);
+        assert_eq!(tally(&[part(0, 1, 5), part(2, 2, 3), part(4, 6, 7)]).max_open(), 2);
+        let touching = tally(&[part(0, 1, 2), part(2, 2, 3)]);
         assert_eq!(touching.max_open(), 2, "one opening as another closes: both open");
-        let mut apart = Spans::One(at(1), at(2));
-        apart.add(at(3), at(4));
-        assert_eq!(apart.max_open(), 1);
+        assert_eq!(tally(&[part(0, 1, 2), part(2, 3, 4)]).max_open(), 1);
+    }
+
+    fn any_part() -> impl Strategy<Value = Part> {
+        // Counts around 2^32, which a socket of one connection cannot hold in place.
+        let count = prop_oneof![0u64..4, (u32::MAX as u64 - 2)..(u32::MAX as u64 + 2)];
+        (0u64..64, 1u64..20, 0u64..5, count.clone(), count.clone(), count.clone(), count).prop_map(
+            |(first, start, len, pkts_sent, pkts_received, bytes_sent, bytes_received)| Part {
+                first,
+                start: at(start),
+                end: at(start + len),
+                pkts_sent,
+                pkts_received,
+                bytes_sent,
+                bytes_received,
+            },
+        )
+    }
+
+    proptest! {
+        /// However a socket's connections come, its counts are the sums over them, its first
+        /// the least, and the most open at once what counting every instant gives.
+        #[test]
+        fn tallies_are_exact(parts in prop::collection::vec(any_part(), 1..6)) {
+            let t = tally(&parts);
+            let totals = t.totals();
+            prop_assert_eq!(totals.conns, parts.len() as u64);
+            prop_assert_eq!(totals.as_server, parts.iter().filter(|p| p.as_server()).count() as u64);
+            prop_assert_eq!(totals.pkts_sent, parts.iter().map(|p| p.pkts_sent).sum::<u64>());
+            prop_assert_eq!(totals.pkts_received, parts.iter().map(|p| p.pkts_received).sum::<u64>());
+            prop_assert_eq!(totals.bytes_sent, parts.iter().map(|p| p.bytes_sent).sum::<u64>());
+            prop_assert_eq!(totals.bytes_received, parts.iter().map(|p| p.bytes_received).sum::<u64>());
+            prop_assert_eq!(t.first(), parts.iter().map(|p| p.first).min().unwrap());
+            let most = (1..25)
+                .map(|s| parts.iter().filter(|p| p.start <= at(s) && at(s) <= p.end).count() as u64)
+                .max()
+                .unwrap();
+            prop_assert_eq!(t.max_open(), most);
+        }
+
+        /// Packed spans read back as they were pushed, whatever their order and size.
+        #[test]
+        fn spans_read_back_as_pushed(pushed in prop::collection::vec((1u64.., 1u64..), 0..8)) {
+            let pushed: Vec<_> =
+                pushed.into_iter().map(|(s, e)| (Timestamp::from_nanos(s), Timestamp::from_nanos(e))).collect();
+            let mut spans = Spans::default();
+            for &(start, end) in &pushed {
+                spans.push(start, end);
+            }
+            prop_assert_eq!(spans.iter().collect::<Vec<_>>(), pushed);
+        }
     }
 }
