@@ -279,6 +279,9 @@ impl Openings {
     /// Files `opening`, known to be absent and with room for it, under `hash` (its pair's).
     pub fn insert(&mut self, hash: u64, opening: Opening) {
         debug_assert!(self.has_room() && hash == self.hasher.hash_one(opening.key));
+        if self.index.len() == self.index.capacity() {
+            self.refile(2 * self.index.capacity().max(8));
+        }
         let Openings { index, entries, hasher } = self;
         index.insert_unique(hash, entries.len() as u32, |&at| hasher.hash_one(entries[at as usize].key));
         entries.push(opening);
@@ -291,8 +294,21 @@ impl Openings {
     /// Keeps the openings for which `keep` holds, in their order.
     pub fn retain(&mut self, keep: impl FnMut(&Opening) -> bool) {
         self.entries.retain(keep);
+        self.refile(self.index.capacity());
+    }
+
+    /// Files every opening again, in an index with room for `capacity`. Growing the index in
+    /// place would make each hash again in the index's order, from openings all over memory;
+    /// this reads them in order.
+    fn refile(&mut self, capacity: usize) {
         let Openings { index, entries, hasher } = self;
-        index.clear();
+        if index.capacity() < capacity {
+            // The old index goes first: nothing in it is needed.
+            *index = HashTable::new();
+            *index = HashTable::with_capacity(capacity);
+        } else {
+            index.clear();
+        }
         for (at, opening) in entries.iter().enumerate() {
             index.insert_unique(hasher.hash_one(opening.key), at as u32, |&at| {
                 hasher.hash_one(entries[at as usize].key)
