@@ -293,8 +293,12 @@ impl Openings {
 
     /// Keeps the openings for which `keep` holds, in their order.
     pub fn retain(&mut self, keep: impl FnMut(&Opening) -> bool) {
+        let before = self.entries.len();
         self.entries.retain(keep);
-        self.refile(self.index.capacity());
+        // Where none went, every place in the index still holds.
+        if self.entries.len() < before {
+            self.refile(self.index.capacity());
+        }
     }
 
     /// Files every opening again, in an index with room for `capacity`. Growing the index in

@@ -13,7 +13,7 @@ use indexmap::{IndexMap, IndexSet};
 use super::app::AppState;
 use super::history::History;
 use super::key::{PairKey, TunnelId, TunnelKey, MAX_TUNNEL_ID};
-use super::opening::{Opening, Openings, Thrift};
+use super::opening::{Opening, Openings, Sorted, Thrift};
 use super::{Conn, DirStats, EndReason, TunnelInfo};
 use crate::decode::payload::RoleView;
 use crate::decode::tunnel::TunnelKind;
@@ -89,6 +89,46 @@ enum Entry {
     Live(usize),
     /// The opening of this id, which took the segment in.
     Opening(u64),
+}
+
+/// A table's connections at the end of the input, handed out in order of first packet: those
+/// that ended, those still live, and the openings, each list sorted and merged by the id at its
+/// head, read in place. An opening is made in full only when its turn comes.
+pub struct Rest {
+    ended: std::vec::IntoIter<Conn>,
+    live: indexmap::map::IntoIter<Live, ()>,
+    openings: Sorted,
+    /// The run's last timestamp, by which an opening's timers may have run out.
+    end: Option<Timestamp>,
+    inactivity: Duration,
+}
+
+impl Rest {
+    /// The id of the next connection out, without making it.
+    pub fn next_id(&self) -> Option<u64> {
+        let e = self.ended.as_slice().first().map(|c| c.id);
+        let l = self.live.as_slice().first().map(|(live, ())| live.0.id);
+        [e, l, self.openings.next_id()].into_iter().flatten().min()
+    }
+}
+
+impl Iterator for Rest {
+    type Item = Conn;
+
+    fn next(&mut self) -> Option<Conn> {
+        let next = self.next_id()?;
+        if self.ended.as_slice().first().is_some_and(|c| c.id == next) {
+            self.ended.next()
+        } else if self.live.as_slice().first().is_some_and(|(live, ())| live.0.id == next) {
+            self.live.next().map(|(live, ())| live.0)
+        } else {
+            let mut conn = materialize(&self.openings.pop()?);
+            if self.end.is_some_and(|end| conn.tcp.expired(end, conn.first, conn.last, self.inactivity)) {
+                conn.end = EndReason::Inactivity;
+            }
+            Some(conn)
+        }
+    }
 }
 
 /// A live connection as the table's key: filed under the hash of its socket pair, which it
@@ -302,32 +342,21 @@ impl ConnTable {
     /// every live connection would double the peak memory at the end of a run. Sorted by ids
     /// set aside (16 bytes per connection), so each entry moves once rather than at every step
     /// of a quicksort.
-    pub fn finish(mut self, end: Option<Timestamp>) -> impl Iterator<Item = Conn> {
+    pub fn finish(mut self, end: Option<Timestamp>) -> Rest {
         if let Some(end) = end {
-            self.sweep(end);
+            self.sweep_live(end);
         }
         self.live.sort_by_cached_key(|live, _| live.0.id);
         self.ended.sort_unstable_by_key(|c| c.id);
-        let mut ended = self.ended.into_iter();
-        let mut live = self.live.into_iter();
         // Sorted as they are handed out, without an index made again for them; vacant ones
-        // (id 0) come first and are passed over.
-        let mut openings = self.openings.into_sorted();
-        // Merged by the id at the head of each, read in place; an opening is made in full only
-        // when its turn comes.
-        std::iter::from_fn(move || {
-            let e = ended.as_slice().first().map(|c| c.id);
-            let l = live.as_slice().first().map(|(live, ())| live.0.id);
-            let o = openings.next_id();
-            let next = [e, l, o].into_iter().flatten().min()?;
-            if e == Some(next) {
-                ended.next()
-            } else if l == Some(next) {
-                live.next().map(|(live, ())| live.0)
-            } else {
-                openings.pop().map(|opening| materialize(&opening))
-            }
-        })
+        // (id 0) come first and are passed over. Their timers are looked at as each is made.
+        Rest {
+            ended: self.ended.into_iter(),
+            live: self.live.into_iter(),
+            openings: self.openings.into_sorted(),
+            end,
+            inactivity: self.timeouts.tcp,
+        }
     }
 
     fn conn_mut(&mut self, at: usize) -> &mut Conn {
@@ -466,20 +495,16 @@ impl ConnTable {
     /// and its own packets, not on when this runs (timers only ever come due), so where sweeps
     /// happen cannot change a connection's end.
     fn sweep(&mut self, now: Timestamp) {
-        let timeouts = self.timeouts;
-        self.end_where(EndReason::Inactivity, |conn| match conn.proto {
-            Proto::Tcp => conn.tcp.expired(now, conn.first, conn.last, timeouts.tcp),
-            Proto::Udp => {
-                let (a, b) = conn.key.ports();
-                now.since(conn.last) > udp_timeout(timeouts.udp, a, b)
-            }
-        });
+        self.sweep_live(now);
         // Openings old enough for a timer to have run are decided from their full state, and
-        // stay in it if they live on. Vacant ones go.
+        // stay in it if they live on. Vacant ones go once they are an eighth of the openings:
+        // until then a sweep that decides nothing leaves the openings where they are.
+        let timeouts = self.timeouts;
+        let drop_vacant = self.vacated > self.openings.len() / 8;
         let (live, ended) = (&mut self.live, &mut self.ended);
         self.openings.retain(|opening| {
             if opening.is_vacant() {
-                return false;
+                return !drop_vacant;
             }
             if now < opening.due_from(timeouts.tcp) {
                 return true;
@@ -493,7 +518,21 @@ impl ConnTable {
             }
             false
         });
-        self.vacated = 0;
+        if drop_vacant {
+            self.vacated = 0;
+        }
+    }
+
+    /// Ends the full connections that are over by `now`.
+    fn sweep_live(&mut self, now: Timestamp) {
+        let timeouts = self.timeouts;
+        self.end_where(EndReason::Inactivity, |conn| match conn.proto {
+            Proto::Tcp => conn.tcp.expired(now, conn.first, conn.last, timeouts.tcp),
+            Proto::Udp => {
+                let (a, b) = conn.key.ports();
+                now.since(conn.last) > udp_timeout(timeouts.udp, a, b)
+            }
+        });
     }
 }
 

@@ -24,7 +24,7 @@ use super::staged::CONN_BATCH;
 use super::{Analysis, FileReport, Options, Sink, Transport};
 use crate::decode::MAX_LAYERS;
 use crate::flow::key::wide;
-use crate::flow::table::ConnTable;
+use crate::flow::table::{ConnTable, Rest};
 use crate::flow::Conn;
 use crate::types::Timestamp;
 
@@ -59,9 +59,6 @@ struct FromTable {
     /// With the last message: the connections still in the table, in id order.
     rest: Option<Rest>,
 }
-
-/// A table's connections left at the end of the input, sorted on its own thread.
-type Rest = Box<dyn Iterator<Item = Conn> + Send>;
 
 /// The table that owns a packet. Plain TCP (no tunnel layer around it) goes by its socket
 /// pair, the same in either direction, so even two hosts' connections spread over the tables:
@@ -169,7 +166,7 @@ fn run_table(
         carriers: Vec::new(),
         ended: Vec::new(),
         upto: u64::MAX,
-        rest: Some(Box::new(table.finish(end))),
+        rest: Some(table.finish(end)),
     };
     to_numbering.send(last).map_err(|_| gone())?;
     Ok(evicted)
@@ -239,7 +236,10 @@ fn write_rests<'scope>(
     let (tx, rx) = sync_channel(IN_FLIGHT);
     let merging: ScopedJoinHandle<'scope, io::Result<()>> = scope.spawn(move || {
         let mut batcher = Batcher::new(tx, CONN_BATCH);
-        merge(rests, &mut |conn| batcher.push(numbering.renumber(conn)))?;
+        merge(rests, |mut conn| {
+            numbering.renumber(&mut conn);
+            batcher.push(conn)
+        })?;
         batcher.finish()
     });
     let written = batch::receive(rx, &mut *sink);
@@ -249,12 +249,13 @@ fn write_rests<'scope>(
 }
 
 /// Hands `each` the connections of several id-ordered streams, in id order.
-fn merge(rests: Vec<Rest>, each: &mut dyn FnMut(Conn) -> io::Result<()>) -> io::Result<()> {
-    let mut rests: Vec<_> = rests.into_iter().map(Iterator::peekable).collect();
+fn merge(mut rests: Vec<Rest>, mut each: impl FnMut(Conn) -> io::Result<()>) -> io::Result<()> {
     loop {
-        let smallest = rests.iter_mut().enumerate().filter_map(|(i, r)| Some((r.peek()?.id, i))).min();
+        let smallest = rests.iter().enumerate().filter_map(|(i, r)| Some((r.next_id()?, i))).min();
         let Some((_, i)) = smallest else { return Ok(()) };
-        each(rests[i].next().expect("just peeked"))?;
+        if let Some(conn) = rests[i].next() {
+            each(conn)?;
+        }
     }
 }
 
@@ -305,9 +306,10 @@ impl Numbering {
                 None => _ = self.marked.insert(c),
             }
         }
-        for conn in msg.ended {
+        for mut conn in msg.ended {
             if self.live.get(conn.id).is_some() {
-                ready.push(self.renumber(conn));
+                self.renumber(&mut conn);
+                ready.push(conn);
             } else {
                 self.waiting.insert(conn.id, conn);
             }
@@ -317,8 +319,9 @@ impl Numbering {
             if self.live.get(*entry.key()).is_none() {
                 break;
             }
-            let conn = entry.remove();
-            ready.push(self.renumber(conn));
+            let mut conn = entry.remove();
+            self.renumber(&mut conn);
+            ready.push(conn);
         }
     }
 
@@ -347,8 +350,8 @@ impl Numbering {
         }
     }
 
-    /// The connection with its final number, and its carriers' final numbers.
-    fn renumber(&mut self, mut conn: Conn) -> Conn {
+    /// Gives the connection its final number, and its carriers theirs.
+    fn renumber(&mut self, conn: &mut Conn) {
         if let Some(n) = self.live.remove(conn.id) {
             conn.id = n;
         }
@@ -360,7 +363,6 @@ impl Numbering {
                 }
             }
         }
-        conn
     }
 }
 
