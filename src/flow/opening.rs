@@ -324,10 +324,10 @@ impl Openings {
     pub fn into_sorted(self) -> Sorted {
         let mut entries = self.entries;
         drop(self.index);
-        // Highest id first, so the next one out is the last; vacant ones (id 0) come after all.
+        entries.retain(|opening| !opening.is_vacant());
+        // Highest id first, so the next one out is the last. Openings are filed as their ids are
+        // given, so this finds one run in reverse and turns it round.
         entries.sort_unstable_by_key(|opening| std::cmp::Reverse(opening.id));
-        let kept = entries.partition_point(|opening| !opening.is_vacant());
-        entries.truncate(kept);
         Sorted { entries }
     }
 }

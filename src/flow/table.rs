@@ -348,8 +348,8 @@ impl ConnTable {
         }
         self.live.sort_by_cached_key(|live, _| live.0.id);
         self.ended.sort_unstable_by_key(|c| c.id);
-        // Sorted as they are handed out, without an index made again for them; vacant ones
-        // (id 0) come first and are passed over. Their timers are looked at as each is made.
+        // Sorted without an index made again for them, vacant ones dropped; their timers are
+        // looked at as each is made.
         Rest {
             ended: self.ended.into_iter(),
             live: self.live.into_iter(),
