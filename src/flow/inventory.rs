@@ -2,7 +2,7 @@
 
 use std::hash::BuildHasher;
 
-use hashbrown::hash_table::{self, HashTable};
+use hashbrown::HashTable;
 use integer_encoding::VarInt;
 use serde::Serialize;
 
@@ -39,7 +39,7 @@ impl std::fmt::Display for Role {
 }
 
 /// One socket's line in the inventory: what it did, over all its connections.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SocketStats {
     /// TCP or UDP.
     pub proto: Proto,
@@ -277,17 +277,35 @@ impl Many {
 }
 
 /// Builds the inventory from connections as they end.
-#[derive(Default)]
 pub struct Inventory {
-    /// Per socket, in order of first entry: the socket and its running counts.
-    sockets: Vec<(Socket, Tally)>,
-    /// Places in `sockets`, filed under their sockets' hashes. The hashes are not stored (a scan
-    /// leaves millions of sockets): they are made again from the sockets when the index grows.
-    index: HashTable<usize>,
+    /// The sockets in order of first entry, in levels of at most `room` each, so that an index
+    /// holds 32-bit places: a scan leaves millions of sockets. Nearly always one level.
+    levels: Vec<Level>,
+    room: usize,
     hasher: foldhash::fast::RandomState,
 }
 
+/// Sockets and their running counts, found through an index of their places filed under the
+/// sockets' hashes. The hashes are not stored: they are made again from the sockets when the
+/// index grows.
+#[derive(Default)]
+struct Level {
+    sockets: Vec<(Socket, Tally)>,
+    index: HashTable<u32>,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory::with_room(u32::MAX as usize)
+    }
+}
+
 impl Inventory {
+    /// An inventory with `room` sockets per level.
+    fn with_room(room: usize) -> Self {
+        Inventory { levels: Vec::new(), room, hasher: Default::default() }
+    }
+
     /// Counts an ended connection for both of its sockets.
     pub fn add(&mut self, c: &Conn) {
         for (addr, is_orig) in [(c.orig(), true), (c.resp(), false)] {
@@ -302,27 +320,34 @@ impl Inventory {
                 bytes_sent: sent.payload_bytes,
                 bytes_received: recv.payload_bytes,
             };
-            let socket = Socket { proto: c.proto, addr };
-            let Inventory { sockets, index, hasher } = self;
-            let found = index.entry(
-                hasher.hash_one(socket),
-                |&at| sockets[at].0 == socket,
-                |&at| hasher.hash_one(sockets[at].0),
-            );
-            match found {
-                hash_table::Entry::Occupied(o) => sockets[*o.get()].1.add(&part),
-                hash_table::Entry::Vacant(v) => {
-                    v.insert(sockets.len());
-                    sockets.push((socket, Tally::new(&part)));
-                }
+            self.count(Socket { proto: c.proto, addr }, &part);
+        }
+    }
+
+    /// Counts what one connection adds to `socket`.
+    fn count(&mut self, socket: Socket, part: &Part) {
+        let hash = self.hasher.hash_one(socket);
+        for Level { sockets, index } in &mut self.levels {
+            if let Some(&at) = index.find(hash, |&at| sockets[at as usize].0 == socket) {
+                return sockets[at as usize].1.add(part);
             }
         }
+        if self.levels.last().is_none_or(|level| level.sockets.len() >= self.room) {
+            self.levels.push(Level::default());
+        }
+        let Some(Level { sockets, index }) = self.levels.last_mut() else { return };
+        let hasher = &self.hasher;
+        index.insert_unique(hash, sockets.len() as u32, |&at| hasher.hash_one(sockets[at as usize].0));
+        sockets.push((socket, Tally::new(part)));
     }
 
     /// The sockets in order of first appearance (the id of their first connection).
     pub fn finish(self) -> Vec<SocketStats> {
-        let mut sockets = self.sockets;
-        drop(self.index);
+        let mut levels = self.levels.into_iter().map(|level| level.sockets);
+        let mut sockets = levels.next().unwrap_or_default();
+        for more in levels {
+            sockets.extend(more);
+        }
         sockets.sort_unstable_by_key(|(_, tally)| tally.first());
         sockets.into_iter().map(|(socket, tally)| line(&socket, &tally)).collect()
     }
@@ -330,29 +355,28 @@ impl Inventory {
     /// The busiest sockets, as the summary lists them, without making every socket's line: a
     /// scan's inventory holds millions, and their lines would take as much again.
     pub fn top(&self) -> TopSockets {
-        let lines = |ranked: Vec<usize>| {
-            ranked.into_iter().map(|at| &self.sockets[at]).map(|(s, tally)| line(s, tally)).collect()
-        };
+        let lines =
+            |ranked: Vec<&(Socket, Tally)>| ranked.into_iter().map(|(s, tally)| line(s, tally)).collect();
         TopSockets {
             by_connections: lines(self.ranked(|t| t.conns)),
             by_bytes: lines(self.ranked(|t| t.bytes_sent + t.bytes_received)),
         }
     }
 
-    /// Where the `TOP` sockets with the most of `key` are (none with zero), the most first; ties
-    /// in order of first appearance.
-    fn ranked(&self, key: impl Fn(&Totals) -> u64) -> Vec<usize> {
-        // (key, first appearance, place), best first.
-        let mut best: Vec<(u64, u64, usize)> = Vec::with_capacity(TOP + 1);
-        for (at, (_, tally)) in self.sockets.iter().enumerate() {
-            let (k, first) = (key(&tally.totals()), tally.first());
+    /// The `TOP` sockets with the most of `key` (none with zero), the most first; ties in order
+    /// of first appearance.
+    fn ranked(&self, key: impl Fn(&Totals) -> u64) -> Vec<&(Socket, Tally)> {
+        // (key, first appearance, socket), best first.
+        let mut best: Vec<(u64, u64, &(Socket, Tally))> = Vec::with_capacity(TOP + 1);
+        for entry in self.levels.iter().flat_map(|level| &level.sockets) {
+            let (k, first) = (key(&entry.1.totals()), entry.1.first());
             let place = best.partition_point(|&(bk, bf, _)| bk > k || bk == k && bf < first);
             if k > 0 && place < TOP {
-                best.insert(place, (k, first, at));
+                best.insert(place, (k, first, entry));
                 best.truncate(TOP);
             }
         }
-        best.into_iter().map(|(_, _, at)| at).collect()
+        best.into_iter().map(|(_, _, entry)| entry).collect()
     }
 }
 
@@ -361,7 +385,7 @@ pub const TOP: usize = 5;
 
 /// The busiest sockets of an inventory: the `TOP` with the most connections and the `TOP` with
 /// the most payload bytes (none with zero), the most first, ties in order of first appearance.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TopSockets {
     /// By connections.
     pub by_connections: Vec<SocketStats>,
@@ -399,6 +423,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::types::Addr;
 
     fn at(s: u64) -> Timestamp {
         Timestamp::from_nanos(s * 1_000_000_000)
@@ -478,6 +503,23 @@ mod tests {
                 .max()
                 .unwrap();
             prop_assert_eq!(t.max_open(), most);
+        }
+
+        /// Sockets beyond a level's room go to the next level, and the inventory is the same.
+        #[test]
+        fn levels_change_nothing(
+            counted in prop::collection::vec((0u16..6, any::<bool>(), any_part()), 1..24),
+        ) {
+            let (mut one, mut levels) = (Inventory::default(), Inventory::with_room(2));
+            for (port, udp, part) in counted {
+                let proto = if udp { Proto::Udp } else { Proto::Tcp };
+                let addr = Addr { ip: std::net::Ipv4Addr::LOCALHOST.into(), port };
+                one.count(Socket { proto, addr }, &part);
+                levels.count(Socket { proto, addr }, &part);
+            }
+            prop_assert_eq!(levels.levels.len(), levels.levels.iter().map(|l| l.sockets.len()).sum::<usize>().div_ceil(2));
+            prop_assert_eq!(one.top(), levels.top());
+            prop_assert_eq!(one.finish(), levels.finish());
         }
 
         /// Packed spans read back as they were pushed, whatever their order and size.
