@@ -480,7 +480,9 @@ impl ConnTable {
     /// table holds live connections only. Runs at most once per second of capture time and only
     /// after as many packets as half the table holds, so its cost per packet stays constant: a
     /// scan looks at two entries per packet. Ended connections may linger a little longer, at a
-    /// small cost in memory.
+    /// small cost in memory. The check runs for every packet, inline; the sweep is rare and
+    /// kept out of line.
+    #[inline(always)]
     fn maybe_sweep(&mut self, now: Timestamp) {
         self.since_sweep += 1;
         if now.since(self.last_sweep) < SWEEP_EVERY || self.since_sweep < self.held() / 2 {
@@ -494,6 +496,7 @@ impl ConnTable {
     /// Ends every connection that is over by `now`. Whether one is over depends only on `now`
     /// and its own packets, not on when this runs (timers only ever come due), so where sweeps
     /// happen cannot change a connection's end.
+    #[inline(never)]
     fn sweep(&mut self, now: Timestamp) {
         self.sweep_live(now);
         // Openings old enough for a timer to have run are decided from their full state, and
