@@ -36,12 +36,11 @@ impl InOrder {
     /// filtered out, but later ones need not wait for it). `ready` gets it and every record
     /// that waited for it, in id order.
     pub fn put(&mut self, id: u64, record: Option<ConnRecord>, ready: &mut Ready<'_>) -> io::Result<()> {
-        if id == self.next_id {
+        if self.is_next(id) {
             if let Some(record) = record {
                 ready(record)?;
             }
-            self.next_id += 1;
-            return self.release(ready);
+            return self.passed(ready);
         }
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
@@ -51,6 +50,18 @@ impl InOrder {
         let done = self.waiting.put(id, &bytes);
         self.scratch = bytes;
         done
+    }
+
+    /// Whether connection `id` is the one whose turn it is: its record can go out as it comes.
+    pub fn is_next(&self, id: u64) -> bool {
+        id == self.next_id
+    }
+
+    /// The connection whose turn it was has gone out: `ready` gets the records that waited
+    /// for it.
+    pub fn passed(&mut self, ready: &mut Ready<'_>) -> io::Result<()> {
+        self.next_id += 1;
+        self.release(ready)
     }
 
     /// Hands on whatever still waits, in id order (nothing, once every id has ended).

@@ -61,7 +61,15 @@ impl<'a> ConnWriter<'a> {
 
     /// Takes one ended connection.
     pub fn conn(&mut self, record: ConnRecord) -> io::Result<()> {
-        self.put(record.id, Some(record))
+        let ConnWriter { in_order, output } = self;
+        match in_order {
+            // Its turn: straight out, not moved through `put` (a record is over 500 bytes).
+            Some(in_order) if in_order.is_next(record.id) => {
+                output.write(record)?;
+                in_order.passed(&mut |r| output.write(r))
+            }
+            _ => self.put(record.id, Some(record)),
+        }
     }
 
     /// Passes over a connection that is not to be printed (filtered out), so that later ones
