@@ -348,8 +348,14 @@ impl Inventory {
         for more in levels {
             sockets.extend(more);
         }
-        sockets.sort_unstable_by_key(|(_, tally)| tally.first());
-        sockets.into_iter().map(|(socket, tally)| line(&socket, &tally)).collect()
+        // Latest first: lines are made from the end, and the inventory gives its memory back as
+        // they are, rather than being held whole next to them.
+        sockets.sort_unstable_by_key(|(_, tally)| std::cmp::Reverse(tally.first()));
+        let mut lines = Vec::with_capacity(sockets.len());
+        while let Some((socket, tally)) = super::pop_shrinking(&mut sockets) {
+            lines.push(line(&socket, &tally));
+        }
+        lines
     }
 
     /// The busiest sockets, as the summary lists them, without making every socket's line: a

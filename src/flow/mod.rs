@@ -186,6 +186,17 @@ pub fn udp_conn_state(orig_active: bool, resp_active: bool) -> ConnState {
     }
 }
 
+/// The last of `v`, which is shrunk each time a 32nd of it has gone: a large vector lives in
+/// pages of its own, which shrinking gives back without copying. For millions of entries handed
+/// out one by one while what they become is built.
+fn pop_shrinking<T>(v: &mut Vec<T>) -> Option<T> {
+    let last = v.pop()?;
+    if v.len() + v.len() / 32 < v.capacity() {
+        v.shrink_to_fit();
+    }
+    Some(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

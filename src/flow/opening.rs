@@ -344,13 +344,7 @@ impl Sorted {
     }
 
     pub fn pop(&mut self) -> Option<Opening> {
-        let opening = self.entries.pop()?;
-        // Shrunk each time a 32nd has gone: a large vector lives in pages of its own, which
-        // shrinking gives back without copying.
-        if self.entries.len() + self.entries.len() / 32 < self.entries.capacity() {
-            self.entries.shrink_to_fit();
-        }
-        Some(opening)
+        super::pop_shrinking(&mut self.entries)
     }
 }
 
