@@ -180,26 +180,7 @@ impl Totals {
 
 impl Tally {
     fn new(part: &Part) -> Tally {
-        let narrow = |n: u64| u32::try_from(n).ok();
-        match (
-            narrow(part.pkts_sent),
-            narrow(part.pkts_received),
-            narrow(part.bytes_sent),
-            narrow(part.bytes_received),
-        ) {
-            (Some(pkts_sent), Some(pkts_received), Some(bytes_sent), Some(bytes_received)) => {
-                Tally::One(One {
-                    first: part.first,
-                    start: part.start,
-                    end: part.end,
-                    pkts_sent,
-                    pkts_received,
-                    bytes_sent,
-                    bytes_received,
-                })
-            }
-            _ => Tally::Many(Box::new(Many::of(part))),
-        }
+        One::of(part).map_or_else(|| Tally::Many(Box::new(Many::of(part))), Tally::One)
     }
 
     fn add(&mut self, part: &Part) {
@@ -248,6 +229,19 @@ impl Tally {
 }
 
 impl One {
+    /// `part` held in place, if its counts fit 32 bits.
+    fn of(part: &Part) -> Option<One> {
+        Some(One {
+            first: part.first,
+            start: part.start,
+            end: part.end,
+            pkts_sent: part.pkts_sent.try_into().ok()?,
+            pkts_received: part.pkts_received.try_into().ok()?,
+            bytes_sent: part.bytes_sent.try_into().ok()?,
+            bytes_received: part.bytes_received.try_into().ok()?,
+        })
+    }
+
     /// What its connection added.
     fn part(&self) -> Part {
         Part {
