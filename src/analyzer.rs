@@ -191,7 +191,7 @@ impl Analyzer {
     /// ```
     pub fn sockets<P: AsRef<Path>>(&self, inputs: &[P]) -> Result<(Vec<SocketStats>, Analysis), Error> {
         let mut inventory = Inventory::default();
-        let analysis = self.run(inputs, None, &mut |conn, _, kept| {
+        let analysis = self.unnumbered().run(inputs, None, &mut |conn, _, kept| {
             if kept {
                 inventory.add(conn);
             }
@@ -216,7 +216,7 @@ impl Analyzer {
     /// ```
     pub fn summary<P: AsRef<Path>>(&self, inputs: &[P]) -> Result<SummaryReport, Error> {
         let (mut summary, mut inventory) = (Summary::default(), Inventory::default());
-        let analysis = self.run(inputs, None, &mut |conn, record, kept| {
+        let analysis = self.unnumbered().run(inputs, None, &mut |conn, record, kept| {
             if kept {
                 summary.add(&record);
                 inventory.add(conn);
@@ -227,6 +227,13 @@ impl Analyzer {
             Some(e) => Err(e),
             None => Ok(SummaryReport { summary, top_sockets: inventory.top(), analysis }),
         }
+    }
+
+    /// For the reports that show no connection ids: see `Options::numbered`.
+    fn unnumbered(&self) -> Analyzer {
+        let mut analyzer = self.clone();
+        analyzer.options.numbered = false;
+        analyzer
     }
 
     fn keeps(&self, record: &ConnRecord) -> bool {

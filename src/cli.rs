@@ -237,7 +237,7 @@ impl Command {
                     );
                 }
                 Config::Sockets {
-                    run: input.run(select, per_file, false).without_community_ids(),
+                    run: input.run(select, per_file, false).without_community_ids().without_numbers(),
                     format,
                     output,
                 }
@@ -257,7 +257,7 @@ impl Command {
                     );
                 }
                 Config::Summary {
-                    run: input.run(select, per_file, false).without_community_ids(),
+                    run: input.run(select, per_file, false).without_community_ids().without_numbers(),
                     json,
                     clock: clock(local),
                 }
@@ -438,6 +438,12 @@ impl Run {
     /// For a command that prints no Community ID: the records leave it empty, unhashed.
     fn without_community_ids(mut self) -> Self {
         self.analyzer.options.community_id_seed = None;
+        self
+    }
+
+    /// For a command that prints no connection ids: see `Options::numbered`.
+    fn without_numbers(mut self) -> Self {
+        self.analyzer.options.numbered = false;
         self
     }
 }
@@ -660,6 +666,7 @@ impl AnalysisArgs {
             end_order,
             progress: None,
             community_id_seed: Some(0),
+            numbered: true,
         };
         Analyzer { options, filter: Filter::all(select.filter) }
     }

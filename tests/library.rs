@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -44,6 +45,59 @@ fn connections_are_the_command_lines_on_every_sample() {
 #[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
 fn connections_are_the_command_lines_on_every_shared_capture() {
     same_as_the_command_line(&capture_files(&shared_captures()));
+}
+
+/// The records of a run as JSON lines in id order, each id (and tunnel parent) replaced by its
+/// rank among the run's ids; and whether the ids were 1, 2, 3 ... already.
+fn ranked_lines(analyzer: &Analyzer, input: &str) -> (String, bool) {
+    let mut records = Vec::new();
+    let run = analyzer.run(&[input], None, &mut |_, record, _| {
+        records.push(record);
+        Ok(())
+    });
+    run.expect("the run goes on past a bad input");
+    records.sort_unstable_by_key(|r| r.id);
+    let rank: HashMap<u64, u64> = records.iter().zip(1..).map(|(r, n)| (r.id, n)).collect();
+    let dense = rank.iter().all(|(id, n)| id == n);
+    let mut out = Vec::new();
+    for mut r in records {
+        r.id = rank[&r.id];
+        for parent in r.tunnel.iter_mut().flat_map(|t| &mut t.parents) {
+            *parent = rank[parent];
+        }
+        jsonl::conn_line(&mut out, &r);
+    }
+    (String::from_utf8(out).unwrap(), dense)
+}
+
+/// Unnumbered runs (`summary`, `sockets`) see the same connections, their ids in the same order.
+fn unnumbered_ids_keep_the_order(files: &[std::path::PathBuf]) {
+    let mut gaps = 0;
+    for f in files {
+        let f = f.to_str().unwrap();
+        let numbered = Analyzer::new(Options { jobs: 3, ..Options::default() });
+        let unnumbered = Analyzer::new(Options { jobs: 3, numbered: false, ..Options::default() });
+        let (expected, dense) = ranked_lines(&numbered, f);
+        assert!(dense, "{f}: numbered 1, 2, 3 ...");
+        let (lines, dense) = ranked_lines(&unnumbered, f);
+        assert_eq!(lines, expected, "{f}");
+        gaps += usize::from(!dense);
+    }
+    assert!(gaps > 0, "several tables leave gaps in the ids they make");
+}
+
+#[test]
+fn unnumbered_ids_keep_the_order_on_every_sample() {
+    let files: Vec<_> = ["teardowns.pcap", "udp_and_reuse.pcapng", "snaplen96.pcap.gz", "ipv6.pcap"]
+        .map(|n| samples().join(n))
+        .into();
+    unnumbered_ids_keep_the_order(&files);
+}
+
+#[test]
+#[cfg_attr(no_shared_captures, ignore = "needs ../shared/captures")]
+fn unnumbered_ids_keep_the_order_on_every_shared_capture() {
+    unnumbered_ids_keep_the_order(&capture_files(&shared_captures()));
 }
 
 #[test]

@@ -75,6 +75,7 @@ impl Settings {
             end_order: self.end_order,
             progress: None,
             community_id_seed: Some(self.community_id_seed),
+            numbered: true,
         };
         Ok(Analyzer { options, filter: Filter::all(filters) })
     }

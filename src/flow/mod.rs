@@ -91,7 +91,7 @@ pub struct Conn {
     /// The socket pair: the table's key, and the only copy of the sockets (see `orig`, `resp`).
     /// Private, as the table hashes connections by it.
     key: PairKey,
-    /// 1, 2, 3 ... in order of first packet.
+    /// 1, 2, 3 ... in order of first packet (see `Options::numbered`).
     pub id: u64,
     /// Set for connections seen inside a tunnel.
     pub tunnel: Option<Box<TunnelInfo>>,

@@ -179,6 +179,10 @@ pub struct Options {
     /// IDs are compared agreed on another); `None` leaves the IDs empty, for runs that print
     /// none (the terminal table, `summary`, `sockets`, `check`), which then do not hash.
     pub community_id_seed: Option<u16>,
+    /// Number the connections 1, 2, 3 ... in order of first packet. Runs that print no ids
+    /// (`summary`, `sockets`) turn it off: with several tables the ids then keep that order but
+    /// have gaps, and the numbers of the open connections are not held (16 bytes each).
+    pub numbered: bool,
 }
 
 impl Default for Options {
@@ -191,6 +195,7 @@ impl Default for Options {
             end_order: false,
             progress: None,
             community_id_seed: Some(0),
+            numbered: true,
         }
     }
 }

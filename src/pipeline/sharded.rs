@@ -9,6 +9,7 @@
 //! one for each further connection the same packet starts), so ids from all tables sort in order
 //! of first packet. Each table reports the ids it made, in order, and how far into the run it
 //! has got; an id gets its final number (1, 2, 3 ...) once no table can still make a smaller one.
+//! Runs that print no ids (`Options::numbered` off) keep the tables' ids, which sort the same.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
@@ -104,8 +105,8 @@ pub(super) fn analyze(
             .unzip();
         drop(to_numbering);
         let intake = scope.spawn(move || split(paths, opts, &to_tables));
-        let mut numbering = Numbering::new(tables);
-        let mut written = number_as_they_end(from_tables, &mut numbering, sink)
+        let mut numbering = opts.numbered.then(|| Numbering::new(tables));
+        let mut written = number_as_they_end(from_tables, numbering.as_mut(), sink)
             .and_then(|rests| write_rests(scope, rests, numbering, sink));
         let mut evicted = 0;
         for t in table_threads {
@@ -153,7 +154,9 @@ fn run_table(
                         out.carriers.push(parent);
                     }
                 }
-                out.created.extend(first..table.next_id());
+                if opts.numbered {
+                    out.created.extend(first..table.next_id());
+                }
             }
         }
         out.ended.extend(table.drain_ended());
@@ -207,18 +210,22 @@ fn split(
     Ok((intake, files))
 }
 
-/// Numbers the tables' connections and hands those that ended to the sink, until every table
-/// has reported its last; returns the tables' rests (their connections still open).
+/// Numbers the tables' connections (unless the run keeps their tables' ids) and hands those
+/// that ended to the sink, until every table has reported its last; returns the tables' rests
+/// (their connections still open).
 fn number_as_they_end(
     from_tables: Receiver<FromTable>,
-    numbering: &mut Numbering,
+    mut numbering: Option<&mut Numbering>,
     sink: &mut Sink<'_>,
 ) -> io::Result<Vec<Rest>> {
     let mut ready = Vec::new();
     let mut rests = Vec::new();
     for mut msg in from_tables {
         rests.extend(msg.rest.take());
-        numbering.take(msg, &mut ready);
+        match numbering.as_deref_mut() {
+            Some(numbering) => numbering.take(msg, &mut ready),
+            None => ready.append(&mut msg.ended),
+        }
         ready.drain(..).try_for_each(&mut *sink)?;
     }
     Ok(rests)
@@ -230,14 +237,16 @@ fn number_as_they_end(
 fn write_rests<'scope>(
     scope: &'scope Scope<'scope, '_>,
     rests: Vec<Rest>,
-    mut numbering: Numbering,
+    mut numbering: Option<Numbering>,
     sink: &mut Sink<'_>,
 ) -> io::Result<()> {
     let (tx, rx) = sync_channel(IN_FLIGHT);
     let merging: ScopedJoinHandle<'scope, io::Result<()>> = scope.spawn(move || {
         let mut batcher = Batcher::new(tx, CONN_BATCH);
         merge(rests, |mut conn| {
-            numbering.renumber(&mut conn);
+            if let Some(numbering) = &mut numbering {
+                numbering.renumber(&mut conn);
+            }
             batcher.push(conn)
         })?;
         batcher.finish()

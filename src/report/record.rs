@@ -14,7 +14,8 @@ use crate::types::{Addr, CommunityId, Proto};
 /// A connection as every format prints it (`conns --format jsonl` has its fields and names).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConnRecord {
-    /// 1, 2, 3 ... in order of first packet over the whole run (what `show --conn` takes).
+    /// 1, 2, 3 ... in order of first packet over the whole run (what `show --conn` takes); in
+    /// that order but with gaps when `Options::numbered` is off.
     pub id: u64,
     /// TCP or UDP.
     pub proto: Proto,
