@@ -277,11 +277,18 @@ pub struct Inventory {
     levels: Vec<Level>,
     room: usize,
     hasher: foldhash::fast::RandomState,
+    /// Sockets waiting to be counted, with their hashes: they are counted a group at a time,
+    /// each group's places looked up first, so that their cache misses overlap rather than
+    /// come one after another (a scan's inventory is far larger than the cache).
+    pending: Vec<(Socket, u64, Part)>,
 }
 
+/// Sockets counted as one group.
+const GROUP: usize = 16;
+
 /// Sockets and their running counts, found through an index of their places filed under the
-/// sockets' hashes. The hashes are not stored: they are made again from the sockets when the
-/// index grows.
+/// sockets' hashes. The hashes are not stored: they are made again from the sockets, in order,
+/// when the index grows (see `flow::refile`).
 #[derive(Default)]
 struct Level {
     sockets: Vec<(Socket, Tally)>,
@@ -297,7 +304,7 @@ impl Default for Inventory {
 impl Inventory {
     /// An inventory with `room` sockets per level.
     fn with_room(room: usize) -> Self {
-        Inventory { levels: Vec::new(), room, hasher: Default::default() }
+        Inventory { levels: Vec::new(), room, hasher: Default::default(), pending: Vec::new() }
     }
 
     /// Counts an ended connection for both of its sockets.
@@ -314,13 +321,35 @@ impl Inventory {
                 bytes_sent: sent.payload_bytes,
                 bytes_received: recv.payload_bytes,
             };
-            self.count(Socket { proto: c.proto, addr }, &part);
+            self.count(Socket { proto: c.proto, addr }, part);
         }
     }
 
-    /// Counts what one connection adds to `socket`.
-    fn count(&mut self, socket: Socket, part: &Part) {
-        let hash = self.hasher.hash_one(socket);
+    /// Counts what one connection adds to `socket`, when its group is full (see `pending`).
+    fn count(&mut self, socket: Socket, part: Part) {
+        self.pending.push((socket, self.hasher.hash_one(socket), part));
+        if self.pending.len() >= GROUP {
+            self.count_pending();
+        }
+    }
+
+    fn count_pending(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        for &(_, hash, _) in &pending {
+            for Level { sockets, index } in &self.levels {
+                // The first place under the hash's tag: nearly always the socket's, if it has one.
+                if let Some(&at) = index.find(hash, |_| true) {
+                    super::prefetch(&sockets[at as usize]);
+                }
+            }
+        }
+        for (socket, hash, part) in pending.drain(..) {
+            self.count_now(socket, hash, &part);
+        }
+        self.pending = pending;
+    }
+
+    fn count_now(&mut self, socket: Socket, hash: u64, part: &Part) {
         for Level { sockets, index } in &mut self.levels {
             if let Some(&at) = index.find(hash, |&at| sockets[at as usize].0 == socket) {
                 return sockets[at as usize].1.add(part);
@@ -331,12 +360,16 @@ impl Inventory {
         }
         let Some(Level { sockets, index }) = self.levels.last_mut() else { return };
         let hasher = &self.hasher;
+        if index.len() == index.capacity() {
+            super::refile(index, sockets, 2 * index.capacity().max(8), |(socket, _)| hasher.hash_one(socket));
+        }
         index.insert_unique(hash, sockets.len() as u32, |&at| hasher.hash_one(sockets[at as usize].0));
         sockets.push((socket, Tally::new(part)));
     }
 
     /// The sockets in order of first appearance (the id of their first connection).
-    pub fn finish(self) -> Vec<SocketStats> {
+    pub fn finish(mut self) -> Vec<SocketStats> {
+        self.count_pending();
         let mut levels = self.levels.into_iter().map(|level| level.sockets);
         let mut sockets = levels.next().unwrap_or_default();
         for more in levels {
@@ -354,7 +387,8 @@ impl Inventory {
 
     /// The busiest sockets, as the summary lists them, without making every socket's line: a
     /// scan's inventory holds millions, and their lines would take as much again.
-    pub fn top(&self) -> TopSockets {
+    pub fn top(&mut self) -> TopSockets {
+        self.count_pending();
         let lines =
             |ranked: Vec<&(Socket, Tally)>| ranked.into_iter().map(|(s, tally)| line(s, tally)).collect();
         TopSockets {
@@ -468,6 +502,23 @@ mod tests {
         assert_eq!(tally(&[part(0, 1, 2), part(2, 3, 4)]).max_open(), 1);
     }
 
+    /// Every socket counted is in the inventory, however many wait in a group.
+    #[test]
+    fn every_count_is_in_the_inventory() {
+        let counted = |n| {
+            let mut inventory = Inventory::default();
+            for port in 0..n {
+                let addr = Addr { ip: std::net::Ipv4Addr::LOCALHOST.into(), port };
+                inventory.count(Socket { proto: Proto::Tcp, addr }, part(port.into(), 1, 2));
+            }
+            inventory
+        };
+        for n in 0..3 * GROUP as u16 {
+            assert_eq!(counted(n).top().by_connections.len(), TOP.min(n.into()));
+            assert_eq!(counted(n).finish().len(), usize::from(n));
+        }
+    }
+
     fn any_part() -> impl Strategy<Value = Part> {
         // Counts around 2^32, which a socket of one connection cannot hold in place.
         let count = prop_oneof![0u64..4, (u32::MAX as u64 - 2)..(u32::MAX as u64 + 2)];
@@ -514,11 +565,11 @@ mod tests {
             for (port, udp, part) in counted {
                 let proto = if udp { Proto::Udp } else { Proto::Tcp };
                 let addr = Addr { ip: std::net::Ipv4Addr::LOCALHOST.into(), port };
-                one.count(Socket { proto, addr }, &part);
-                levels.count(Socket { proto, addr }, &part);
+                one.count(Socket { proto, addr }, part.clone());
+                levels.count(Socket { proto, addr }, part);
             }
-            prop_assert_eq!(levels.levels.len(), levels.levels.iter().map(|l| l.sockets.len()).sum::<usize>().div_ceil(2));
             prop_assert_eq!(one.top(), levels.top());
+            prop_assert_eq!(levels.levels.len(), levels.levels.iter().map(|l| l.sockets.len()).sum::<usize>().div_ceil(2));
             prop_assert_eq!(one.finish(), levels.finish());
         }
 

@@ -10,6 +10,7 @@ pub mod table;
 
 use std::net::IpAddr;
 
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::tunnel::TunnelKind;
@@ -183,6 +184,23 @@ pub fn udp_conn_state(orig_active: bool, resp_active: bool) -> ConnState {
         (true, false) => ConnState::S0,
         (false, true) => ConnState::SHR,
         (false, false) => ConnState::OTH,
+    }
+}
+
+/// Files every entry of `entries` again, by its place, in `index`, with room for `capacity`:
+/// an index of places into a vector of entries, which holds no hashes. Growing such an index in
+/// place would make each hash again in the index's order, from entries all over memory; this
+/// reads them in order.
+fn refile<T>(index: &mut HashTable<u32>, entries: &[T], capacity: usize, hash: impl Fn(&T) -> u64) {
+    if index.capacity() < capacity {
+        // The old index goes first: nothing in it is needed.
+        *index = HashTable::new();
+        *index = HashTable::with_capacity(capacity);
+    } else {
+        index.clear();
+    }
+    for (at, entry) in entries.iter().enumerate() {
+        index.insert_unique(hash(entry), at as u32, |&at| hash(&entries[at as usize]));
     }
 }
 

@@ -301,23 +301,10 @@ impl Openings {
         }
     }
 
-    /// Files every opening again, in an index with room for `capacity`. Growing the index in
-    /// place would make each hash again in the index's order, from openings all over memory;
-    /// this reads them in order.
+    /// Files every opening again, in an index with room for `capacity` (see `flow::refile`).
     fn refile(&mut self, capacity: usize) {
         let Openings { index, entries, hasher } = self;
-        if index.capacity() < capacity {
-            // The old index goes first: nothing in it is needed.
-            *index = HashTable::new();
-            *index = HashTable::with_capacity(capacity);
-        } else {
-            index.clear();
-        }
-        for (at, opening) in entries.iter().enumerate() {
-            index.insert_unique(hasher.hash_one(opening.key), at as u32, |&at| {
-                hasher.hash_one(entries[at as usize].key)
-            });
-        }
+        super::refile(index, entries, capacity, |opening| hasher.hash_one(opening.key));
     }
 
     /// The openings that are not vacant, to be handed out in id order.
