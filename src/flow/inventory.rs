@@ -335,12 +335,21 @@ impl Inventory {
 
     fn count_pending(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
-        for &(_, hash, _) in &pending {
-            for Level { sockets, index } in &self.levels {
-                // The first place under the hash's tag: nearly always the socket's, if it has one.
-                if let Some(&at) = index.find(hash, |_| true) {
-                    super::prefetch(&sockets[at as usize]);
-                }
+        // Each socket's entry starts loading: the first under its hash's tag is nearly always
+        // its own, if it has one...
+        let mut entries = [None; GROUP];
+        for (entry, &(_, hash, _)) in entries.iter_mut().zip(&pending) {
+            *entry = self.levels.iter().find_map(|Level { sockets, index }| {
+                let entry = &sockets[*index.find(hash, |_| true)? as usize];
+                super::prefetch(entry);
+                Some(entry)
+            });
+        }
+        // ...then, once the entries are in, a busy socket's counts.
+        for (_, tally) in entries.into_iter().flatten() {
+            if let Tally::Many(many) = tally {
+                super::prefetch(&**many);
+                super::prefetch(&many.spans);
             }
         }
         for (socket, hash, part) in pending.drain(..) {
