@@ -20,6 +20,14 @@ fn lines(analyzer: &Analyzer, input: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// The samples with connections of every kind: TCP teardowns, UDP and port reuse, a cut
+/// snapshot length, IPv6.
+fn sample_files() -> Vec<std::path::PathBuf> {
+    ["teardowns.pcap", "udp_and_reuse.pcapng", "snaplen96.pcap.gz", "ipv6.pcap"]
+        .map(|n| samples().join(n))
+        .into()
+}
+
 fn same_as_the_command_line(files: &[std::path::PathBuf]) {
     assert!(!files.is_empty());
     for f in files {
@@ -35,10 +43,7 @@ fn same_as_the_command_line(files: &[std::path::PathBuf]) {
 
 #[test]
 fn connections_are_the_command_lines_on_every_sample() {
-    let files: Vec<_> = ["teardowns.pcap", "udp_and_reuse.pcapng", "snaplen96.pcap.gz", "ipv6.pcap"]
-        .map(|n| samples().join(n))
-        .into();
-    same_as_the_command_line(&files);
+    same_as_the_command_line(&sample_files());
 }
 
 #[test]
@@ -88,10 +93,7 @@ fn unnumbered_ids_keep_the_order(files: &[std::path::PathBuf]) {
 
 #[test]
 fn unnumbered_ids_keep_the_order_on_every_sample() {
-    let files: Vec<_> = ["teardowns.pcap", "udp_and_reuse.pcapng", "snaplen96.pcap.gz", "ipv6.pcap"]
-        .map(|n| samples().join(n))
-        .into();
-    unnumbered_ids_keep_the_order(&files);
+    unnumbered_ids_keep_the_order(&sample_files());
 }
 
 #[test]
