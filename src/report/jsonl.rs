@@ -44,11 +44,25 @@ pub fn line<T: Serialize>(buf: &mut Vec<u8>, item: &T) {
 }
 
 /// A field name with its punctuation, `,"name":`, put together at compile time: one copy per
-/// field instead of four small appends.
+/// field instead of four small appends. An array, so that its length is known where it is
+/// copied: a copy of a length known only at run time is a call to `memmove`, dozens per line.
 macro_rules! key {
-    ($name:literal) => {
-        concat!(",\"", $name, "\":")
-    };
+    ($name:expr) => {{
+        const TEXT: &str = concat!(",\"", $name, "\":");
+        const KEY: [u8; TEXT.len()] = bytes(TEXT);
+        &KEY
+    }};
+}
+
+/// `text`'s bytes as an array, at compile time (`key!`).
+const fn bytes<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = text.as_bytes()[i];
+        i += 1;
+    }
+    out
 }
 
 /// Integer fields of `$record` that are all zero on most connections (the data phase's
@@ -58,7 +72,7 @@ macro_rules! counters {
         if $($record.$field == 0)&&+ {
             $obj.buf.extend_from_slice(concat!($(",\"", stringify!($field), "\":0"),+).as_bytes());
         } else {
-            $($obj.u64(concat!(",\"", stringify!($field), "\":"), $record.$field);)+
+            $($obj.u64(key!(stringify!($field)), $record.$field);)+
         }
     };
 }
@@ -215,24 +229,34 @@ impl<'a> Obj<'a> {
     }
 
     /// `key` is `,"name":` as made by `key!` (the record's own constant: nothing to escape);
-    /// the first field of an object goes without the comma.
-    fn key(&mut self, key: &str) {
-        let key = if self.first { &key[1..] } else { key };
-        self.first = false;
-        self.buf.extend_from_slice(key.as_bytes());
+    /// the first field of an object goes without the comma. Inlined, so that each copy is of a
+    /// constant length.
+    #[inline(always)]
+    fn key<const N: usize>(&mut self, key: &[u8; N]) {
+        if self.first {
+            self.first = false;
+            self.buf.extend_from_slice(&key[1..]);
+        } else {
+            self.buf.extend_from_slice(key);
+        }
     }
 
     fn null(&mut self) {
         self.buf.extend_from_slice(b"null");
     }
 
-    fn u64(&mut self, key: &str, v: u64) {
+    fn u64<const N: usize>(&mut self, key: &[u8; N], v: u64) {
         self.key(key);
         push_short(self.buf, itoa::Buffer::new().format(v).as_bytes());
     }
 
     /// A field that may be null: `write` writes it when there is a value.
-    fn opt<T>(&mut self, key: &str, v: Option<T>, write: impl FnOnce(&mut Self, &str, T)) {
+    fn opt<T, const N: usize>(
+        &mut self,
+        key: &[u8; N],
+        v: Option<T>,
+        write: impl FnOnce(&mut Self, &[u8; N], T),
+    ) {
         match v {
             Some(v) => write(self, key, v),
             None => {
@@ -242,11 +266,11 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn opt_u64(&mut self, key: &str, v: Option<u64>) {
+    fn opt_u64<const N: usize>(&mut self, key: &[u8; N], v: Option<u64>) {
         self.opt(key, v, Self::u64);
     }
 
-    fn f64(&mut self, key: &str, v: f64) {
+    fn f64<const N: usize>(&mut self, key: &[u8; N], v: f64) {
         self.key(key);
         self.number(v);
     }
@@ -255,11 +279,11 @@ impl<'a> Obj<'a> {
         serde_json::to_writer(&mut *self.buf, &v).expect("numbers serialize to JSON");
     }
 
-    fn opt_f64(&mut self, key: &str, v: Option<f64>) {
+    fn opt_f64<const N: usize>(&mut self, key: &[u8; N], v: Option<f64>) {
         self.opt(key, v, Self::f64);
     }
 
-    fn bool(&mut self, key: &str, v: bool) {
+    fn bool<const N: usize>(&mut self, key: &[u8; N], v: bool) {
         self.key(key);
         self.buf.extend_from_slice(if v { b"true" } else { b"false" });
     }
@@ -267,17 +291,17 @@ impl<'a> Obj<'a> {
     /// A string of the program's own (a state code, a kind ...), as made or read back from a
     /// waiting record: its string literals hold nothing to escape, so the check `text` makes is
     /// left out.
-    fn word(&mut self, key: &str, v: &str) {
+    fn word<const N: usize>(&mut self, key: &[u8; N], v: &str) {
         debug_assert!(needs_no_escape(v), "{v:?}");
         self.key(key);
         self.quoted(v);
     }
 
-    fn opt_word(&mut self, key: &str, v: Option<&str>) {
+    fn opt_word<const N: usize>(&mut self, key: &[u8; N], v: Option<&str>) {
         self.opt(key, v, Self::word);
     }
 
-    fn text(&mut self, key: &str, v: &str) {
+    fn text<const N: usize>(&mut self, key: &[u8; N], v: &str) {
         self.key(key);
         if needs_no_escape(v) {
             self.quoted(v);
@@ -293,7 +317,7 @@ impl<'a> Obj<'a> {
         self.buf.push(b'"');
     }
 
-    fn addr(&mut self, key: &str, a: Addr) {
+    fn addr<const N: usize>(&mut self, key: &[u8; N], a: Addr) {
         self.key(key);
         let mut o = Obj::open(self.buf);
         o.key(key!("ip"));
