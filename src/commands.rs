@@ -289,12 +289,11 @@ fn json_lines(path: &Path) -> Option<io::Lines<io::BufReader<std::fs::File>>> {
     Some(io::BufReader::new(file).lines())
 }
 
-/// A run with threads to spare formats records on two.
+/// A run with threads to spare formats records on as many as it has tables.
 fn writer<'a>(run: &Run, writer: ConnWriter<'a>) -> ConnWriter<'a> {
-    if run.analyzer.options.jobs > 1 {
-        writer.with_helper()
-    } else {
-        writer
+    match run.analyzer.options.jobs {
+        0 | 1 => writer,
+        jobs => writer.with_formatters(jobs),
     }
 }
 

@@ -35,8 +35,8 @@ struct Output<'a> {
     exporter: Box<dyn Exporter>,
     /// Records are formatted straight into this buffer, written out in pieces of `OUT_CHUNK`.
     pending: Vec<u8>,
-    /// Formats some of the records on another thread (`with_helper`).
-    helper: Option<Helper>,
+    /// Formats the records on threads of their own (`with_formatters`).
+    formatters: Option<Formatters>,
 }
 
 impl<'a> ConnWriter<'a> {
@@ -45,16 +45,17 @@ impl<'a> ConnWriter<'a> {
         let mut pending = Vec::with_capacity(OUT_CHUNK + (4 << 10));
         exporter.begin(&mut pending)?;
         let in_order = (order == Order::FirstSeen).then(InOrder::new);
-        Ok(ConnWriter { in_order, output: Output { out, exporter, pending, helper: None } })
+        Ok(ConnWriter { in_order, output: Output { out, exporter, pending, formatters: None } })
     }
 
-    /// Formats records on a second thread too, when the format's records do not depend on each
-    /// other: once the analysis is done, formatting the connections still open at the end is
-    /// most of the work left (all of it on a scan). Not in end order, which is for live inputs:
-    /// there records go out as they come rather than a batch at a time.
-    pub fn with_helper(mut self) -> Self {
+    /// Formats records on `threads` threads of their own, when the format's records do not
+    /// depend on each other: once the analysis is done, formatting the connections still open
+    /// at the end is most of the work left (all of it on a scan). Not in end order, which is for
+    /// live inputs: there records go out as they come rather than a batch at a time.
+    pub fn with_formatters(mut self, threads: usize) -> Self {
         if self.in_order.is_some() {
-            self.output.helper = self.output.exporter.fork().map(Helper::spawn);
+            let forks: Option<Vec<_>> = (0..threads).map(|_| self.output.exporter.fork()).collect();
+            self.output.formatters = forks.filter(|f| !f.is_empty()).map(Formatters::spawn);
         }
         self
     }
@@ -95,7 +96,7 @@ impl<'a> ConnWriter<'a> {
             in_order.finish(&mut |r| self.output.write(r))?;
         }
         let output = &mut self.output;
-        output.drain_helper()?;
+        output.drain_formatters()?;
         output.exporter.end(&mut output.pending, analysis)?;
         output.flush()
     }
@@ -109,38 +110,29 @@ impl<'a> ConnWriter<'a> {
 }
 
 impl Output<'_> {
-    /// Formats one record into the output buffer (or has the helper do it).
+    /// Formats one record into the output buffer (or has the formatters do it).
     fn write(&mut self, record: ConnRecord) -> io::Result<()> {
-        let Some(helper) = &mut self.helper else {
+        let Some(formatters) = &mut self.formatters else {
             self.exporter.record(&mut self.pending, &record)?;
             if self.pending.len() >= OUT_CHUNK {
                 self.flush()?;
             }
             return Ok(());
         };
-        if helper.take(record, &mut *self.exporter)? {
-            self.write_helped()?;
+        // Only the exporter's opening can be waiting here: it goes first.
+        if !self.pending.is_empty() {
+            self.out.write_all(&self.pending)?;
+            self.pending.clear();
         }
-        Ok(())
+        formatters.take(record, &mut *self.out)
     }
 
-    /// Writes what the helper and this thread formatted, after what waits in the buffer.
-    fn write_helped(&mut self) -> io::Result<()> {
-        let Some(helper) = &mut self.helper else { return Ok(()) };
-        self.out.write_all(&self.pending)?;
-        self.pending.clear();
-        for bytes in helper.formatted() {
-            self.out.write_all(bytes)?;
-        }
-        helper.written();
-        Ok(())
-    }
-
-    /// Writes every record the helper has, and those gathering for it.
-    fn drain_helper(&mut self) -> io::Result<()> {
-        if let Some(helper) = &mut self.helper {
-            helper.drain(&mut *self.exporter)?;
-            self.write_helped()?;
+    /// Writes every record the formatters have, and those gathering for them.
+    fn drain_formatters(&mut self) -> io::Result<()> {
+        if let Some(formatters) = &mut self.formatters {
+            self.out.write_all(&self.pending)?;
+            self.pending.clear();
+            formatters.drain(&mut *self.out)?;
         }
         Ok(())
     }
@@ -155,131 +147,124 @@ impl Output<'_> {
 /// What was formatted goes out even when the run stops early, as with a `BufWriter`.
 impl Drop for Output<'_> {
     fn drop(&mut self) {
-        let _ = self.drain_helper();
+        let _ = self.drain_formatters();
         let _ = self.flush();
     }
 }
 
-/// Records per batch the helper formats.
-const HELPER_BATCH: usize = 1024;
+/// Records per batch a formatter takes.
+const BATCH: usize = 1024;
 
-/// A thread formatting batches of records with a fork of the exporter. While it has a batch,
-/// the writer formats the records after it itself, until the helper is done or it has formatted
-/// as many; then both go out, the helper's first, and the records after gather into the next
-/// batch. So whichever thread is faster formats more, and the order is kept.
-struct Helper {
-    to: Option<SyncSender<(Vec<ConnRecord>, Vec<u8>)>>,
-    from: Receiver<(io::Result<()>, Vec<u8>)>,
-    thread: Option<JoinHandle<()>>,
+/// Threads formatting batches of records with forks of the exporter, in turn: batch k goes to
+/// thread k mod n, and is written once it comes back, after those sent before it, so the order
+/// is kept. Each holds one batch at a time (more held more memory, and was no faster). The
+/// writer only gathers and writes; the formatters share the cores with the rest of the run,
+/// which at its end is the merging of the tables' connections.
+struct Formatters {
+    threads: Vec<Formatter>,
     /// Records gathering for the next batch.
     batch: Vec<ConnRecord>,
-    /// The helper has a batch.
-    sent: bool,
-    /// Its bytes, once they came back (the buffer goes back and forth).
-    theirs: Option<Vec<u8>>,
-    /// Records formatted here since the batch was sent, and how many.
-    ours: Vec<u8>,
-    ours_count: usize,
+    /// Batches sent so far, and how many of them are not yet written.
+    sent: usize,
+    in_flight: usize,
+    /// Emptied vectors back from the formatters, used again.
+    spare: Vec<(Vec<ConnRecord>, Vec<u8>)>,
 }
 
-impl Helper {
-    fn spawn(mut fork: Box<dyn Exporter + Send>) -> Helper {
-        let (to, batches) = sync_channel::<(Vec<ConnRecord>, Vec<u8>)>(1);
+/// A batch of records, and the buffer to format them into.
+type Job = (Vec<ConnRecord>, Vec<u8>);
+
+struct Formatter {
+    to: Option<SyncSender<Job>>,
+    /// The batch back, emptied, with its bytes.
+    from: Receiver<(io::Result<()>, Job)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Formatters {
+    fn spawn(forks: Vec<Box<dyn Exporter + Send>>) -> Formatters {
+        let threads = forks.into_iter().map(Formatter::spawn).collect();
+        Formatters { threads, batch: Vec::with_capacity(BATCH), sent: 0, in_flight: 0, spare: Vec::new() }
+    }
+
+    /// Takes the next record; writes the batches already formatted.
+    fn take(&mut self, record: ConnRecord, out: &mut dyn Write) -> io::Result<()> {
+        self.batch.push(record);
+        if self.batch.len() == BATCH {
+            self.send(out)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batch gathered to the next formatter in turn, once that one's last batch is
+    /// written; then writes those already formatted.
+    fn send(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        if self.in_flight == self.threads.len() {
+            self.write_oldest(out, true)?;
+        }
+        let (records, bytes) = self.spare.pop().unwrap_or_else(|| (Vec::with_capacity(BATCH), Vec::new()));
+        let batch = std::mem::replace(&mut self.batch, records);
+        let formatter = &self.threads[self.sent % self.threads.len()];
+        formatter.to.as_ref().expect("open until dropped").send((batch, bytes)).map_err(|_| gone())?;
+        self.sent += 1;
+        self.in_flight += 1;
+        while self.in_flight > 0 && self.write_oldest(out, false)? {}
+        Ok(())
+    }
+
+    /// Writes the oldest batch not yet written, waiting for it if `wait`; false when it is not
+    /// formatted yet.
+    fn write_oldest(&mut self, out: &mut dyn Write, wait: bool) -> io::Result<bool> {
+        let from = &self.threads[(self.sent - self.in_flight) % self.threads.len()].from;
+        let (formatted, (records, bytes)) = if wait {
+            from.recv().map_err(|_| gone())?
+        } else {
+            match from.try_recv() {
+                Ok(done) => done,
+                Err(TryRecvError::Empty) => return Ok(false),
+                Err(TryRecvError::Disconnected) => return Err(gone()),
+            }
+        };
+        self.in_flight -= 1;
+        formatted?;
+        out.write_all(&bytes)?;
+        self.spare.push((records, bytes));
+        Ok(true)
+    }
+
+    /// Every record taken, formatted and written, in order.
+    fn drain(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        if !self.batch.is_empty() {
+            self.send(out)?;
+        }
+        while self.in_flight > 0 {
+            self.write_oldest(out, true)?;
+        }
+        Ok(())
+    }
+}
+
+impl Formatter {
+    fn spawn(mut fork: Box<dyn Exporter + Send>) -> Formatter {
+        let (to, jobs) = sync_channel::<Job>(1);
         let (done, from) = sync_channel(1);
         let thread = std::thread::spawn(move || {
-            for (mut batch, mut bytes) in batches {
+            for (mut records, mut bytes) in jobs {
                 bytes.clear();
-                let formatted = batch.iter().try_for_each(|r| fork.record(&mut bytes, r));
+                let formatted = records.iter().try_for_each(|r| fork.record(&mut bytes, r));
                 // The records are dropped here, on this thread.
-                batch.clear();
-                if done.send((formatted, bytes)).is_err() {
+                records.clear();
+                if done.send((formatted, (records, bytes))).is_err() {
                     return;
                 }
             }
         });
-        Helper {
-            to: Some(to),
-            from,
-            thread: Some(thread),
-            batch: Vec::with_capacity(HELPER_BATCH),
-            sent: false,
-            theirs: Some(Vec::with_capacity(OUT_CHUNK)),
-            ours: Vec::with_capacity(OUT_CHUNK),
-            ours_count: 0,
-        }
-    }
-
-    /// Takes the next record; true when a batch and the records after it are formatted, to be
-    /// written (`written` then empties them).
-    fn take(&mut self, record: ConnRecord, local: &mut dyn Exporter) -> io::Result<bool> {
-        if !self.sent {
-            self.batch.push(record);
-            if self.batch.len() == HELPER_BATCH {
-                self.send()?;
-            }
-            return Ok(false);
-        }
-        local.record(&mut self.ours, &record)?;
-        self.ours_count += 1;
-        if self.theirs.is_none() && self.ours_count < HELPER_BATCH {
-            match self.from.try_recv() {
-                Ok(returned) => self.returned(returned)?,
-                Err(TryRecvError::Empty) => return Ok(false),
-                Err(TryRecvError::Disconnected) => return Err(gone()),
-            }
-        }
-        self.wait().map(|()| true)
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(HELPER_BATCH));
-        let bytes = self.theirs.take().unwrap_or_default();
-        self.to.as_ref().expect("open until dropped").send((batch, bytes)).map_err(|_| gone())?;
-        self.sent = true;
-        Ok(())
-    }
-
-    fn returned(&mut self, (formatted, bytes): (io::Result<()>, Vec<u8>)) -> io::Result<()> {
-        self.theirs = Some(bytes);
-        formatted
-    }
-
-    /// Waits for the helper's bytes.
-    fn wait(&mut self) -> io::Result<()> {
-        if self.theirs.is_none() {
-            let returned = self.from.recv().map_err(|_| gone())?;
-            self.returned(returned)?;
-        }
-        Ok(())
-    }
-
-    /// The bytes to write, in order: the helper's batch, then the records after it.
-    fn formatted(&self) -> [&[u8]; 2] {
-        [self.theirs.as_deref().unwrap_or_default(), &self.ours]
-    }
-
-    /// They were written: the records after the batch gather into the next one.
-    fn written(&mut self) {
-        if let Some(theirs) = &mut self.theirs {
-            theirs.clear();
-        }
-        self.ours.clear();
-        self.ours_count = 0;
-        self.sent = false;
-    }
-
-    /// Every record taken, formatted, in order: waits for the helper's batch, and formats the
-    /// records gathering here.
-    fn drain(&mut self, local: &mut dyn Exporter) -> io::Result<()> {
-        if self.sent {
-            self.wait()?;
-        }
-        self.batch.drain(..).try_for_each(|r| local.record(&mut self.ours, &r))
+        Formatter { to: Some(to), from, thread: Some(thread) }
     }
 }
 
-/// The helper's thread ends once nothing more can be sent to it.
-impl Drop for Helper {
+/// A formatter's thread ends once nothing more can be sent to it.
+impl Drop for Formatter {
     fn drop(&mut self) {
         drop(self.to.take());
         if let Some(thread) = self.thread.take() {
@@ -288,7 +273,7 @@ impl Drop for Helper {
     }
 }
 
-/// The helper's thread stopped: only after a panic, which it reports itself.
+/// A formatter's thread stopped: only after a panic, which it reports itself.
 fn gone() -> io::Error {
     io::Error::other("the formatting thread stopped")
 }
@@ -320,10 +305,11 @@ mod tests {
     }
 
     fn written(format: Format, records: impl Iterator<Item = ConnRecord>) -> String {
-        written_by(format, records, false)
+        written_by(format, records, 0)
     }
 
-    fn written_by(format: Format, records: impl Iterator<Item = ConnRecord>, helped: bool) -> String {
+    /// `formatters`: threads formatting the records (none: the writer itself).
+    fn written_by(format: Format, records: impl Iterator<Item = ConnRecord>, formatters: usize) -> String {
         let analysis = Analysis {
             accounting: Default::default(),
             files: Vec::new(),
@@ -338,9 +324,11 @@ mod tests {
             Order::FirstSeen,
         )
         .unwrap();
-        if helped {
-            w = w.with_helper();
-            assert!(w.output.helper.is_some() == (format != Format::Json), "{format:?}");
+        if formatters > 0 {
+            w = w.with_formatters(formatters);
+            let threads = w.output.formatters.as_ref().map_or(0, |f| f.threads.len());
+            let expected = if format == Format::Json { 0 } else { formatters };
+            assert_eq!(threads, expected, "{format:?}");
         }
         for r in records {
             w.conn(r).unwrap();
@@ -368,36 +356,39 @@ mod tests {
     }
 
     #[test]
-    fn records_formatted_on_two_threads_print_as_on_one() {
-        // Enough records for several batches each way, in an order that makes some wait.
+    fn records_formatted_on_other_threads_print_as_on_one() {
+        // Enough records for several batches per formatter, in an order that makes some wait.
         let samples = sample_records();
         let mut records: Vec<_> = (0..300).flat_map(|_| samples.iter().cloned()).collect();
         for (i, r) in records.iter_mut().enumerate() {
             r.id = i as u64 + 1;
         }
-        assert!(records.len() > 4 * HELPER_BATCH);
+        assert!(records.len() > 2 * 3 * BATCH, "two rounds of three formatters");
         records.chunks_mut(7).for_each(<[ConnRecord]>::reverse);
         for format in [Format::Jsonl, Format::Csv, Format::Zeek, Format::Json] {
-            let one = written_by(format, records.clone().into_iter(), false);
-            let two = written_by(format, records.clone().into_iter(), true);
-            assert_eq!(one.lines().count(), two.lines().count());
-            assert!(one == two, "{format:?}");
+            let here = written_by(format, records.clone().into_iter(), 0);
+            for threads in [1, 2, 3] {
+                let there = written_by(format, records.clone().into_iter(), threads);
+                assert_eq!(here.lines().count(), there.lines().count());
+                assert!(here == there, "{format:?} on {threads} threads");
+            }
         }
     }
 
     #[test]
-    fn records_the_helper_formatted_go_out_when_the_run_stops_early() {
+    fn records_the_formatters_have_go_out_when_the_run_stops_early() {
         let records = sample_records();
         let mut out = Vec::new();
         {
             let exporter =
                 exporter(Format::Jsonl, super::super::table::Layout::Wide, false, &Default::default(), 0);
-            let mut w = ConnWriter::new(&mut out, exporter.unwrap(), Order::FirstSeen).unwrap().with_helper();
-            for r in records.iter().cycle().take(HELPER_BATCH + 10).cloned().enumerate() {
+            let mut w =
+                ConnWriter::new(&mut out, exporter.unwrap(), Order::FirstSeen).unwrap().with_formatters(2);
+            for r in records.iter().cycle().take(3 * BATCH + 10).cloned().enumerate() {
                 w.conn(ConnRecord { id: r.0 as u64 + 1, ..r.1 }).unwrap();
             }
             // Dropped without `finish`, as when a later step fails.
         }
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), HELPER_BATCH + 10);
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 3 * BATCH + 10);
     }
 }
