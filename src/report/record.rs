@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::tunnel::TunnelKind;
@@ -26,7 +27,8 @@ pub struct ConnRecord {
     /// Zeek's conn_state.
     pub conn_state: ConnState,
     /// Zeek's history letters (upper case originator, lower case responder; `^` when flipped).
-    pub history: String,
+    /// Inline up to 24 letters: a string on the heap cost an allocation for every record.
+    pub history: CompactString,
     /// The application protocols its payload showed, Zeek's `service` (`null` when none).
     pub service: Option<Services>,
     /// Time of the first packet, in seconds since the Unix epoch.
@@ -160,7 +162,7 @@ impl ConnRecord {
             orig,
             resp,
             conn_state,
-            history: c.history.as_str().to_string(),
+            history: c.history.as_str().into(),
             service: Some(c.app.services()).filter(|s| !s.is_empty()),
             ts: c.first.as_secs_f64(),
             duration: c.duration().as_secs_f64(),

@@ -148,7 +148,7 @@ fn leading_cells(c: &ConnRecord) -> Vec<String> {
         c.orig.to_string(),
         c.resp.to_string(),
         c.conn_state.to_string(),
-        c.history.clone(),
+        c.history.to_string(),
     ]
 }
 
