@@ -127,8 +127,8 @@ fn json_lines(records: &[ConnRecord]) -> usize {
     written + buf.len()
 }
 
-/// SYNs in the scan: records enough (55 MB) not to stay in the caches, as in a real run, where a
-/// hot loop over a few would favour other code (calls to `memmove` cost more in a real run).
+/// SYNs in the scan: records enough (55 MB) not to stay in the caches, as in a real run (a loop
+/// over a few that stay in the caches favours calls to `memmove`, which cost more in a real run).
 const SCAN_SYNS: u32 = 100_000;
 
 /// The records of `SCAN_SYNS` SYNs to distinct hosts and ports, every twentieth answered by a RST.

@@ -27,7 +27,7 @@ pub struct ConnRecord {
     /// Zeek's conn_state.
     pub conn_state: ConnState,
     /// Zeek's history letters (upper case originator, lower case responder; `^` when flipped).
-    /// Inline up to 24 letters: a string on the heap cost an allocation for every record.
+    /// Inline up to 24 letters, so that a record allocates nothing for it.
     pub history: CompactString,
     /// The application protocols its payload showed, Zeek's `service` (`null` when none).
     pub service: Option<Services>,

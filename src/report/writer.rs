@@ -157,7 +157,7 @@ const BATCH: usize = 1024;
 
 /// Threads formatting batches of records with forks of the exporter, in turn: batch k goes to
 /// thread k mod n, and is written once it comes back, after those sent before it, so the order
-/// is kept. Each holds one batch at a time (more held more memory, and was no faster). The
+/// is kept. Each holds one batch at a time, so the records in flight stay a few batches. The
 /// writer only gathers and writes; the formatters share the cores with the rest of the run,
 /// which at its end is the merging of the tables' connections.
 struct Formatters {
