@@ -27,6 +27,25 @@ impl std::hash::Hash for PairKey {
     }
 }
 
+/// A plain TCP socket pair over IPv4, outside any tunnel, in 12 bytes rather than a
+/// `PairKey`'s 40: what a scan's half-open connections are keyed by (see `flow::opening`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct V4TcpPair {
+    /// The lower and the higher socket's address and port.
+    ips: [u32; 2],
+    ports: [u16; 2],
+}
+
+impl From<V4TcpPair> for PairKey {
+    fn from(pair: V4TcpPair) -> Self {
+        let mapped = |ip: u32| u64::from(ip) | 0xffff << 32;
+        PairKey {
+            ips: [0, mapped(pair.ips[0]), 0, mapped(pair.ips[1])],
+            rest: u64::from(pair.ports[0]) | u64::from(pair.ports[1]) << 16 | 1 << 33,
+        }
+    }
+}
+
 /// Tunnels a table tells apart in its keys: 0 means no tunnel, the rest are interned ids.
 pub type TunnelId = u32;
 
@@ -88,6 +107,18 @@ impl PairKey {
         (PairKey { ips, rest }, a_is_lo)
     }
 
+    /// The pair in 12 bytes, if it is a TCP pair over IPv4 outside any tunnel.
+    pub fn v4_tcp(&self) -> Option<V4TcpPair> {
+        // Protocol TCP, IPv4, no tunnel: of the bits above the ports, only the family's is set.
+        if self.rest >> 32 != 1 << 1 {
+            return None;
+        }
+        let ip = |half: u64| u32::try_from(half ^ 0xffff << 32).ok();
+        (self.ips[0] == 0 && self.ips[2] == 0).then_some(())?;
+        let (lo, hi) = self.ports();
+        Some(V4TcpPair { ips: [ip(self.ips[1])?, ip(self.ips[3])?], ports: [lo, hi] })
+    }
+
     /// The lower socket of the pair (the one with the smaller address and port).
     pub fn lo(&self) -> Addr {
         self.side(0, self.ports().0)
@@ -140,6 +171,25 @@ mod tests {
         let (v6, mapped) = (addr("2001:db8::1", 443), addr("::ffff:10.0.0.1", 40000));
         let key = PairKey::new(Proto::Tcp, v6, mapped, 0);
         assert_eq!((key.lo(), key.hi()), (mapped, v6));
+    }
+
+    #[test]
+    fn only_plain_tcp_over_ipv4_narrows_and_it_widens_back_the_same() {
+        let (a, b) = (addr("192.0.2.7", 40000), addr("10.0.0.1", 80));
+        let key = PairKey::new(Proto::Tcp, a, b, 0);
+        let narrow = key.v4_tcp().expect("plain TCP over IPv4");
+        assert_eq!(PairKey::from(narrow), key);
+        assert_eq!(std::mem::size_of::<V4TcpPair>(), 12);
+        let (v6, mapped) = (addr("2001:db8::1", 443), addr("::ffff:10.0.0.1", 40000));
+        let others = [
+            PairKey::new(Proto::Udp, a, b, 0),
+            PairKey::new(Proto::Tcp, a, b, 1),
+            PairKey::new(Proto::Tcp, v6, a, 0),
+            PairKey::new(Proto::Tcp, mapped, addr("::ffff:10.0.0.2", 80), 0),
+        ];
+        for key in others {
+            assert_eq!(key.v4_tcp(), None, "{key:?}");
+        }
     }
 
     #[test]

@@ -8,19 +8,18 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use super::key::PairKey;
+use super::key::{PairKey, V4TcpPair};
 use crate::decode::payload::Shape;
 use crate::decode::{TcpFlags, TcpOptions, TcpSegment};
 use crate::types::{Duration, SeqNum, Timestamp};
 
 /// A connection whose only segments are a pure SYN without payload from its originator and at
 /// most one RST without payload after it, from either side, all outside any tunnel. Its fields
-/// lie flat, with the times, sides and options packed, so that an entry of the table is 88 bytes
-/// (and 4 in the index): on a scan of millions of targets, nearly all the memory there is.
+/// lie flat, with the times, sides and options packed, in 48 bytes: with its pair (see `Filed`)
+/// an entry of the table is 64 bytes for IPv4 and 88 for IPv6 (and 4 in the index). On a scan of
+/// millions of targets, nearly all the memory there is.
 #[derive(Clone, Debug)]
 pub(super) struct Opening {
-    /// The socket pair, as in `Conn`.
-    pub key: PairKey,
     /// The connection's id, given when its SYN arrived; 0 once vacated (ids count from 1).
     pub id: u64,
     /// The SYN's time.
@@ -88,21 +87,13 @@ impl Offer {
 
 impl Opening {
     /// A compact entry for a new connection whose first segment is `seg`, when it qualifies.
-    pub fn new(
-        id: u64,
-        key: PairKey,
-        ts: Timestamp,
-        from_lo: bool,
-        ip_len: u32,
-        seg: &TcpSegment,
-    ) -> Option<Self> {
+    pub fn new(id: u64, ts: Timestamp, from_lo: bool, ip_len: u32, seg: &TcpSegment) -> Option<Self> {
         let f = seg.flags;
         let pure_syn = f.syn() && !f.ack() && !f.fin() && !f.rst();
         if !pure_syn || seg.payload_len > 0 {
             return None;
         }
         Some(Opening {
-            key,
             id,
             ts,
             syn_seq: seg.seq,
@@ -156,8 +147,8 @@ impl Opening {
 
     /// The segments, in the order they arrived, each with its time, sender (lower side of the
     /// key or not) and IP length, as the decoder gave them (a pure SYN's acknowledgment field
-    /// is not read, and is given as 0).
-    pub fn segments(&self) -> impl Iterator<Item = (Timestamp, bool, u32, TcpSegment)> + '_ {
+    /// is not read, and is given as 0). `key` is the connection's pair.
+    pub fn segments(&self, key: PairKey) -> impl Iterator<Item = (Timestamp, bool, u32, TcpSegment)> + '_ {
         let syn = Some((
             self.ts,
             self.offer.has(Offer::SYN_FROM_LO),
@@ -180,22 +171,24 @@ impl Opening {
                 TcpOptions::default(),
             )
         });
-        [syn, rst].into_iter().flatten().map(|(ts, from_lo, ip_len, seq, ack, flags, window, options)| {
-            let (src, dst) =
-                if from_lo { (self.key.lo(), self.key.hi()) } else { (self.key.hi(), self.key.lo()) };
-            let seg = TcpSegment {
-                src_port: src.port,
-                dst_port: dst.port,
-                seq,
-                ack,
-                flags,
-                window,
-                payload_len: 0,
-                options,
-                shape: Shape::None,
-            };
-            (ts, from_lo, u32::from(ip_len), seg)
-        })
+        let (lo, hi) = key.ports();
+        [syn, rst].into_iter().flatten().map(
+            move |(ts, from_lo, ip_len, seq, ack, flags, window, options)| {
+                let (src_port, dst_port) = if from_lo { (lo, hi) } else { (hi, lo) };
+                let seg = TcpSegment {
+                    src_port,
+                    dst_port,
+                    seq,
+                    ack,
+                    flags,
+                    window,
+                    payload_len: 0,
+                    options,
+                    shape: Shape::None,
+                };
+                (ts, from_lo, u32::from(ip_len), seg)
+            },
+        )
     }
 
     /// Hands the connection over to be made full, leaving this entry vacant: it then matches
@@ -229,109 +222,190 @@ impl Opening {
     }
 }
 
-/// The table's openings in a vector, found through an index of their places filed under their
-/// pairs' hashes, as an IndexMap keeps them. Apart from IndexMap so that at the end the index can
-/// be dropped and the vector handed out from its end, giving its memory back as it shrinks: a
-/// scan's millions of openings would otherwise stay whole until the last was handed out, next to
-/// everything made of them. For the same reason the index holds 32-bit places and no hashes:
-/// an opening's hash is made again from its pair when the index grows.
+/// An opening filed with its pair, in 12 bytes (`V4TcpPair`) or in full.
+#[derive(Debug)]
+struct Filed<K> {
+    key: K,
+    opening: Opening,
+}
+
+/// The table's openings: those of plain TCP over IPv4 filed with their pairs in 12 bytes, the
+/// rest with theirs in full. Each kind lies in a vector, found through an index of places filed
+/// under their pairs' hashes (the table's, by which it finds live connections), as an IndexMap
+/// keeps them. Apart from IndexMap so that at the end the index can be dropped and the vector
+/// handed out from its end, giving its memory back as it shrinks: a scan's millions of openings
+/// would otherwise stay whole until the last was handed out, next to everything made of them.
+/// For the same reason the index holds 32-bit places and no hashes: an opening's hash is made
+/// again from its pair when the index grows.
 pub(super) struct Openings {
-    index: HashTable<u32>,
-    entries: Vec<Opening>,
+    v4: Store<V4TcpPair>,
+    other: Store<PairKey>,
     /// The table's hasher, by which openings are filed.
     hasher: foldhash::fast::RandomState,
+}
+
+/// Openings of one kind of pair: see `Openings`.
+struct Store<K> {
+    index: HashTable<u32>,
+    entries: Vec<Filed<K>>,
 }
 
 impl Openings {
     /// No openings, filed by the hashes `hasher` makes of their pairs.
     pub fn new(hasher: foldhash::fast::RandomState) -> Self {
-        Openings { index: HashTable::new(), entries: Vec::new(), hasher }
+        Openings { v4: Store::new(), other: Store::new(), hasher }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.v4.entries.len() + self.other.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Whether another opening has a place: beyond 2^32 of them in one table, new connections
     /// are held in full.
     pub fn has_room(&self) -> bool {
-        self.entries.len() < u32::MAX as usize
+        self.len() < u32::MAX as usize
     }
 
-    /// The place of an opening filed under `hash` that `holds`.
+    /// The opening, not vacant, of `key`, filed under `hash` (its hash).
     #[inline]
-    pub fn find(&self, hash: u64, holds: impl Fn(&Opening) -> bool) -> Option<usize> {
-        self.index.find(hash, |&at| holds(&self.entries[at as usize])).map(|&at| at as usize)
-    }
-
-    pub fn get(&self, at: usize) -> &Opening {
-        &self.entries[at]
-    }
-
-    pub fn get_mut(&mut self, at: usize) -> &mut Opening {
-        &mut self.entries[at]
-    }
-
-    /// Files `opening`, known to be absent and with room for it, under `hash` (its pair's).
-    pub fn insert(&mut self, hash: u64, opening: Opening) {
-        debug_assert!(self.has_room() && hash == self.hasher.hash_one(opening.key));
-        if self.index.len() == self.index.capacity() {
-            self.refile(2 * self.index.capacity().max(8));
+    pub fn find_mut(&mut self, hash: u64, key: PairKey) -> Option<&mut Opening> {
+        match key.v4_tcp() {
+            Some(pair) => self.v4.find_mut(hash, pair),
+            None => self.other.find_mut(hash, key),
         }
-        let Openings { index, entries, hasher } = self;
-        index.insert_unique(hash, entries.len() as u32, |&at| hasher.hash_one(entries[at as usize].key));
-        entries.push(opening);
+    }
+
+    /// Starts loading an opening filed under `hash`, the hash of `key`, if there is one (any
+    /// with that hash: see `ConnTable::prefetch`).
+    #[inline]
+    pub fn prefetch(&self, hash: u64, key: PairKey) {
+        match key.v4_tcp() {
+            Some(_) => self.v4.prefetch(hash),
+            None => self.other.prefetch(hash),
+        }
+    }
+
+    /// Files `opening` of `key`, known to be absent and with room for it, under `hash` (the
+    /// hash of `key`).
+    pub fn insert(&mut self, hash: u64, key: PairKey, opening: Opening) {
+        debug_assert!(self.has_room() && hash == self.hasher.hash_one(key));
+        match key.v4_tcp() {
+            Some(pair) => self.v4.insert(hash, pair, opening, &self.hasher),
+            None => self.other.insert(hash, key, opening, &self.hasher),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Opening> {
-        self.entries.iter()
+        let v4 = self.v4.entries.iter().map(|f| &f.opening);
+        v4.chain(self.other.entries.iter().map(|f| &f.opening))
     }
 
-    /// Keeps the openings for which `keep` holds, in their order.
-    pub fn retain(&mut self, keep: impl FnMut(&Opening) -> bool) {
-        let before = self.entries.len();
-        self.entries.retain(keep);
-        // Where none went, every place in the index still holds.
-        if self.entries.len() < before {
-            self.refile(self.index.capacity());
-        }
-    }
-
-    /// Files every opening again, in an index with room for `capacity` (see `flow::refile`).
-    fn refile(&mut self, capacity: usize) {
-        let Openings { index, entries, hasher } = self;
-        super::refile(index, entries, capacity, |opening| hasher.hash_one(opening.key));
+    /// Keeps the openings for which `keep` holds (given each one's pair), in their order.
+    pub fn retain(&mut self, mut keep: impl FnMut(PairKey, &Opening) -> bool) {
+        self.v4.retain(&self.hasher, &mut keep);
+        self.other.retain(&self.hasher, &mut keep);
     }
 
     /// The openings that are not vacant, to be handed out in id order.
     pub fn into_sorted(self) -> Sorted {
-        let mut entries = self.entries;
-        drop(self.index);
-        entries.retain(|opening| !opening.is_vacant());
-        // Highest id first, so the next one out is the last. Openings are filed as their ids are
-        // given, so this finds one run in reverse and turns it round.
-        entries.sort_unstable_by_key(|opening| std::cmp::Reverse(opening.id));
-        Sorted { entries }
+        Sorted { v4: self.v4.into_sorted(), other: self.other.into_sorted() }
     }
 }
 
-/// Openings handed out in id order, their vector shrunk as it empties.
+impl<K: Copy + Eq> Store<K>
+where
+    PairKey: From<K>,
+{
+    fn new() -> Self {
+        Store { index: HashTable::new(), entries: Vec::new() }
+    }
+
+    #[inline]
+    fn find_mut(&mut self, hash: u64, key: K) -> Option<&mut Opening> {
+        let Store { index, entries } = self;
+        let holds = |&at: &u32| entries[at as usize].key == key && !entries[at as usize].opening.is_vacant();
+        let at = *index.find(hash, holds)?;
+        Some(&mut entries[at as usize].opening)
+    }
+
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        if let Some(&at) = self.index.find(hash, |_| true) {
+            super::prefetch(&self.entries[at as usize]);
+        }
+    }
+
+    fn insert(&mut self, hash: u64, key: K, opening: Opening, hasher: &foldhash::fast::RandomState) {
+        if self.index.len() == self.index.capacity() {
+            self.refile(2 * self.index.capacity().max(8), hasher);
+        }
+        let Store { index, entries } = self;
+        index.insert_unique(hash, entries.len() as u32, |&at| {
+            hasher.hash_one(PairKey::from(entries[at as usize].key))
+        });
+        entries.push(Filed { key, opening });
+    }
+
+    fn retain(
+        &mut self,
+        hasher: &foldhash::fast::RandomState,
+        keep: &mut impl FnMut(PairKey, &Opening) -> bool,
+    ) {
+        let before = self.entries.len();
+        self.entries.retain(|f| keep(PairKey::from(f.key), &f.opening));
+        // Where none went, every place in the index still holds.
+        if self.entries.len() < before {
+            self.refile(self.index.capacity(), hasher);
+        }
+    }
+
+    /// Files every opening again, in an index with room for `capacity` (see `flow::refile`).
+    fn refile(&mut self, capacity: usize, hasher: &foldhash::fast::RandomState) {
+        let Store { index, entries } = self;
+        super::refile(index, entries, capacity, |f| hasher.hash_one(PairKey::from(f.key)));
+    }
+
+    /// The openings that are not vacant, highest id first, so the next one out is the last.
+    fn into_sorted(self) -> Vec<Filed<K>> {
+        let mut entries = self.entries;
+        drop(self.index);
+        entries.retain(|f| !f.opening.is_vacant());
+        // Openings are filed as their ids are given, so this finds one run in reverse and turns
+        // it round.
+        entries.sort_unstable_by_key(|f| std::cmp::Reverse(f.opening.id));
+        entries
+    }
+}
+
+/// Openings handed out in id order, their vectors shrunk as they empty.
 pub(super) struct Sorted {
-    entries: Vec<Opening>,
+    v4: Vec<Filed<V4TcpPair>>,
+    other: Vec<Filed<PairKey>>,
 }
 
 impl Sorted {
     /// The id of the next one out.
     pub fn next_id(&self) -> Option<u64> {
-        self.entries.last().map(|opening| opening.id)
+        let v4 = self.v4.last().map(|f| f.opening.id);
+        let other = self.other.last().map(|f| f.opening.id);
+        v4.into_iter().chain(other).min()
     }
 
-    pub fn pop(&mut self) -> Option<Opening> {
-        super::pop_shrinking(&mut self.entries)
+    /// The next opening out, with its pair.
+    pub fn pop(&mut self) -> Option<(PairKey, Opening)> {
+        let v4_first = match (self.v4.last(), self.other.last()) {
+            (Some(a), Some(b)) => a.opening.id < b.opening.id,
+            (a, _) => a.is_some(),
+        };
+        if v4_first {
+            super::pop_shrinking(&mut self.v4).map(|f| (f.key.into(), f.opening))
+        } else {
+            super::pop_shrinking(&mut self.other).map(|f| (f.key, f.opening))
+        }
     }
 }
 
@@ -391,11 +465,12 @@ mod tests {
     use super::*;
 
     /// The point of the compact entry (issue: at most about 100 bytes for a half-open connection;
-    /// 88 here, plus its place in the index).
+    /// 64 here over IPv4 and 88 over IPv6, plus its place in the index).
     #[test]
     fn an_opening_stays_compact() {
-        let size = std::mem::size_of::<Opening>();
-        assert!(size <= 88, "Opening is {size} bytes");
+        let v4 = std::mem::size_of::<Filed<V4TcpPair>>();
+        let other = std::mem::size_of::<Filed<PairKey>>();
+        assert!(v4 <= 64 && other <= 88, "openings are {v4} and {other} bytes");
     }
 
     #[test]

@@ -122,7 +122,8 @@ impl Iterator for Rest {
         } else if self.live.as_slice().first().is_some_and(|(live, ())| live.0.id == next) {
             self.live.next().map(|(live, ())| live.0)
         } else {
-            let mut conn = materialize(&self.openings.pop()?);
+            let (key, opening) = self.openings.pop()?;
+            let mut conn = materialize(key, &opening);
             if self.end.is_some_and(|end| conn.tcp.expired(end, conn.first, conn.last, self.inactivity)) {
                 conn.end = EndReason::Inactivity;
             }
@@ -217,10 +218,8 @@ impl ConnTable {
         key: PairKey,
         src_is_lo: bool,
     ) -> Entry {
-        let holds = |o: &Opening| o.key == key && !o.is_vacant();
-        let opening = (!self.openings.is_empty()).then(|| self.openings.find(hash, holds)).flatten();
-        if let Some(at) = opening {
-            let opening = self.openings.get_mut(at);
+        let opening = if self.openings.is_empty() { None } else { self.openings.find_mut(hash, key) };
+        if let Some(opening) = opening {
             if opening.absorb(ts, src_is_lo, ip.wire_len, seg, self.timeouts.tcp) {
                 return Entry::Opening(opening.id);
             }
@@ -230,8 +229,8 @@ impl ConnTable {
             self.vacated += 1;
             self.thrift.answered();
             // Made in full in its place in the table, not moved there.
-            let at = self.insert_live(hash, fresh(&opening));
-            replay(&opening, self.conn_mut(at));
+            let at = self.insert_live(hash, fresh(key, &opening));
+            replay(key, &opening, self.conn_mut(at));
             let tcp_timeout = self.timeouts.tcp;
             match tcp_ends(self.conn_mut(at), ts, seg, tcp_timeout) {
                 Some(why) => self.end_at(at, why),
@@ -241,9 +240,9 @@ impl ConnTable {
         let id = self.new_id();
         // Outside tunnels only: a tunnelled connection's record carries its tunnel.
         let may_open = self.compact && ctx.tunnel.is_none() && ctx.hops.is_empty();
-        let opening = Opening::new(id, key, ts, src_is_lo, ip.wire_len, seg).filter(|_| may_open);
+        let opening = Opening::new(id, ts, src_is_lo, ip.wire_len, seg).filter(|_| may_open);
         if let Some(opening) = opening.filter(|_| self.openings.has_room() && self.thrift.opens()) {
-            self.openings.insert(hash, opening);
+            self.openings.insert(hash, key, opening);
             return Entry::Opening(id);
         }
         Entry::Live(self.insert_live(hash, new_tcp_conn(id, key, ts, src_is_lo, seg)))
@@ -311,13 +310,14 @@ impl ConnTable {
     /// The hash and the guess come back as a `Hint` for the packet's turn.
     #[inline]
     pub fn prefetch(&self, proto: Proto, src: Addr, dst: Addr) -> Hint {
-        let hash = self.live.hasher().hash_one(PairKey::new(proto, src, dst, 0));
+        let key = PairKey::new(proto, src, dst, 0);
+        let hash = self.live.hasher().hash_one(key);
         let at = self.live.raw_entry_v1().index_from_hash(hash, |_| true);
         if let Some(at) = at {
             let (live, _) = self.live.get_index(at).expect("index from the table");
             live.0.prefetch();
         } else if !self.openings.is_empty() && self.thrift.opening() {
-            self.prefetch_opening(hash);
+            self.prefetch_opening(hash, key);
         }
         Hint { hash, at }
     }
@@ -325,10 +325,8 @@ impl ConnTable {
     /// Starts loading the opening filed under `hash`, if any: a packet no live connection takes
     /// is most likely the answer to one.
     #[inline(never)]
-    fn prefetch_opening(&self, hash: u64) {
-        if let Some(at) = self.openings.find(hash, |_| true) {
-            super::prefetch(self.openings.get(at));
-        }
+    fn prefetch_opening(&self, hash: u64, key: PairKey) {
+        self.openings.prefetch(hash, key);
     }
 
     /// The connections that ended since the last call, in the order they ended.
@@ -443,10 +441,10 @@ impl ConnTable {
         };
         self.end_where(EndReason::Evicted, |c| take(c.last));
         let mut evicted = Vec::new();
-        self.openings.retain(|opening| {
+        self.openings.retain(|key, opening| {
             let take = !opening.is_vacant() && take(opening.last());
             if take {
-                evicted.push(materialize(opening));
+                evicted.push(materialize(key, opening));
             }
             !take && !opening.is_vacant()
         });
@@ -505,14 +503,14 @@ impl ConnTable {
         let timeouts = self.timeouts;
         let drop_vacant = self.vacated > self.openings.len() / 8;
         let (live, ended) = (&mut self.live, &mut self.ended);
-        self.openings.retain(|opening| {
+        self.openings.retain(|key, opening| {
             if opening.is_vacant() {
                 return !drop_vacant;
             }
             if now < opening.due_from(timeouts.tcp) {
                 return true;
             }
-            let mut conn = materialize(opening);
+            let mut conn = materialize(key, opening);
             if conn.tcp.expired(now, conn.first, conn.last, timeouts.tcp) {
                 conn.end = EndReason::Inactivity;
                 ended.push(conn);
@@ -621,22 +619,22 @@ fn insert_hashed<K>(map: &mut IndexMap<K, (), foldhash::fast::RandomState>, hash
     at
 }
 
-/// The full state of an opening: its segments run through the analysis as they arrived.
-fn materialize(opening: &Opening) -> Conn {
-    let mut conn = fresh(opening);
-    replay(opening, &mut conn);
+/// The full state of the opening of `key`: its segments run through the analysis as they arrived.
+fn materialize(key: PairKey, opening: &Opening) -> Conn {
+    let mut conn = fresh(key, opening);
+    replay(key, opening, &mut conn);
     conn
 }
 
-/// The connection an opening's SYN started, before any segment ran through it.
-fn fresh(opening: &Opening) -> Conn {
-    let (ts, from_lo, _, syn) = opening.segments().next().expect("an opening holds its SYN");
-    new_tcp_conn(opening.id, opening.key, ts, from_lo, &syn)
+/// The connection the opening of `key` started with its SYN, before any segment ran through it.
+fn fresh(key: PairKey, opening: &Opening) -> Conn {
+    let (ts, from_lo, _, syn) = opening.segments(key).next().expect("an opening holds its SYN");
+    new_tcp_conn(opening.id, key, ts, from_lo, &syn)
 }
 
-/// Runs an opening's segments through `conn`, its `fresh` connection.
-fn replay(opening: &Opening, conn: &mut Conn) {
-    for (ts, from_lo, ip_len, seg) in opening.segments() {
+/// Runs the segments of the opening of `key` through `conn`, its `fresh` connection.
+fn replay(key: PairKey, opening: &Opening, conn: &mut Conn) {
+    for (ts, from_lo, ip_len, seg) in opening.segments(key) {
         tcp_segment(conn, ts, from_lo, ip_len, &seg);
     }
 }
@@ -768,11 +766,14 @@ mod tests {
         mss: Option<u16>,
         mut out: impl FnMut(Conn),
     ) -> (Vec<u64>, Timestamp) {
-        let (client, server) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let v4 = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let v6 = ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
         let mut now = 100_000_000_000i64;
         let mut ids = Vec::new();
         for &(port, from_server, flags, seq, ack, payload_len, wire_len, gap) in script {
             now += gap;
+            // Odd client ports over IPv6, so that openings filed both ways meet in one table.
+            let (client, server) = if port % 2 == 1 { v6 } else { v4 };
             let (mut src, mut dst) = (Addr { ip: client, port: 40000 + port }, Addr { ip: server, port: 80 });
             if from_server {
                 std::mem::swap(&mut src, &mut dst);
@@ -805,7 +806,9 @@ mod tests {
     fn run(mut table: ConnTable, script: &[Step], mss: Option<u16>) -> (Vec<u64>, Vec<String>) {
         let mut out = Vec::new();
         let (ids, end) = feed(&mut table, script, mss, |c| out.push(format!("{c:?}")));
-        out.extend(table.finish(Some(end)).map(|c| format!("{c:?}")));
+        let rest: Vec<Conn> = table.finish(Some(end)).collect();
+        assert!(rest.windows(2).all(|w| w[0].id < w[1].id), "the rest comes out in id order");
+        out.extend(rest.iter().map(|c| format!("{c:?}")));
         // The order within one sweep is the table's own, which the two kinds of table differ in.
         out.sort();
         (ids, out)
