@@ -223,7 +223,6 @@ impl Opening {
 }
 
 /// An opening filed with its pair, in 12 bytes (`V4TcpPair`) or in full.
-#[derive(Debug)]
 struct Filed<K> {
     key: K,
     opening: Opening,
