@@ -109,12 +109,12 @@ impl PairKey {
 
     /// The pair in 12 bytes, if it is a TCP pair over IPv4 outside any tunnel.
     pub fn v4_tcp(&self) -> Option<V4TcpPair> {
-        // Protocol TCP, IPv4, no tunnel: of the bits above the ports, only the family's is set.
-        if self.rest >> 32 != 1 << 1 {
+        // Protocol TCP, IPv4, no tunnel: of the bits above the ports, only the family's is set;
+        // and both addresses IPv4-mapped.
+        if self.rest >> 32 != 1 << 1 || self.ips[0] != 0 || self.ips[2] != 0 {
             return None;
         }
         let ip = |half: u64| u32::try_from(half ^ 0xffff << 32).ok();
-        (self.ips[0] == 0 && self.ips[2] == 0).then_some(())?;
         let (lo, hi) = self.ports();
         Some(V4TcpPair { ips: [ip(self.ips[1])?, ip(self.ips[3])?], ports: [lo, hi] })
     }
