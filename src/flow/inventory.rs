@@ -364,12 +364,8 @@ where
             self.levels.push(Level { sockets: Vec::new(), index: HashTable::new() });
         }
         let Some(Level { sockets, index }) = self.levels.last_mut() else { return };
-        let rehash = |socket: S| hasher.hash_one(Socket::from(socket));
-        if index.len() == index.capacity() {
-            super::refile(index, sockets, 2 * index.capacity().max(8), |&(socket, _)| rehash(socket));
-        }
-        index.insert_unique(hash, sockets.len() as u32, |&at| rehash(sockets[at as usize].0));
-        sockets.push((socket, Tally::new(part)));
+        let rehash = |&(socket, _): &(S, Tally)| hasher.hash_one(Socket::from(socket));
+        super::file(index, sockets, hash, (socket, Tally::new(part)), rehash);
     }
 
     fn iter(&self) -> impl Iterator<Item = (Socket, &Tally)> {
@@ -469,12 +465,7 @@ impl Inventory {
         // they are, rather than being held whole next to them.
         let (mut v4, mut other) = (self.v4.into_latest_first(), self.other.into_latest_first());
         let mut lines = Vec::with_capacity(v4.len() + other.len());
-        loop {
-            let v4_next = match (v4.last(), other.last()) {
-                (Some(a), Some(b)) => a.1.first() < b.1.first(),
-                (None, None) => return lines,
-                (a, _) => a.is_some(),
-            };
+        while let Some(v4_next) = super::least_in_first(&v4, &other, |e| e.1.first(), |e| e.1.first()) {
             let (socket, tally) = if v4_next {
                 super::pop_shrinking(&mut v4).map(|(socket, tally)| (socket.into(), tally))
             } else {
@@ -483,6 +474,7 @@ impl Inventory {
             .expect("the list chosen is not empty");
             lines.push(line(&socket, &tally));
         }
+        lines
     }
 
     /// The busiest sockets, as the summary lists them, without making every socket's line: a

@@ -204,6 +204,37 @@ fn refile<T>(index: &mut HashTable<u32>, entries: &[T], capacity: usize, hash: i
     }
 }
 
+/// Files `entry`, known to be absent, under `hash` in `index`, at its place at the end of
+/// `entries`; a full index first grows by filing every entry again (see `refile`). `hash` makes an
+/// entry's hash again.
+fn file<T>(
+    index: &mut HashTable<u32>,
+    entries: &mut Vec<T>,
+    key_hash: u64,
+    entry: T,
+    hash: impl Fn(&T) -> u64,
+) {
+    if index.len() == index.capacity() {
+        refile(index, entries, 2 * index.capacity().max(8), &hash);
+    }
+    index.insert_unique(key_hash, entries.len() as u32, |&at| hash(&entries[at as usize]));
+    entries.push(entry);
+}
+
+/// Of two lists, each with its least `key` last, whether the first holds the least of both:
+/// `None` when both are empty. For handing out two kinds of entries as one ordered list.
+fn least_in_first<A, B>(
+    a: &[A],
+    b: &[B],
+    key_a: impl Fn(&A) -> u64,
+    key_b: impl Fn(&B) -> u64,
+) -> Option<bool> {
+    match (a.last(), b.last()) {
+        (Some(x), Some(y)) => Some(key_a(x) < key_b(y)),
+        (x, y) => x.map(|_| true).or(y.map(|_| false)),
+    }
+}
+
 /// The last of `v`, which is shrunk each time a 32nd of it has gone: a large vector lives in
 /// pages of its own, which shrinking gives back without copying. For millions of entries handed
 /// out one by one while what they become is built.

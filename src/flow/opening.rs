@@ -339,14 +339,8 @@ where
     }
 
     fn insert(&mut self, hash: u64, key: K, opening: Opening, hasher: &foldhash::fast::RandomState) {
-        if self.index.len() == self.index.capacity() {
-            self.refile(2 * self.index.capacity().max(8), hasher);
-        }
-        let Store { index, entries } = self;
-        index.insert_unique(hash, entries.len() as u32, |&at| {
-            hasher.hash_one(PairKey::from(entries[at as usize].key))
-        });
-        entries.push(Filed { key, opening });
+        let rehash = |f: &Filed<K>| hasher.hash_one(PairKey::from(f.key));
+        super::file(&mut self.index, &mut self.entries, hash, Filed { key, opening }, rehash);
     }
 
     fn retain(
@@ -358,14 +352,9 @@ where
         self.entries.retain(|f| keep(PairKey::from(f.key), &f.opening));
         // Where none went, every place in the index still holds.
         if self.entries.len() < before {
-            self.refile(self.index.capacity(), hasher);
+            let Store { index, entries } = self;
+            super::refile(index, entries, index.capacity(), |f| hasher.hash_one(PairKey::from(f.key)));
         }
-    }
-
-    /// Files every opening again, in an index with room for `capacity` (see `flow::refile`).
-    fn refile(&mut self, capacity: usize, hasher: &foldhash::fast::RandomState) {
-        let Store { index, entries } = self;
-        super::refile(index, entries, capacity, |f| hasher.hash_one(PairKey::from(f.key)));
     }
 
     /// The openings that are not vacant, highest id first, so the next one out is the last.
@@ -396,11 +385,7 @@ impl Sorted {
 
     /// The next opening out, with its pair.
     pub fn pop(&mut self) -> Option<(PairKey, Opening)> {
-        let v4_first = match (self.v4.last(), self.other.last()) {
-            (Some(a), Some(b)) => a.opening.id < b.opening.id,
-            (a, _) => a.is_some(),
-        };
-        if v4_first {
+        if super::least_in_first(&self.v4, &self.other, |f| f.opening.id, |f| f.opening.id)? {
             super::pop_shrinking(&mut self.v4).map(|f| (f.key.into(), f.opening))
         } else {
             super::pop_shrinking(&mut self.other).map(|f| (f.key, f.opening))
